@@ -1,0 +1,397 @@
+"""The lab: real OpenSSH hosts in namespaces on this machine, built once, reset cheaply.
+
+One lab at a time per machine (a flock on LOCK_FILE); everything it makes is named with the
+prefix "omwlab-" so that `cleanup_leftovers()` can remove what a crashed run left behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+import omwizard
+
+from . import netns
+from .node import LabNode, kill_and_wait, processes_in_mount_ns
+
+LOCK_FILE = Path("/run/omwlab.lock")
+BASE_DIR = Path("/var/tmp/omwlab")
+WORKDIR_RECORD = Path("/run/omwlab.workdir")  # a non-default workdir, for cleanup_leftovers
+DB_ADDRESS = "198.18.0.10"
+DEFAULT_VERSION = "9.1.0"
+DEFAULT_ZONE = "UTC"
+REQUIRED_TOOLS = ("ip", "unshare", "nsenter", "mount", "rsync", "ssh", "ssh-keygen",
+                  "useradd", "/usr/sbin/sshd")
+
+
+class LabBusy(RuntimeError):
+    """Another process holds the lab lock (only one lab can exist per machine)."""
+
+
+def missing_requirements() -> str | None:
+    """Why the lab cannot be built here (not root, a tool missing), or None."""
+    if os.geteuid() != 0:
+        return "the lab needs root (network and mount namespaces)"
+    missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+    if missing:
+        return "the lab needs these tools: " + ", ".join(missing)
+    return None
+
+
+def shared_dir() -> Path:
+    """The project's shared folder (fixtures); $OMW_SHARED overrides."""
+    env = os.environ.get("OMW_SHARED")
+    if env:
+        return Path(env)
+    return Path(omwizard.__file__).resolve().parents[2] / "shared"
+
+
+def fixture_dir(version: str) -> Path:
+    path = shared_dir() / "fixtures" / "openmeetings" / version
+    if not (path / "hazelcast.xml").is_file():
+        raise FileNotFoundError(f"no OpenMeetings fixture for version {version} at {path}")
+    return path
+
+
+SETENV_SH = """#!/bin/sh
+# Tomcat's bin/setenv.sh, read by catalina.sh at start (OpenMeetings 4.x has no systemd unit).
+JAVA_OPTS="$JAVA_OPTS -Djava.awt.headless=true -Djava.security.egd=file:/dev/./urandom"
+export JAVA_OPTS
+"""
+
+PLACEHOLDER_SH = """#!/bin/sh
+# lab placeholder: omwizard.lab.services replaces this with the cluster-layer stand-in
+echo "{name}: no OpenMeetings stand-in installed in this lab node" >&2
+exit 1
+"""
+
+
+def build_om_tree(opt: Path, etc_upper: Path, version: str, om_home: str = "/opt/om") -> None:
+    """Lay out /opt/om (and the systemd unit in /etc) as an OpenMeetings install does."""
+    src = fixture_dir(version)
+    om = opt / Path(om_home).relative_to("/opt")
+    classes = om / "webapps" / "openmeetings" / "WEB-INF" / "classes"
+    meta = classes / "META-INF"
+    lib = om / "webapps" / "openmeetings" / "WEB-INF" / "lib"
+    for d in (meta, lib, om / "bin", om / "logs", om / "conf"):
+        d.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src / "hazelcast.xml", classes / "hazelcast.xml")
+    for template in sorted((src / "templates").glob("*_persistence.xml")):
+        shutil.copyfile(template, meta / template.name)
+    installed = src / "persistence.xml"
+    if not installed.is_file():
+        installed = src / "templates" / "mysql_persistence.xml"
+    shutil.copyfile(installed, meta / "persistence.xml")
+    for jar in (f"openmeetings-web-{version}.jar", f"openmeetings-db-{version}.jar"):
+        (lib / jar).touch()
+    for script in ("startup.sh", "shutdown.sh"):
+        path = om / "bin" / script
+        path.write_text(PLACEHOLDER_SH.format(name=script))
+        path.chmod(0o755)
+    unit = src / "openmeetings.service"
+    if unit.is_file():
+        dest = etc_upper / "systemd" / "system" / "openmeetings.service"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # the unit names /opt/openmeetings; point it at this install's home
+        dest.write_text(unit.read_text().replace("/opt/openmeetings", om_home))
+    else:
+        (om / "bin" / "setenv.sh").write_text(SETENV_SH)
+        (om / "bin" / "setenv.sh").chmod(0o755)
+
+
+def _sshd_config(node: LabNode, keys_dir: Path) -> str:
+    return "\n".join([
+        "Port 22",
+        f"ListenAddress {node.address}",
+        f"HostKey {node.root / 'ssh_host_ed25519_key'}",
+        f"PidFile {node.root / 'sshd.pid'}",
+        f"AuthorizedKeysFile {keys_dir}/%u",
+        "StrictModes no",
+        "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "UsePAM no",
+        "PrintMotd no",
+        "PrintLastLog no",
+        "UseDNS no",
+        "Subsystem sftp /usr/lib/openssh/sftp-server",
+        "",
+    ])
+
+
+def _keygen(path: Path, comment: str) -> str:
+    netns.sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
+    return path.with_suffix(".pub").read_text().strip()
+
+
+class Lab:
+    """The built lab: OM nodes n1..nN, the database node, keys and known_hosts."""
+
+    def __init__(self, workdir: Path, lock_fd: int) -> None:
+        self.workdir = workdir
+        self._lock_fd: int | None = lock_fd
+        self.nodes: dict[str, LabNode] = {}
+        self.db: LabNode | None = None
+        self.identity = workdir / "id_ed25519"
+        self.known_hosts = workdir / "known_hosts"
+        self.shared_data = workdir / "omdata"  # /opt/omdata in every OM node
+        self.versions: dict[str, str] = {}
+
+    @property
+    def all_nodes(self) -> list[LabNode]:
+        return list(self.nodes.values()) + ([self.db] if self.db else [])
+
+    def node(self, name: str) -> LabNode:
+        if self.db is not None and name == self.db.name:
+            return self.db
+        return self.nodes[name]
+
+    # -- plan ----------------------------------------------------------------------------------
+    def plan_dict(self, **overrides) -> dict:
+        """A CONTRACT.md plan for this lab; a dict override updates that section's keys."""
+        nodes = []
+        for i, node in enumerate(self.nodes.values()):
+            nodes.append({
+                "name": node.name, "host": node.address, "address": node.address,
+                "interface": "eth0", "server_url": f"http://{node.address}:5080/openmeetings",
+                "roles": ["om", "storage"] if i == 0 else ["om"],
+            })
+        if self.db is not None:
+            nodes.append({"name": self.db.name, "host": self.db.address,
+                          "address": self.db.address, "interface": "eth0",
+                          "roles": ["database"]})
+        plan = {
+            "omwizard": 1,
+            "cluster": {"name": "lab", "timezone": "Europe/Berlin", "om_home": "/opt/om"},
+            "ssh": {"user": "root", "port": 22, "identity": str(self.identity),
+                    "known_hosts": str(self.known_hosts), "host_keys": "strict",
+                    "sudo": "auto", "connect_timeout": 5},
+            "nodes": nodes,
+            "database": {"type": "mariadb", "host": DB_ADDRESS, "port": 3306,
+                         "name": "openmeetings", "user": "om",
+                         "password": "${OMW_DB_PASSWORD}", "manage": self.db is not None},
+            "network": {"join": "multicast", "multicast_group": "224.0.0.0",
+                        "multicast_port": 54327, "multicast_ttl": 32, "multicast_timeout": 2,
+                        "route": "224.0.0.0/4", "interfaces": ["198.18.0.*"]},
+            "storage": {"kind": "existing", "path": "/opt/omdata"},
+        }
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(plan.get(key), dict):
+                plan[key] = {**plan[key], **copy.deepcopy(value)}
+            else:
+                plan[key] = copy.deepcopy(value)
+        return plan
+
+    def write_plan(self, path: str | os.PathLike, **overrides) -> Path:
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.plan_dict(**overrides), sort_keys=False))
+        return path
+
+    # -- state -----------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Pristine state between tests: processes, files, network, faults, sshd running."""
+        for node in self.all_nodes:
+            node.kill_processes()
+            node.restore()
+            node.reset_network()
+        for key in (self.workdir / "authorized_keys").iterdir():
+            if key.name != "root":
+                key.unlink()
+        for entry in self.shared_data.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        for node in self.all_nodes:
+            node.start_sshd(wait=False)
+        for node in self.all_nodes:
+            node.wait_ssh()
+
+    def teardown(self) -> None:
+        """Kill every lab process, delete namespaces, links, bridge and folders. Idempotent."""
+        for node in self.all_nodes:
+            node.kill_processes(everything=True)
+        _cleanup(self.workdir)
+        self.nodes.clear()
+        self.db = None
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.teardown()
+
+
+def _lock() -> int:
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise LabBusy(f"another lab is running (pid {holder or '?'}); "
+                      "only one lab can exist per machine") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _recorded_workdirs() -> list[Path]:
+    dirs = [BASE_DIR]
+    try:
+        dirs.append(Path(WORKDIR_RECORD.read_text().strip()))
+    except OSError:
+        pass
+    return dirs
+
+
+def _cleanup(workdir: Path | None = None) -> None:
+    """Remove every lab leftover; the caller holds the lock."""
+    workdirs = _recorded_workdirs() + ([workdir] if workdir else [])
+    inodes = netns.netns_inodes()
+    victims: set[int] = set()
+    for wd in workdirs:
+        for pidfile in (wd / "pids").glob("*.pid") if (wd / "pids").is_dir() else []:
+            try:
+                victims.add(int(pidfile.read_text().strip()))
+            except (OSError, ValueError):
+                pass
+    # a recorded pid counts only while it is still in a lab namespace (pids get reused)
+    for pid in list(victims) + [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            if os.stat(f"/proc/{pid}/ns/net").st_ino in inodes:
+                victims.add(pid)
+                victims.update(processes_in_mount_ns(pid))
+            else:
+                victims.discard(pid)
+        except OSError:
+            victims.discard(pid)
+    kill_and_wait(sorted(victims))
+    netns.delete_all()
+    for wd in workdirs:
+        if wd.exists():
+            subprocess.run(["rm", "-rf", "--one-file-system", str(wd)], check=False)
+    WORKDIR_RECORD.unlink(missing_ok=True)
+
+
+def cleanup_leftovers() -> None:
+    """Remove anything with the lab prefix a crashed earlier run left behind."""
+    fd = _lock()
+    try:
+        _cleanup()
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _om_versions(om_versions, names: list[str]) -> dict[str, str]:
+    if om_versions is None:
+        return dict.fromkeys(names, DEFAULT_VERSION)
+    if isinstance(om_versions, str):
+        return dict.fromkeys(names, om_versions)
+    if isinstance(om_versions, dict):
+        return {n: om_versions.get(n, DEFAULT_VERSION) for n in names}
+    versions = list(om_versions)
+    return {n: versions[i] if i < len(versions) else DEFAULT_VERSION
+            for i, n in enumerate(names)}
+
+
+def _hosts_file(nodes: list[LabNode]) -> str:
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+             f"{netns.HOST_ADDRESS}\tomwlab-host"]
+    lines += [f"{n.address}\t{n.name}" for n in nodes]
+    return "\n".join(lines) + "\n"
+
+
+def build_lab(n_nodes: int = 3, om_versions=None, workdir: str | os.PathLike | None = None,
+              with_db: bool = True) -> Lab:
+    """Build the lab: n_nodes OM nodes (n1.. at 198.18.0.11..) and a db node (198.18.0.10).
+
+    om_versions: None (9.1.0 everywhere), one version, a list per node or {name: version}.
+    Every node runs sshd; each OM node has /opt/om from the fixtures of its version.
+    """
+    reason = missing_requirements()
+    if reason:
+        raise RuntimeError(reason)
+    if not 1 <= n_nodes <= 9:
+        raise ValueError("n_nodes must be 1..9")
+    fd = _lock()
+    lab: Lab | None = None
+    try:
+        _cleanup(Path(workdir) if workdir else None)
+        wd = Path(workdir) if workdir else BASE_DIR
+        if wd != BASE_DIR:
+            WORKDIR_RECORD.write_text(f"{wd}\n")
+        wd.mkdir(parents=True, exist_ok=True)
+        wd.chmod(0o755)  # sshd reads authorized_keys as the login user
+        lab = Lab(wd, fd)
+        _build(lab, n_nodes, om_versions, with_db)
+        return lab
+    except BaseException:
+        if lab is not None:
+            lab.teardown()
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        raise
+
+
+def _build(lab: Lab, n_nodes: int, om_versions, with_db: bool) -> None:
+    wd = lab.workdir
+    (wd / "pids").mkdir()
+    keys = wd / "authorized_keys"
+    keys.mkdir(mode=0o755)
+    lab.shared_data.mkdir(mode=0o755)
+    client_pub = _keygen(lab.identity, "omwlab-client")
+    (keys / "root").write_text(client_pub + "\n")
+    (keys / "root").chmod(0o644)
+
+    names = [f"n{i}" for i in range(1, n_nodes + 1)]
+    lab.versions = _om_versions(om_versions, names)
+    for i, name in enumerate(names):
+        lab.nodes[name] = LabNode(name, f"198.18.0.{11 + i}", wd / "nodes" / name, wd,
+                                  lab.shared_data)
+    if with_db:
+        lab.db = LabNode("db", DB_ADDRESS, wd / "nodes" / "db", wd, None)
+
+    hosts = _hosts_file(lab.all_nodes)
+    known = []
+    for node in lab.all_nodes:
+        node.root.mkdir(parents=True)
+        node.root.chmod(0o755)
+        upper = node.etc_upper
+        upper.mkdir()
+        (upper / "hostname").write_text(node.name + "\n")
+        (upper / "hosts").write_text(hosts)
+        (upper / "timezone").write_text(DEFAULT_ZONE + "\n")
+        (upper / "localtime").symlink_to(f"/usr/share/zoneinfo/{DEFAULT_ZONE}")
+        (upper / "fstab").write_text("# /etc/fstab: static file system information (lab node)\n")
+        (node.opt / "omdata").mkdir(parents=True)  # the mount point must be in pristine/opt
+        if node.name in lab.versions:
+            build_om_tree(node.opt, upper, lab.versions[node.name])
+        host_pub = _keygen(node.root / "ssh_host_ed25519_key", f"omwlab-{node.name}")
+        known.append(f"{node.address} {' '.join(host_pub.split()[:2])}")
+        (node.root / "sshd_config").write_text(_sshd_config(node, keys))
+        (node.root / "home").mkdir()
+        node.snapshot()
+
+    lab.known_hosts.write_text("\n".join(known) + "\n")
+    lab.known_hosts.chmod(0o644)
+
+    netns.create_bridge()
+    for node in lab.all_nodes:
+        netns.create_node_net(node.name, node.address)
+        node.start_holder()
+        node.start_sshd(wait=False)
+    for node in lab.all_nodes:
+        node.wait_ssh()

@@ -1,0 +1,552 @@
+"""The only place that talks SSH: one asyncssh connection per node, reused for every command.
+
+Facts that shape this module are in SSH-NOTES.md: asyncssh has no accept-new, run(timeout=)
+does not stop the remote command, a dropped connection returns exit status None, OpenSSH
+allows ~10 sessions per connection, and a sudo password sent to a NOPASSWD account becomes the
+command's stdin. Each of those is handled here so that no step has to know about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import os
+import shlex
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from omwizard.plan import Node
+
+SESSIONS_PER_CONNECTION = 4
+CONNECTS_AT_ONCE = 10
+CONNECT_RETRIES = 3
+
+ConfirmHostKey = Callable[[Node, str, int, str], Awaitable[bool] | bool]
+AskPassword = Callable[[Node, str], Awaitable[str | None] | str | None]
+LineSink = Callable[[str], None]
+CommandSink = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    """What one remote command did. exit_status None means the connection was lost: unknown."""
+
+    command: str
+    exit_status: int | None
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    @property
+    def output(self) -> str:
+        return (self.stdout + self.stderr).strip()
+
+    def evidence(self) -> str:
+        text = self.output
+        if len(text) > 2000:
+            text = text[:2000] + "\n[...]"
+        status = "lost connection" if self.exit_status is None else f"exit {self.exit_status}"
+        return f"$ {self.command}\n{text}\n({status})".replace("\n\n(", "\n(")
+
+
+class RemoteError(Exception):
+    """A node could not be reached or used; message and remedy are for the operator."""
+
+    def __init__(self, node: str, message: str, remedy: str = "") -> None:
+        super().__init__(f"{node}: {message}")
+        self.node = node
+        self.message = message
+        self.remedy = remedy
+
+
+class HostKeyError(RemoteError):
+    """The node's host key is unknown (strict) or differs from the pinned one."""
+
+    def __init__(
+        self, node: str, message: str, remedy: str, fingerprint: str, known: str = ""
+    ) -> None:
+        super().__init__(node, message, remedy)
+        self.fingerprint = fingerprint
+        self.known_fingerprint = known
+
+
+class CommandTimeout(RemoteError):
+    """A command outlived its bound; the remote side was killed and its state is unknown."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def quote_argv(argv: list[str] | str) -> str:
+    """A command line for the remote shell: lists are quoted token by token, strings trusted.
+
+    Strings are only built inside omwizard from constants and shlex-quoted values.
+    """
+    if isinstance(argv, str):
+        return argv
+    return shlex.join(str(a) for a in argv)
+
+
+async def _maybe_await(value):  # type: ignore[no-untyped-def]
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value
+
+
+def _known_hosts_match(path: Path, host: str, port: int) -> list[asyncssh.SSHKey]:
+    if not path.exists():
+        return []
+    try:
+        known = asyncssh.read_known_hosts(str(path))
+    except (OSError, ValueError):
+        return []
+    addr = host if _is_ip(host) else ""
+    keys = known.match(host, addr, port if port != 22 else None)[0]
+    return list(keys)
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def pin_host_key(path: Path, host: str, port: int, key: asyncssh.SSHKey) -> None:
+    """Append the key to known_hosts under an exclusive lock (0600), OpenSSH format."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    name = host if port == 22 else f"[{host}]:{port}"
+    line = f"{name} {key.export_public_key('openssh').decode().strip()}\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, line.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Remote:
+    """One node's SSH connection, with sudo and file helpers on top."""
+
+    def __init__(
+        self,
+        node: Node,
+        *,
+        confirm_host_key: ConfirmHostKey | None = None,
+        ask_password: AskPassword | None = None,
+        on_command: Callable[[str, str], None] | None = None,
+        connect_gate: asyncio.Semaphore | None = None,
+    ) -> None:
+        self.node = node
+        self._confirm = confirm_host_key
+        self._ask_password = ask_password
+        self._on_command = on_command
+        self._gate = connect_gate or asyncio.Semaphore(CONNECTS_AT_ONCE)
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._lock = asyncio.Lock()
+        self._sessions = asyncio.Semaphore(SESSIONS_PER_CONNECTION)
+        self._sudo_mode: str | None = None  # "none" | "nopasswd" | "password"
+        self._sudo_password: str | None = None
+        self.connects = 0
+        self.channels = 0
+        self.pinned_fingerprint: str | None = None
+        self._failure: RemoteError | None = None
+
+    # -- connection -------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed()
+
+    async def connect(self) -> None:
+        """Connect once; a node that failed stays failed until forget_failure (no retry storm)."""
+        async with self._lock:
+            if self.connected:
+                return
+            if self._failure is not None:
+                raise self._failure
+            try:
+                await self._connect()
+            except RemoteError as exc:
+                self._failure = exc
+                raise
+
+    def forget_failure(self) -> None:
+        self._failure = None
+
+    async def _connect(self) -> None:
+        ssh = self.node.ssh
+        known_hosts = Path(os.path.expanduser(ssh.known_hosts))
+        host, port = self.node.host, ssh.port
+        if not _known_hosts_match(known_hosts, host, port):
+            await self._first_contact(known_hosts, host, port)
+        options: dict[str, object] = {
+            "port": port,
+            "username": ssh.user,
+            "known_hosts": str(known_hosts),
+            "connect_timeout": ssh.connect_timeout,
+            "keepalive_interval": 15,
+            "keepalive_count_max": 3,
+        }
+        if ssh.identity:
+            options["client_keys"] = [os.path.expanduser(ssh.identity)]
+        last: Exception | None = None
+        for attempt in range(CONNECT_RETRIES):
+            try:
+                async with self._gate:
+                    self._conn = await asyncssh.connect(host, **options)  # type: ignore[arg-type]
+                self.connects += 1
+                return
+            except asyncssh.HostKeyNotVerifiable as exc:
+                await self._raise_changed_key(known_hosts, host, port, exc)
+            except asyncssh.PermissionDenied as exc:
+                raise RemoteError(
+                    self.node.name,
+                    f"SSH login as {ssh.user} was refused ({exc.reason})",
+                    "check ssh.user and ssh.identity in the plan, or load the key into ssh-agent",
+                ) from exc
+            except (OSError, asyncssh.Error, TimeoutError) as exc:
+                last = exc
+                await asyncio.sleep(0.3 * (2**attempt))
+        raise RemoteError(
+            self.node.name,
+            f"cannot connect to {host}:{port}: {_describe(last)}",
+            "check that the node is up, that sshd listens on that port and that no firewall "
+            "blocks it (a timeout usually means a firewall or a wrong address)",
+        )
+
+    async def _fetch_key(self, host: str, port: int) -> asyncssh.SSHKey:
+        try:
+            async with self._gate:
+                key = await asyncio.wait_for(
+                    asyncssh.get_server_host_key(host, port), self.node.ssh.connect_timeout
+                )
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise RemoteError(
+                self.node.name,
+                f"cannot connect to {host}:{port}: {_describe(exc)}",
+                "check that the node is up and that sshd listens on that port",
+            ) from exc
+        if key is None:
+            raise RemoteError(self.node.name, f"{host}:{port} offered no host key")
+        return key
+
+    async def _first_contact(self, known_hosts: Path, host: str, port: int) -> None:
+        """Unknown host: only a key exchange (no credentials sent), then ask or refuse."""
+        key = await self._fetch_key(host, port)
+        fingerprint = key.get_fingerprint("sha256")
+        accepted = False
+        if self._confirm is not None:
+            accepted = bool(await _maybe_await(self._confirm(self.node, host, port, fingerprint)))
+        if not accepted:
+            raise HostKeyError(
+                self.node.name,
+                f"host key of {host}:{port} is not in {known_hosts} ({fingerprint})",
+                "compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` "
+                "on the node, then accept it in the wizard or set ssh.host_keys: accept-new",
+                fingerprint,
+            )
+        pin_host_key(known_hosts, host, port, key)
+        self.pinned_fingerprint = fingerprint
+
+    async def _raise_changed_key(
+        self, known_hosts: Path, host: str, port: int, exc: Exception
+    ) -> None:
+        known = _known_hosts_match(known_hosts, host, port)
+        key = await self._fetch_key(host, port)
+        fingerprint = key.get_fingerprint("sha256")
+        was = ", ".join(dict.fromkeys(k.get_fingerprint("sha256") for k in known)) or "(none)"
+        raise HostKeyError(
+            self.node.name,
+            f"HOST KEY CHANGED for {host}:{port}: known {was}, offered {fingerprint}",
+            "this may be an attack or a reinstalled node; verify the new key on the node's "
+            f"console, then remove the old entry (`ssh-keygen -R {host} -f {known_hosts}`)",
+            fingerprint,
+            was,
+        ) from exc
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            with contextlib.suppress(Exception):
+                await self._conn.wait_closed()
+            self._conn = None
+
+    # -- commands ---------------------------------------------------------------------------
+
+    async def _ensure(self) -> asyncssh.SSHClientConnection:
+        if not self.connected:
+            await self.connect()
+        assert self._conn is not None
+        return self._conn
+
+    async def sudo_mode(self) -> str:
+        """How this node reaches root: none (is root / sudo never), nopasswd, password."""
+        if self._sudo_mode is not None:
+            return self._sudo_mode
+        ssh = self.node.ssh
+        if ssh.sudo == "never" or (ssh.user == "root" and ssh.sudo != "always"):
+            self._sudo_mode = "none"
+            return self._sudo_mode
+        probe = await self._exec("sudo -n true", None, 20, None)
+        if probe.ok:
+            self._sudo_mode = "nopasswd"
+            return self._sudo_mode
+        text = probe.output.lower()
+        if "password is required" in text or "a terminal is required" in text:
+            password = None
+            if self._ask_password is not None:
+                password = await _maybe_await(
+                    self._ask_password(self.node, f"sudo password for {ssh.user}@{self.node.name}")
+                )
+            if not password:
+                raise RemoteError(
+                    self.node.name,
+                    f"sudo needs a password for {ssh.user} and none was given",
+                    "run interactively to be asked, set OMW_SUDO_PASSWORD, "
+                    "or allow NOPASSWD for this user",
+                )
+            check = await self._exec("sudo -S -p '' true", password + "\n", 20, None)
+            if not check.ok:
+                raise RemoteError(
+                    self.node.name,
+                    f"sudo refused the password for {ssh.user}",
+                    "check the sudo password (it is asked again on the next run)",
+                )
+            self._sudo_password = password
+            self._sudo_mode = "password"
+            return self._sudo_mode
+        raise RemoteError(
+            self.node.name,
+            f"{ssh.user} cannot use sudo: {probe.output or 'no output'}",
+            "log in as root (ssh.user: root) or give this user sudo rights",
+        )
+
+    async def run(
+        self,
+        argv: list[str] | str,
+        *,
+        sudo: bool = False,
+        input: str | bytes | None = None,
+        timeout: float = 60,
+        on_line: LineSink | None = None,
+        binary: bool = False,
+    ) -> RunResult:
+        """Run one command; as root through sudo when asked and needed."""
+        command = quote_argv(argv)
+        wire = command
+        stdin: str | bytes | None = input
+        if sudo:
+            mode = await self.sudo_mode()
+            if mode != "none":
+                inner = f"sh -c {shlex.quote(command)}"
+                if mode == "nopasswd":
+                    wire = f"sudo -n -- {inner}"
+                else:
+                    wire = f"sudo -S -p '' -- {inner}"
+                    secret = (self._sudo_password or "") + "\n"
+                    if isinstance(input, bytes):
+                        stdin = secret.encode() + input
+                    else:
+                        stdin = secret + (input or "")
+        if self._on_command is not None:
+            self._on_command(self.node.name, command)
+        return await self._exec(wire, stdin, timeout, on_line, binary=binary, shown=command)
+
+    async def _exec(
+        self,
+        wire: str,
+        stdin: str | bytes | None,
+        timeout: float,
+        on_line: LineSink | None,
+        *,
+        binary: bool = False,
+        shown: str | None = None,
+    ) -> RunResult:
+        conn = await self._ensure()
+        shown = shown or wire
+        async with self._sessions:
+            process: asyncssh.SSHClientProcess | None = None
+            try:
+                async with asyncio.timeout(timeout):
+                    self.channels += 1
+                    process = await conn.create_process(
+                        wire, encoding=None if binary else "utf-8", errors="replace"
+                    )
+                    if stdin is not None:
+                        if isinstance(stdin, str) and binary:
+                            stdin = stdin.encode()
+                        elif isinstance(stdin, bytes) and not binary:
+                            stdin = stdin.decode()
+                        process.stdin.write(stdin)
+                    process.stdin.write_eof()
+                    out, err = await asyncio.gather(
+                        _drain(process.stdout, on_line), _drain(process.stderr, on_line)
+                    )
+                    completed = await process.wait(check=False)
+                    status = completed.exit_status
+                    if status is not None and status < 0:
+                        status = 255  # killed by a signal
+            except TimeoutError as exc:
+                if process is not None:
+                    with contextlib.suppress(Exception):
+                        process.kill()
+                    process.close()
+                raise CommandTimeout(
+                    self.node.name,
+                    f"`{shown}` did not finish within {timeout:g}s; its effect is unknown",
+                    "re-run the check; if it hangs again, look at the node directly",
+                ) from exc
+            except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, OSError) as exc:
+                self._conn = None
+                return RunResult(shown, None, "", f"connection lost: {_describe(exc)}")
+        if status is None:
+            self._conn = None  # keepalive dropped it: the next command reconnects
+        return RunResult(shown, status, out, err)  # type: ignore[arg-type]
+
+    # -- files ------------------------------------------------------------------------------
+
+    async def read_file(self, path: str, *, sudo: bool = True) -> bytes | None:
+        """The file's bytes, or None when it does not exist (one round trip)."""
+        q = shlex.quote(path)
+        result = await self.run(
+            f"if [ -e {q} ]; then cat -- {q}; else exit 44; fi", sudo=sudo, binary=True
+        )
+        if result.exit_status == 44:
+            return None
+        if not result.ok:
+            err = result.stderr.decode(errors="replace") if isinstance(result.stderr, bytes) else result.stderr
+            raise RemoteError(self.node.name, f"cannot read {path}: {err.strip() or result.exit_status}")
+        return result.stdout  # type: ignore[return-value]
+
+    async def write_file(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        sudo: bool = True,
+        backup: str | None = None,
+        mode: str = "0644",
+    ) -> None:
+        """Back up, then write atomically: temp file in the same directory, fsync, rename.
+
+        Owner and mode of an existing file are kept; the backup keeps them too (cp -p).
+        The whole dance is one shell script, so it is one round trip, and the temp file is
+        removed when anything fails, so no half-written file is ever left behind.
+        """
+        q = shlex.quote(path)
+        lines = [
+            "set -e",
+            f"d=$(dirname -- {q})",
+            't=$(mktemp "$d/.omwizard.XXXXXX")',
+            'trap \'rm -f -- "$t"\' EXIT',
+        ]
+        if backup:
+            qb = shlex.quote(backup)
+            lines += [
+                f"if [ -e {q} ] && [ ! -e {qb} ]; then mkdir -p -m 0700 -- \"$(dirname -- {qb})\"; "
+                f"cp -p -- {q} {qb}.tmp && sync -- {qb}.tmp && mv -f -- {qb}.tmp {qb}; fi"
+            ]
+        lines += [
+            f"if [ -e {q} ]; then chown --reference={q} \"$t\"; chmod --reference={q} \"$t\"; "
+            f"else chmod {shlex.quote(mode)} \"$t\"; fi",
+            'cat > "$t"',
+            'sync -- "$t"',
+            f'mv -f -- "$t" {q}',
+            'sync -- "$d"',
+        ]
+        result = await self.run("\n".join(lines), sudo=sudo, input=data, binary=True)
+        if not result.ok:
+            err = result.stderr.decode(errors="replace") if isinstance(result.stderr, bytes) else result.stderr
+            if result.exit_status is None:
+                raise RemoteError(self.node.name, f"connection lost while writing {path}",
+                                  "re-run: the write is atomic, so the file is either old or new")
+            raise RemoteError(
+                self.node.name,
+                f"cannot write {path}: {err.strip() or 'exit ' + str(result.exit_status)}",
+                "check free space and that the file system is writable; the file was left as it was",
+            )
+
+    # -- forwards ---------------------------------------------------------------------------
+
+    async def forward_local(self, dest_host: str, dest_port: int) -> tuple[object, int]:
+        """A local port (127.0.0.1, ephemeral) that reaches dest through this node."""
+        conn = await self._ensure()
+        listener = await conn.forward_local_port("127.0.0.1", 0, dest_host, dest_port)
+        return listener, listener.get_port()
+
+
+async def _drain(stream: asyncssh.SSHReader, on_line: LineSink | None):  # type: ignore[no-untyped-def]
+    if on_line is None:
+        return await stream.read()
+    chunks = []
+    async for line in stream:
+        chunks.append(line)
+        text = line.decode(errors="replace") if isinstance(line, bytes) else line
+        on_line(text.rstrip("\n"))
+    if chunks and isinstance(chunks[0], bytes):
+        return b"".join(chunks)
+    return "".join(chunks)
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    return text
+
+
+class RemotePool:
+    """One Remote per node, created lazily; shared connect gate against MaxStartups."""
+
+    def __init__(
+        self,
+        *,
+        confirm_host_key: ConfirmHostKey | None = None,
+        ask_password: AskPassword | None = None,
+        on_command: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.confirm_host_key = confirm_host_key
+        self.ask_password = ask_password
+        self.on_command = on_command
+        self._gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
+        self._remotes: dict[str, Remote] = {}
+
+    def get(self, node: Node) -> Remote:
+        remote = self._remotes.get(node.name)
+        if remote is None:
+            remote = Remote(
+                node,
+                confirm_host_key=self.confirm_host_key,
+                ask_password=self.ask_password,
+                on_command=self.on_command,
+                connect_gate=self._gate,
+            )
+            self._remotes[node.name] = remote
+        return remote
+
+    def forget_failures(self) -> None:
+        for remote in self._remotes.values():
+            remote.forget_failure()
+
+    @property
+    def remotes(self) -> dict[str, Remote]:
+        return dict(self._remotes)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(r.close() for r in self._remotes.values()), return_exceptions=True)

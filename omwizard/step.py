@@ -1,0 +1,347 @@
+"""The step protocol: a read-only check, a change only where the check asks for it, a journal.
+
+Following pyinfra's split of facts from operations, a step's check reads facts (commands and
+files) and hands them to pure decision functions; apply only goes through `StepContext`, which
+is the single path for changes: every change is journaled before and after it is made, every
+file edit is backed up on the node and written atomically, and in dry-run nothing is executed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import html
+import shlex
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from omwizard.events import CommandRun, EventBus, OutputLine
+from omwizard.remote import RemoteError, RemotePool, RunResult, quote_argv, sha256
+
+if TYPE_CHECKING:
+    from omwizard.plan import Node, Plan
+    from omwizard.state import StateStore
+
+OK = "ok"
+NEEDS_CHANGE = "needs-change"
+WOULD_CHANGE = "would-change"
+CHANGED = "changed"
+ROLLED_BACK = "rolled-back"
+FAILED = "failed"
+SKIPPED = "skipped"
+STATUSES = (OK, NEEDS_CHANGE, WOULD_CHANGE, CHANGED, ROLLED_BACK, FAILED, SKIPPED)
+
+BACKUP_DIR = "/var/backups/omwizard"
+
+
+@dataclass
+class Finding:
+    """What a check saw on one node: a status, the evidence it judged, and the remedy."""
+
+    status: str
+    detail: str
+    evidence: list[str] = field(default_factory=list)
+    remedy: str = ""
+    diff: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def ok(cls, detail: str, *evidence: str, **data: Any) -> Finding:
+        return cls(OK, detail, list(evidence), data=data)
+
+    @classmethod
+    def needs(cls, detail: str, remedy: str, *evidence: str, **data: Any) -> Finding:
+        return cls(NEEDS_CHANGE, detail, list(evidence), remedy, data=data)
+
+    @classmethod
+    def failed(cls, detail: str, remedy: str, *evidence: str, **data: Any) -> Finding:
+        return cls(FAILED, detail, list(evidence), remedy, data=data)
+
+    @classmethod
+    def skipped(cls, detail: str) -> Finding:
+        return cls(SKIPPED, detail)
+
+
+@dataclass
+class Change:
+    """One change made (or, in dry-run, that would be made) on a node."""
+
+    kind: str  # file | command
+    target: str
+    undo: str
+    record_id: str | None = None
+    diff: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "target": self.target, "undo": self.undo}
+
+
+class Step:
+    """Base class: subclasses set the class attributes and implement check (and apply)."""
+
+    section: str = ""
+    name: str = ""
+    title: str = ""
+    doc: str = ""  # the documentation's words for this step, shown beside it in the TUI
+    serial: bool = False  # nodes one at a time (restarts), instead of concurrently
+    cluster_wide: bool = False  # check_all looks at all nodes together (ping, ports, clock)
+    has_apply: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.section}.{self.name}"
+
+    def applies(self, ctx: StepContext, node: Node) -> str | None:
+        """None when the step runs on this node, else the reason it is skipped."""
+        return None
+
+    async def check(self, ctx: StepContext, node: Node) -> Finding:
+        raise NotImplementedError
+
+    async def check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
+        """Per-node checks run concurrently by default; cluster-wide steps override this."""
+        findings = await asyncio.gather(*(ctx.guard(node, self.check(ctx, node)) for node in nodes))
+        return {node.name: finding for node, finding in zip(nodes, findings, strict=True)}
+
+    async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
+        raise NotImplementedError(f"{self.id} changes nothing; its check reports what to do")
+
+
+def unified_diff(path: str, before: str | None, after: str | None) -> str:
+    lines = difflib.unified_diff(
+        (before or "").splitlines(keepends=True),
+        (after or "").splitlines(keepends=True),
+        fromfile=f"{path} (now)" if before is not None else "/dev/null",
+        tofile=f"{path} (planned)" if after is not None else "/dev/null",
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def backup_path(cluster: str, path: str, record_id: str) -> str:
+    flat = path.strip("/").replace("/", "%")
+    return f"{BACKUP_DIR}/{cluster}/{record_id[:12]}-{flat}"
+
+
+class Redactor:
+    """Masks secret values (raw, XML-escaped, URL-ish) in anything shown or saved."""
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        self._values: list[str] = []
+        for value in secrets:
+            self.add(value)
+
+    def add(self, value: str | None) -> None:
+        if not value:
+            return
+        for form in {value, html.escape(value, quote=True), html.escape(value, quote=False)}:
+            if form not in self._values:
+                self._values.append(form)
+        self._values.sort(key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self._values:
+            text = text.replace(value, "********")
+        return text
+
+
+class StepContext:
+    """What a step sees of the world: the plan, the nodes' commands and files, the journal."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        pool: RemotePool,
+        state: StateStore | None,
+        bus: EventBus,
+        *,
+        dry_run: bool = False,
+        redact: Redactor | None = None,
+        step: Step | None = None,
+        shared: dict[str, Any] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.pool = pool
+        self.state = state
+        self.bus = bus
+        self.dry_run = dry_run
+        self.redact = redact or Redactor()
+        self.step = step
+        self.shared = shared if shared is not None else {}
+        self.changes: dict[str, list[Change]] = {}
+
+    def bind(self, step: Step) -> StepContext:
+        return StepContext(
+            self.plan,
+            self.pool,
+            self.state,
+            self.bus,
+            dry_run=self.dry_run,
+            redact=self.redact,
+            step=step,
+            shared=self.shared,
+        )
+
+    @property
+    def step_id(self) -> str:
+        return self.step.id if self.step else ""
+
+    def node(self, name: str) -> Node:
+        return self.plan.node(name)
+
+    async def guard(self, node: Node, work: Any) -> Finding:
+        """A RemoteError becomes a failed finding for that node; other nodes go on."""
+        try:
+            return await work
+        except RemoteError as exc:
+            return Finding.failed(exc.message, exc.remedy)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def run(
+        self,
+        node: Node,
+        argv: list[str] | str,
+        *,
+        sudo: bool = True,
+        input: str | None = None,
+        timeout: float = 60,
+        stream: bool = False,
+    ) -> RunResult:
+        """A command whose output is evidence; read-only unless called from change_command."""
+        remote = self.pool.get(node)
+        on_line = None
+        if stream:
+            def on_line(line: str) -> None:
+                self.bus.emit(OutputLine(node.name, self.redact(line), self.step_id))
+        self.bus.emit(CommandRun(node.name, quote_argv(argv), self.step_id))
+        return await remote.run(argv, sudo=sudo, input=input, timeout=timeout, on_line=on_line)
+
+    async def read_text(self, node: Node, path: str) -> str | None:
+        data = await self.pool.get(node).read_file(path)
+        return None if data is None else data.decode("utf-8", errors="surrogateescape")
+
+    # -- changing ---------------------------------------------------------------------------
+
+    def _note(self, node: Node, change: Change) -> Change:
+        self.changes.setdefault(node.name, []).append(change)
+        return change
+
+    def _record(self, node: Node, **fields: Any) -> str:
+        assert self.step is not None
+        record = {
+            "section": self.step.section,
+            "step": self.step.name,
+            "node": node.name,
+            **fields,
+        }
+        if self.state is None:
+            return uuid.uuid4().hex
+        return self.state.journal_begin(record)
+
+    def _end(self, record_id: str, phase: str, **fields: Any) -> None:
+        if self.state is not None:
+            self.state.journal_end(record_id, phase, **fields)
+
+    async def edit_file(
+        self,
+        node: Node,
+        path: str,
+        transform: Callable[[str | None], str | None],
+        *,
+        mode: str = "0644",
+    ) -> Change | None:
+        """Read, transform (pure), diff, back up, write atomically; journaled; None if no-op."""
+        remote = self.pool.get(node)
+        raw = await remote.read_file(path)
+        before = None if raw is None else raw.decode("utf-8", errors="surrogateescape")
+        after = transform(before)
+        if after == before or after is None:
+            return None
+        diff = self.redact(unified_diff(path, before, after))
+        new = after.encode("utf-8", errors="surrogateescape")
+        undo = f"restore {path} from its backup" if before is not None else f"remove {path}"
+        if self.dry_run:
+            return self._note(node, Change("file", path, undo, diff=diff))
+        rec_id = uuid.uuid4().hex
+        backup = backup_path(self.plan.cluster.name, path, rec_id) if raw is not None else None
+        rec_id = self._record(
+            node,
+            id=rec_id,
+            kind="file",
+            target=path,
+            undo=undo,
+            backup=backup,
+            before_hash=None if raw is None else sha256(raw),
+            after_hash=sha256(new),
+        )
+        try:
+            await remote.write_file(path, new, backup=backup, mode=mode)
+        except RemoteError as exc:
+            # The write is atomic: the file is as it was; the journal says so.
+            self._end(rec_id, "failed", error=exc.message)
+            raise
+        self._end(rec_id, "done")
+        return self._note(node, Change("file", path, undo, rec_id, diff))
+
+    async def change_command(
+        self,
+        node: Node,
+        argv: list[str],
+        undo_argv: list[str] | None,
+        *,
+        ok_text: tuple[str, ...] = (),
+        undo_ok_text: tuple[str, ...] = (),
+        timeout: float = 120,
+        stream: bool = False,
+        remedy: str = "",
+    ) -> Change:
+        """Run a changing command, journaled with the command that undoes it.
+
+        ok_text: outputs that mean "already so" (route add's "File exists"): not an error.
+        """
+        command = quote_argv(argv)
+        undo = quote_argv(undo_argv) if undo_argv else "nothing to undo"
+        if self.dry_run:
+            return self._note(node, Change("command", command, undo))
+        rec_id = self._record(
+            node,
+            kind="command",
+            target=command,
+            undo=undo,
+            argv=list(argv),
+            undo_argv=list(undo_argv) if undo_argv else None,
+            undo_ok_text=list(undo_ok_text),
+        )
+        result = await self.run(node, argv, timeout=timeout, stream=stream)
+        already = not result.ok and any(t in result.output for t in ok_text)
+        if result.exit_status is None:
+            # Leave the record open: the next apply checks again before anything else.
+            raise RemoteError(
+                node.name,
+                f"connection lost while running `{command}`; its effect is unknown",
+                "re-run apply: the step is checked again before anything is redone",
+            )
+        if not result.ok and not already:
+            self._end(rec_id, "failed", error=self.redact(result.output)[-500:])
+            raise RemoteError(
+                node.name,
+                f"`{command}` failed (exit {result.exit_status}): {self.redact(result.output)[-400:]}",
+                remedy or "read the output above; fix the cause and run apply again",
+            )
+        if already:
+            # Nothing was changed by us: keep the record, but nothing to undo.
+            self._end(rec_id, "aborted", note="already in place")
+            return Change("command", command, "nothing (it was already in place)")
+        self._end(rec_id, "done")
+        return self._note(node, Change("command", command, undo, rec_id))
+
+
+def now() -> float:
+    return time.time()
+
+
+def shq(value: str) -> str:
+    return shlex.quote(value)
