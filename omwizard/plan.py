@@ -1014,8 +1014,9 @@ def parse_plan_text(
 ) -> Plan:
     """Parse YAML text and validate it; every YAML problem becomes a PlanError with line/column."""
     where = str(source) if source else "plan"
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader already refuses control characters here
         data = loader.get_single_data()
     except yaml.YAMLError as exc:
         raise PlanError([_yaml_problem(exc, where)]) from None
@@ -1023,7 +1024,8 @@ def parse_plan_text(
         raise PlanError([PlanProblem(where, "the YAML is nested too deeply",
                                      "write the plan as in examples/plan.yaml")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if loader.duplicates:
         raise PlanError([
             PlanProblem(f"{where}:{line}:{col}", f"key {key!r} appears twice in the same mapping",

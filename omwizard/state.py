@@ -279,6 +279,8 @@ class StateStore:
 
         ``record`` needs section, step, node, kind ("file" | "command"), target and undo (the
         human words); machine fields (backup, before_hash, after_hash, undo_argv...) are kept.
+        An ``id`` may be given (e.g. when the backup's file name must carry it); it must be
+        new. Otherwise a uuid4 hex is made.
         """
         missing = [k for k in _REQUIRED_RECORD_KEYS if k not in record]
         if missing:
@@ -286,9 +288,12 @@ class StateStore:
         if record["kind"] not in ("file", "command"):
             raise ValueError(f"journal record kind must be file or command, not {record['kind']!r}")
         records = self.journal()
+        rec_id = record.get("id") or uuid.uuid4().hex
+        if not isinstance(rec_id, str) or any(r["id"] == rec_id for r in records):
+            raise ValueError(f"journal record id {rec_id!r} is not a new text id")
         rec = dict(record)
         rec.update(
-            id=uuid.uuid4().hex,
+            id=rec_id,
             seq=max((r.get("seq", 0) for r in records), default=0) + 1,
             phase="begin",
             ts_begin=now_iso(),

@@ -159,9 +159,7 @@ def exports_remove(text: str, path: str, client: str) -> str:
     if not found:
         return text
     target = found[-1]
-    siblings = [
-        c for c in _clients(text) if c.first_line == target.first_line and c != target
-    ]
+    siblings = [c for c in _clients(text) if c.first_line == target.first_line and c != target]
     lines = text.splitlines(keepends=True)
     if not siblings:
         del lines[target.first_line : target.last_line + 1]

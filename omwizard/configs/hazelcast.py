@@ -157,14 +157,6 @@ def _text_before(node: etree._Element) -> str:
     return (parent.text or "") if parent is not None else ""
 
 
-def _set_text_before(node: etree._Element, value: str) -> None:
-    prev = node.getprevious()
-    if prev is not None:
-        prev.tail = value
-    else:
-        node.getparent().text = value
-
-
 def _indent_of(node: etree._Element) -> str:
     """The whitespace that starts ``node``'s line (what siblings are indented with)."""
     before = _text_before(node)
@@ -229,8 +221,8 @@ def _after_same_line(node: etree._Element) -> etree._Element:
 
 
 def _insert_after(ref: etree._Element, new: etree._Element, unit: str) -> None:
-    ref = _after_same_line(ref)
     indent = _indent_of(ref)
+    ref = _after_same_line(ref)
     parent = ref.getparent()
     parent.insert(parent.index(ref) + 1, new)
     new.tail = ref.tail
@@ -586,6 +578,37 @@ def _edit_network(network: etree._Element, settings: HazelcastSettings,
         _drop(interfaces)
 
 
+def _choose_network(root: etree._Element, unit: str) -> etree._Element:
+    """The one ``<network>`` to edit, after dropping the disabled join block: an active one
+    (hand-edited), else the documentation's commented block put in its comment's place, else
+    the disabled block itself (nothing better to edit), else a new one."""
+    disabled = [n for n in _children(root, "network") if _is_disabled_join_block(n)]
+    active = _active_networks(root)
+    if active:
+        network = active[0]
+    else:
+        network = None
+        for comment in _root_comments(root):
+            parsed = _commented_network(comment)
+            if parsed is not None:
+                parsed.tail = comment.tail
+                root.replace(comment, parsed)
+                network = parsed
+                break
+    if network is None and disabled:
+        network = disabled.pop(0)
+    for block in disabled:
+        _drop(block)
+    if network is None:
+        network = _make("network")
+        properties = _child(root, "properties")
+        if properties is not None:
+            _insert_before(properties, network, unit)
+        else:
+            _append(root, network, unit)
+    return network
+
+
 def _edit(root: etree._Element, settings: HazelcastSettings) -> None:
     schema = _schema_of(root)
     unit = _unit(root)
@@ -608,46 +631,12 @@ def _edit(root: etree._Element, settings: HazelcastSettings) -> None:
                 new = _make("attribute", value)
                 new.set("name", key)
                 _append(attrs, new, unit)
-    # the disabled join block goes; its place is remembered for a network we must create
-    anchor: tuple[etree._Element | None, int] = (None, -1)
-    for network in _children(root, "network"):
-        if _is_disabled_join_block(network):
-            anchor = (network.getprevious(), root.index(network))
-            _drop(network)
     for props in _children(root, "properties"):
         for prop in _children(props, "property"):
             if prop.get("name") == DISCOVERY_PROPERTY and \
                     (prop.text or "").strip().lower() == "false":
                 _drop(prop)
-    networks = _children(root, "network")
-    if networks:
-        network = networks[0]
-    else:
-        network = None
-        for comment in _root_comments(root):
-            parsed = _commented_network(comment)
-            if parsed is not None:
-                parsed.tail = comment.tail
-                root.replace(comment, parsed)
-                network = parsed
-                break
-        if network is None:  # hand-edited file without the documentation's block
-            network = _make("network")
-            properties = _child(root, "properties")
-            if anchor[1] >= 0:
-                prev = anchor[0]
-                if prev is not None and prev.getparent() is root:
-                    _insert_after(prev, network, unit)
-                else:
-                    kids = list(root)
-                    if kids:
-                        _insert_before(kids[0], network, unit)
-                    else:
-                        _append(root, network, unit)
-            elif properties is not None:
-                _insert_before(properties, network, unit)
-            else:
-                _append(root, network, unit)
+    network = _choose_network(root, unit)
     _edit_network(network, settings, schema, unit)
 
 

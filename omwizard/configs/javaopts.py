@@ -42,6 +42,15 @@ def check_token(token: str) -> None:
         )
 
 
+def _check_wanted(wanted: list[str]) -> None:
+    """Every wanted token safe, and no key asked for twice (which value would win?)."""
+    for token in wanted:
+        check_token(token)
+    keys = [option_key(t) for t in wanted]
+    if len(keys) != len(set(keys)):
+        raise ValueError(f"JVM options ask for the same key twice: {' '.join(wanted)}")
+
+
 def option_key(token: str) -> str:
     """The identity of an option: ``-Dname`` for system properties, else the token itself."""
     if token.startswith("-D"):
@@ -83,8 +92,10 @@ def _split_words(value: str) -> list[str]:
         while i < n and value[i] not in " \t":
             c = value[i]
             if c in "'\"":
-                end = value.find(c, i + 1)
-                if end < 0:
+                end = i + 1
+                while end < n and value[end] != c:
+                    end += 2 if c == '"' and value[end] == "\\" else 1
+                if end >= n:
                     raise ValueError(f"unterminated quote in Environment={value}")
                 inner = value[i + 1 : end]
                 if c == '"':
@@ -199,8 +210,7 @@ def dropin_with_opts(dropin_text: str | None, base_opts: list[str], wanted: list
     (``effective_java_opts(unit, dropin, None)``): they are repeated, in order, because this
     drop-in's assignment replaces the unit's. Other lines of an existing drop-in are kept.
     """
-    for token in wanted:
-        check_token(token)
+    _check_wanted(wanted)
     merged = merge_opts(base_opts, wanted)
     for token in merged:
         _check_carried(token)
@@ -220,6 +230,8 @@ def dropin_with_opts(dropin_text: str | None, base_opts: list[str], wanted: list
         if header:
             if section == "Service" and service_end is None:
                 service_end = len(out)
+                while service_end > 0 and not out[service_end - 1].strip():
+                    service_end -= 1
             section = header.group(1).strip()
             out.append(line)
             continue
@@ -257,8 +269,7 @@ def setenv_with_opts(setenv_text: str | None, wanted: list[str]) -> str:
     occurrence, so no key is duplicated); everything else (shebang, comments, other variables)
     is kept. A missing file is created with ``#!/bin/sh``.
     """
-    for token in wanted:
-        check_token(token)
+    _check_wanted(wanted)
     text = setenv_text if setenv_text is not None else "#!/bin/sh\n"
     lines = text.split("\n")
     present: set[str] = set()

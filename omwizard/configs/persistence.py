@@ -648,9 +648,7 @@ def activate_remote_commit(text: str) -> str:
     line_start = text.rfind("\n", 0, last.start()) + 1
     indent = re.match(r"[ \t]*", text[line_start:]).group(0)
     prefix = re.match(r"<([\w.-]+:)?", last.group(0)).group(1) or ""
-    element = (
-        f'<{prefix}property name="{REMOTE_COMMIT_PROPERTY}" value="{REMOTE_COMMIT_VALUE}"/>'
-    )
+    element = f'<{prefix}property name="{REMOTE_COMMIT_PROPERTY}" value="{REMOTE_COMMIT_VALUE}"/>'
     return _checked_rcp(text[:end] + line_end + indent + element + text[end:])
 
 

@@ -154,13 +154,17 @@ class Lab:
 
     # -- plan ----------------------------------------------------------------------------------
     def plan_dict(self, **overrides) -> dict:
-        """A CONTRACT.md plan for this lab; a dict override updates that section's keys."""
+        """A CONTRACT.md plan for this lab; a dict override updates that section's keys.
+
+        n1 gets the storage role only when storage.kind ends up nfs (the loader refuses the
+        role with kind existing, the lab's default).
+        """
         nodes = []
-        for i, node in enumerate(self.nodes.values()):
+        for node in self.nodes.values():
             nodes.append({
                 "name": node.name, "host": node.address, "address": node.address,
                 "interface": "eth0", "server_url": f"http://{node.address}:5080/openmeetings",
-                "roles": ["om", "storage"] if i == 0 else ["om"],
+                "roles": ["om"],
             })
         if self.db is not None:
             nodes.append({"name": self.db.name, "host": self.db.address,
@@ -186,6 +190,8 @@ class Lab:
                 plan[key] = {**plan[key], **copy.deepcopy(value)}
             else:
                 plan[key] = copy.deepcopy(value)
+        if plan["storage"].get("kind") == "nfs" and "nodes" not in overrides and nodes:
+            nodes[0]["roles"].append("storage")
         return plan
 
     def write_plan(self, path: str | os.PathLike, **overrides) -> Path:

@@ -149,12 +149,13 @@ def stop_mariadb(node: Node) -> None:
 def start_mariadb(node: Node, datadir: Path | None = None) -> int:
     """A fresh MariaDB on the node (empty data dir, root by socket); returns mariadbd's pid."""
     datadir = Path(datadir) if datadir else node.root / "mariadb"
-    errlog = node.root / "mariadb-error.log"
+    logdir = node.root / "mariadb-log"  # mysqld_safe's helper writes it as mysql
+    errlog = logdir / "error.log"
     stop_mariadb(node)
     _write_node_file(node, MARIADB_CNF, mariadb_config(datadir))
     _write_node_file(node, MARIADB_SAFE_CNF, _mariadb_safe_config(errlog))
     _fresh_dir(node, datadir, "mysql", "0700")
-    errlog.unlink(missing_ok=True)
+    _fresh_dir(node, logdir, "mysql", "0755")
     node.run(f"rm -f {MARIADB_PIDFILE} {MARIADB_SOCKET}")
     q = shlex.quote
     inst = node.run(f"mariadb-install-db --user=mysql --datadir={q(str(datadir))} "

@@ -19,6 +19,7 @@ from omwizard.lab import (
     set_timezone,
 )
 from omwizard.lab import netns as lab_netns
+from omwizard.plan import plan_from_dict
 
 pytestmark = pytest.mark.lab
 
@@ -240,7 +241,7 @@ def test_plan_describes_the_lab(lab: Lab, lab_plan: Path):
     assert plan["omwizard"] == 1 and plan["cluster"]["timezone"] == "Europe/Berlin"
     assert [n["host"] for n in plan["nodes"]] == [
         "198.18.0.11", "198.18.0.12", "198.18.0.13", "198.18.0.10"]
-    assert plan["nodes"][0]["roles"] == ["om", "storage"]
+    assert plan["nodes"][0]["roles"] == ["om"]
     assert plan["nodes"][-1] == {"name": "db", "host": "198.18.0.10",
                                  "address": "198.18.0.10", "interface": "eth0",
                                  "roles": ["database"]}
@@ -248,6 +249,9 @@ def test_plan_describes_the_lab(lab: Lab, lab_plan: Path):
     assert os.path.exists(plan["ssh"]["known_hosts"])
     assert plan["database"]["password"] == "${OMW_DB_PASSWORD}"
     assert plan["storage"] == {"kind": "existing", "path": "/opt/omdata"}
+    assert lab.plan_dict(storage={"kind": "nfs"})["nodes"][0]["roles"] == ["om", "storage"]
+    loaded = plan_from_dict(plan, env={"OMW_DB_PASSWORD": "lab-db-pass"})
+    assert [n.name for n in loaded.om_nodes] == ["n1", "n2", "n3"]
     changed = lab.plan_dict(ssh={"user": "alice"}, cluster={"name": "other"})
     assert changed["ssh"]["user"] == "alice" and changed["ssh"]["port"] == 22
     assert changed["cluster"] == {"name": "other", "timezone": "Europe/Berlin",
