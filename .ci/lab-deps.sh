@@ -16,7 +16,7 @@ for artifact in "com.hazelcast:hazelcast:$HAZELCAST_VERSION" \
         mvn -q -B -o "-Dmaven.repo.local=$REPO" dependency:get "-Dartifact=$artifact" \
             -Dtransitive=false >/dev/null 2>&1 ||
         mvn -q -B "-Dmaven.repo.local=$REPO" dependency:get "-Dartifact=$artifact" \
-            -Dtransitive=false
+            -Dtransitive=false >&2
     fi
     [ -f "$jar" ] || { echo "lab-deps: $artifact not in $REPO" >&2; exit 1; }
     echo "$jar"

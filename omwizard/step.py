@@ -297,10 +297,12 @@ class StepContext:
         timeout: float = 120,
         stream: bool = False,
         remedy: str = "",
+        input: str | None = None,
     ) -> Change:
         """Run a changing command, journaled with the command that undoes it.
 
         ok_text: outputs that mean "already so" (route add's "File exists"): not an error.
+        input: the command's stdin (SQL carrying a password): never journaled nor shown.
         """
         command = quote_argv(argv)
         undo = quote_argv(undo_argv) if undo_argv else "nothing to undo"
@@ -315,7 +317,7 @@ class StepContext:
             undo_argv=list(undo_argv) if undo_argv else None,
             undo_ok_text=list(undo_ok_text),
         )
-        result = await self.run(node, argv, timeout=timeout, stream=stream)
+        result = await self.run(node, argv, timeout=timeout, stream=stream, input=input)
         already = not result.ok and any(t in result.output for t in ok_text)
         if result.exit_status is None:
             # Leave the record open: the next apply checks again before anything else.

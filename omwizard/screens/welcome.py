@@ -1,0 +1,123 @@
+"""Welcome: start a new cluster plan, open a plan file, or resume a saved session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from omwizard.sections import TITLES
+from omwizard.state import list_sessions
+
+INTRO = (
+    "omwizard turns Apache OpenMeetings servers into a cluster, following OpenMeetings' own "
+    "Clustering page step by step: multicast, database, file systems, hazelcast.xml, and checks "
+    "that it all works. Nothing is changed on a node before you have seen the diff and said yes."
+)
+
+
+def describe_session(s: dict[str, Any]) -> str:
+    if s.get("error"):
+        return f"{s['name']}  (cannot be read: {s['error']})"
+    counts = s.get("counts") or {}
+    total = sum(counts.values())
+    good = sum(counts.get(k, 0) for k in ("ok", "changed", "skipped"))
+    progress = f"{good}/{total} steps done" if total else "no results yet"
+    section = TITLES.get(s.get("section") or "", s.get("section") or "inventory")
+    when = s.get("last_activity") or "never"
+    return f"{s['name']}  ·  last activity {when}  ·  {section}  ·  {progress}"
+
+
+class WelcomeScreen(Screen[None]):
+    BINDINGS = [
+        Binding("n", "new", "New plan"),
+        Binding("o", "open", "Open plan file"),
+        Binding("r", "resume", "Resume session"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+    PALETTE = [
+        ("New cluster plan", "Start the inventory from scratch", "new"),
+        ("Open a plan file", "Load a YAML plan", "open"),
+        ("Resume session", "The highlighted (or latest) saved session", "resume"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions: list[dict[str, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="welcome"):
+            yield Label("Welcome to omwizard", id="welcome-title")
+            yield Static(INTRO, id="welcome-intro")
+            yield Label("Start", classes="heading")
+            yield OptionList(
+                Option("New cluster plan  [n]", id="new"),
+                Option("Open a plan file  [o]", id="open"),
+                id="start",
+            )
+            yield Label("Saved sessions  [r] resume", classes="heading")
+            yield OptionList(id="sessions")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_sessions()
+        self.query_one("#start", OptionList).focus()
+
+    def refresh_sessions(self) -> None:
+        base = getattr(self.app, "state_base", None)
+        self.sessions = [s for s in list_sessions(base) if s.get("has_plan") or s.get("error")]
+        sessions = self.query_one("#sessions", OptionList)
+        sessions.clear_options()
+        if not self.sessions:
+            sessions.add_option(Option("No saved session yet", id="none", disabled=True))
+        for i, s in enumerate(self.sessions):
+            sessions.add_option(Option(describe_session(s), id=f"s{i}"))
+        if self.sessions:
+            sessions.highlighted = 0
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        oid = event.option.id or ""
+        if oid == "new":
+            self.action_new()
+        elif oid == "open":
+            self.action_open()
+        elif oid.startswith("s"):
+            self.resume(self.sessions[int(oid[1:])])
+
+    def action_new(self) -> None:
+        from omwizard.app import new_plan_dict
+
+        app = self.app
+        app.plan = None  # type: ignore[attr-defined]
+        app.plan_data = new_plan_dict()  # type: ignore[attr-defined]
+        app.goto_inventory()  # type: ignore[attr-defined]
+
+    def action_open(self) -> None:
+        from omwizard.screens.modals import TextScreen
+
+        def opened(path: str | None) -> None:
+            if path:
+                self.app.open_plan_file(str(Path(path).expanduser()))  # type: ignore[attr-defined]
+
+        self.app.push_screen(TextScreen("Open a plan file", "Path of the plan (YAML):"), opened)
+
+    def action_resume(self) -> None:
+        if not self.sessions:
+            self.notify("no saved session to resume", severity="warning")
+            return
+        index = self.query_one("#sessions", OptionList).highlighted or 0
+        self.resume(self.sessions[index])
+
+    def resume(self, session: dict[str, Any]) -> None:
+        if session.get("error"):
+            self.notify(session["error"], severity="error", timeout=10)
+            return
+        self.app.open_session(Path(session["path"]))  # type: ignore[attr-defined]

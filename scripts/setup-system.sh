@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Debian packages and Maven jars the lab (tests, `omwizard rehearse`) needs. Needs root.
+# Idempotent: a second run installs nothing new.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-system.sh: needs root (it installs Debian packages); run it with sudo" >&2
+  exit 2
+fi
+
+packages=(
+  openssh-server openssh-client net-tools iproute2 iputils-ping tcpdump
+  mariadb-server mariadb-client postgresql postgresql-client sudo iptables nftables
+  nfs-kernel-server nfs-common tzdata tmux procps util-linux coreutils
+  default-jdk-headless maven python3-venv
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # services must not start on install: the lab starts its own, inside its namespaces
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ -x "$here/.ci/lab-deps.sh" ] || [ -f "$here/.ci/lab-deps.sh" ]; then
+  bash "$here/.ci/lab-deps.sh"
+fi

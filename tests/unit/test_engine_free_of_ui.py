@@ -1,0 +1,56 @@
+"""The engine and the CLI's headless path never import Textual (two faces, one engine)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+ENGINE_MODULES = [
+    "omwizard.plan",
+    "omwizard.state",
+    "omwizard.remote",
+    "omwizard.step",
+    "omwizard.engine",
+    "omwizard.events",
+    "omwizard.layout",
+    "omwizard.configs.hazelcast",
+    "omwizard.configs.persistence",
+    "omwizard.configs.javaopts",
+    "omwizard.configs.fstab",
+    "omwizard.configs.exports",
+    "omwizard.sections.preflight",
+    "omwizard.sections.network",
+    "omwizard.sections.database",
+    "omwizard.sections.storage",
+    "omwizard.sections.nodes",
+    "omwizard.sections.verify",
+    "omwizard.export",
+    "omwizard.cli",
+]
+
+
+def test_engine_modules_do_not_import_textual() -> None:
+    code = (
+        "import importlib, sys\n"
+        f"for name in {ENGINE_MODULES!r}:\n"
+        "    importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
+        "print(len(bad))\n"
+        "assert not bad, bad[:5]\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"
+
+
+def test_every_section_module_lists_steps_in_order() -> None:
+    from omwizard.sections import SECTIONS, steps_for
+
+    for section in SECTIONS:
+        steps = steps_for(section)
+        assert steps, section
+        for step in steps:
+            assert step.section == section
+            assert step.doc, f"{step.id} has no documentation words"
+        names = [s.name for s in steps]
+        assert len(names) == len(set(names)), section
