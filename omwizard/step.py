@@ -298,14 +298,16 @@ class StepContext:
         stream: bool = False,
         remedy: str = "",
         input: str | None = None,
+        undo_text: str = "",
     ) -> Change:
         """Run a changing command, journaled with the command that undoes it.
 
         ok_text: outputs that mean "already so" (route add's "File exists"): not an error.
         input: the command's stdin (SQL carrying a password): never journaled nor shown.
+        undo_text: what to say when there is no undo_argv (why nothing is undone).
         """
         command = quote_argv(argv)
-        undo = quote_argv(undo_argv) if undo_argv else "nothing to undo"
+        undo = quote_argv(undo_argv) if undo_argv else (undo_text or "nothing to undo")
         if self.dry_run:
             return self._note(node, Change("command", command, undo))
         rec_id = self._record(

@@ -6,8 +6,8 @@ so every verdict is tested on real text without a cluster. Nothing here does I/O
 Hazelcast prints its view of the cluster whenever it changes, as a block:
 
     Members {size:2, ver:2} [
-    	Member [198.18.0.11]:5701 - 5c1c... this
-    	Member [198.18.0.12]:5701 - 8d2e...
+        Member [198.18.0.11]:5701 - 5c1c... this
+        Member [198.18.0.12]:5701 - 8d2e...
     ]
 
 (Hazelcast 3.9-3.12, OM 4.0.x, print the same; older 3.x print ``Members [2] {`` ... ``}``.)
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 STANDALONE = "No join method is enabled! Starting standalone."
 _BLOCK_START = re.compile(r"Members \{size:(\d+), ver:(\d+)\} \[\s*$|Members \[(\d+)\] \{\s*$")
 _MEMBER = re.compile(r"^\s*Member \[([^\]]+)\]:(\d+)(?:\s*-\s*(\S+))?(\s+this)?\s*$")
-_LIFECYCLE = re.compile(r"\] is (STARTING|STARTED|SHUTTING_DOWN|SHUTDOWN)\s*$")
+_LIFECYCLE = re.compile(r"\]:\d+ is (STARTING|STARTED|SHUTTING_DOWN|SHUTDOWN)\s*$")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from omwizard.lab import Lab, build_lab, missing_requirements
 
 SESSION_NODES = 3
 SESSION_VERSION = "9.1.0"
+# seconds to wait while another test session on this machine holds the one lab slot
+LAB_WAIT = float(os.environ.get("OMW_LAB_WAIT", "600"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,7 +59,8 @@ class LabManager:
 
     def get(self) -> Lab:
         if not self.live:
-            fresh = build_lab(n_nodes=SESSION_NODES, om_versions=SESSION_VERSION)
+            fresh = build_lab(n_nodes=SESSION_NODES, om_versions=SESSION_VERSION,
+                              wait=LAB_WAIT)
             if self.lab is None:
                 self.lab = fresh
             else:  # same object for fixtures that already hold it

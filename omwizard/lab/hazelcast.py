@@ -28,7 +28,7 @@ ARTIFACTS = (
 MAIN_CLASS = "com.hazelcast.core.server.HazelcastMemberStarter"
 STANDALONE_LOG = "No join method is enabled! Starting standalone."
 MEMBERS_RE = re.compile(r"Members \{size:(\d+), ver:(\d+)\} \[(.*?)\n\]", re.S)
-STARTED_RE = re.compile(r"\] is STARTED")
+STARTED_RE = re.compile(r"\]:\d+ is STARTED")
 MARKER = "omwizard lab: stand-in for the OpenMeetings cluster layer"
 FILES = Path(__file__).parent / "files"
 

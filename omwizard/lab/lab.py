@@ -11,6 +11,7 @@ import fcntl
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import yaml
@@ -238,15 +239,22 @@ class Lab:
         self.teardown()
 
 
-def _lock() -> int:
+def _lock(wait: float = 0) -> int:
+    """The machine's one lab slot; wait up to `wait` seconds for another lab to end."""
     fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-        os.close(fd)
-        raise LabBusy(f"another lab is running (pid {holder or '?'}); "
-                      "only one lab can exist per machine") from None
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise LabBusy(f"another lab is running (pid {holder or '?'}); "
+                          "only one lab can exist per machine") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
@@ -320,18 +328,19 @@ def _hosts_file(nodes: list[LabNode]) -> str:
 
 
 def build_lab(n_nodes: int = 3, om_versions=None, workdir: str | os.PathLike | None = None,
-              with_db: bool = True) -> Lab:
+              with_db: bool = True, wait: float = 0) -> Lab:
     """Build the lab: n_nodes OM nodes (n1.. at 198.18.0.11..) and a db node (198.18.0.10).
 
     om_versions: None (9.1.0 everywhere), one version, a list per node or {name: version}.
     Every node runs sshd; each OM node has /opt/om from the fixtures of its version.
+    wait: seconds to wait for another process's lab to be torn down (else LabBusy).
     """
     reason = missing_requirements()
     if reason:
         raise RuntimeError(reason)
     if not 1 <= n_nodes <= 9:
         raise ValueError("n_nodes must be 1..9")
-    fd = _lock()
+    fd = _lock(wait)
     lab: Lab | None = None
     try:
         _cleanup(Path(workdir) if workdir else None)

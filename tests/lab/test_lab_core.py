@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,16 @@ from omwizard.lab import (
     LabNode,
     add_user,
     build_lab,
+    cleanup_leftovers,
     faults,
     set_timezone,
 )
 from omwizard.lab import netns as lab_netns
+from omwizard.lab.lab import BASE_DIR
 from omwizard.plan import plan_from_dict
 
 pytestmark = pytest.mark.lab
+LAB_WAIT = float(os.environ.get("OMW_LAB_WAIT", "600"))  # as tests/conftest.py
 
 
 def ssh(lab: Lab, node: LabNode, command: str, user: str = "root",
@@ -47,7 +51,8 @@ def wait_listening(proc: subprocess.Popen) -> bool:
 
 @pytest.mark.lab_build
 def test_build_and_teardown_leave_nothing(own_lab_slot, tmp_path):
-    small = build_lab(n_nodes=2, om_versions=["4.0.11", "5.0.0"], with_db=False)
+    small = build_lab(n_nodes=2, om_versions=["4.0.11", "5.0.0"], with_db=False,
+                      wait=LAB_WAIT)
     try:
         n1, n2 = small.nodes["n1"], small.nodes["n2"]
         pids = [n.pid for n in (n1, n2)] + [n.sshd_pid for n in (n1, n2)]
@@ -77,6 +82,35 @@ def test_build_and_teardown_leave_nothing(own_lab_slot, tmp_path):
     assert lab_processes(pids) == []
     assert not workdir.exists()
     small.teardown()  # idempotent
+
+
+CRASHING_LAB = (
+    "from omwizard.lab import build_lab\n"
+    "lab = build_lab(n_nodes=2, with_db=False, wait={wait})\n"
+    "lab.nodes['n1'].spawn(['sleep', '300'])\n"
+    "print('up', flush=True)\n"
+    "import time; time.sleep(600)\n"
+)
+
+
+@pytest.mark.lab_build
+def test_cleanup_after_a_crashed_run(own_lab_slot):
+    crashed = subprocess.Popen([sys.executable, "-c", CRASHING_LAB.format(wait=LAB_WAIT)],
+                               stdout=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert crashed.stdout is not None and crashed.stdout.readline() == "up\n"
+    finally:
+        crashed.kill()
+        crashed.wait()
+    pidfiles = list((BASE_DIR / "pids").glob("*.pid"))
+    pids = [int(p.read_text()) for p in pidfiles]
+    assert len(lab_processes(pids)) == 5  # 2 holders, 2 sshd, 1 sleep outlived the crash
+    assert lab_netns.lab_namespaces() == ["omwlab-n1", "omwlab-n2"]
+    cleanup_leftovers()
+    assert lab_processes(pids) == []
+    assert lab_netns.lab_namespaces() == [] and lab_netns.lab_links() == []
+    assert not BASE_DIR.exists()
 
 
 def test_only_one_lab_per_machine(lab: Lab):

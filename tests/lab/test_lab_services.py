@@ -81,7 +81,7 @@ def test_mariadb_is_administered_over_ssh_and_reached_from_an_om_node(slab):
     assert mysql(db, "select @@bind_address").stdout.strip() == DB
     # listening now, but no such user yet
     denied = mysql_login(n1)
-    assert denied.returncode != 0 and "Access denied" in denied.stderr
+    assert denied.returncode != 0 and "is not allowed to connect" in denied.stderr
 
     sql = ("CREATE DATABASE openmeetings; "
            f"CREATE USER 'om'@'198.18.0.%' IDENTIFIED BY '{PASSWORD}'; "

@@ -1,0 +1,499 @@
+#!/usr/bin/env python3
+"""How fast is `omwizard check` next to plain OpenSSH, on the lab (needs root).
+
+Every timing figure is a ratio of two things measured side by side in the same run, alternating
+repetitions, so that it holds on a noisy machine:
+
+- the baseline is the practical floor: the very commands one `omwizard check` ran (captured
+  from the engine during a warm-up check), issued with OpenSSH over a ControlMaster per node
+  opened before timing, all nodes in parallel, each node's commands one after the other, with
+  the engine's step order (a step's commands on every node, then the next step);
+- the check runs in-process through the Engine (no interpreter start-up), with a fresh
+  RemotePool each repetition, so its SSH connects are counted, as in `omwizard check`.
+
+Round trips are counted, not timed: SSH connections and channels per node (Remote.connects,
+Remote.channels). The TUI figures come from a headless subprocess.
+
+    sudo python3 benchmarks/run.py            # 2, 3 and 8 nodes, median of 5
+    sudo python3 benchmarks/run.py --quick    # 2 and 3 nodes, 1 repetition (CI; < ~2 min)
+
+Targets are printed beside the figures; nothing is asserted: exit 0 unless the run broke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from omwizard.engine import Engine  # noqa: E402
+from omwizard.events import Event, StepStarted  # noqa: E402
+from omwizard.lab import Lab, build_lab  # noqa: E402
+from omwizard.lab.lab import LabBusy  # noqa: E402
+from omwizard.plan import Node, Plan, load_plan  # noqa: E402
+from omwizard.remote import Remote, RemotePool, RunResult  # noqa: E402
+from omwizard.sections import SECTIONS, steps_for  # noqa: E402
+from omwizard.state import StateStore  # noqa: E402
+
+FIGURES = (
+    "check_vs_openssh_3",
+    "check_vs_openssh_8",
+    "check_8_vs_2",
+    "channels_per_node_check",
+    "channels_per_node_apply",
+    "steps_check",
+    "connections_per_node",
+    "tui_first_screen_s",
+    "tui_peak_rss_mb",
+    "cli_check_s",
+)
+TARGETS = {
+    "check_vs_openssh_3": "target <= 1.50",
+    "check_vs_openssh_8": "target <= 1.50",
+    "check_8_vs_2": "target <= 1.30",
+    "channels_per_node_check": "target <= steps_check",
+    "channels_per_node_apply": "information",
+    "steps_check": "for comparison",
+    "connections_per_node": "target = 1",
+    "tui_first_screen_s": "target < 0.60",
+    "tui_peak_rss_mb": "target < 120",
+    "cli_check_s": "information (includes interpreter start-up)",
+}
+LAB_WAIT_S = 900  # how long to wait for another engineer's lab to go away
+DB_PASSWORD = "bench-throwaway-1"
+
+
+# -- capture: what one check runs, per node and step ---------------------------------------------
+
+
+@dataclass
+class Captured:
+    """One remote command as the engine issued it (the wire form for a root login)."""
+
+    step: str
+    command: str
+    input: str | bytes | None
+
+
+@dataclass
+class CheckRun:
+    """One in-process check: wall time, results and the per-node counters."""
+
+    wall_s: float
+    results: list[Any]
+    connects: dict[str, int]
+    channels: dict[str, int]
+    commands: dict[str, list[Captured]] = field(default_factory=dict)
+
+
+def available_sections() -> list[str]:
+    """Sections whose module exists (the others are still being written)."""
+    out = []
+    for section in SECTIONS:
+        try:
+            steps_for(section)
+        except ImportError:
+            continue
+        out.append(section)
+    return out
+
+
+def _recording_pool(commands: dict[str, list[Captured]], current: list[str]) -> RemotePool:
+    """A pool whose Remotes note every run() (command, stdin) under the current step."""
+
+    class RecordingPool(RemotePool):
+        def get(self, node: Node) -> Remote:
+            known = node.name in self.remotes
+            remote = super().get(node)
+            if not known:
+                plain = remote.run
+
+                async def run(argv: list[str] | str, **kw: Any) -> RunResult:
+                    from omwizard.remote import quote_argv
+
+                    commands.setdefault(node.name, []).append(
+                        Captured(current[0], quote_argv(argv), kw.get("input"))
+                    )
+                    return await plain(argv, **kw)
+
+                remote.run = run  # type: ignore[method-assign]
+            return remote
+
+    return RecordingPool()
+
+
+async def run_check(
+    plan: Plan, sections: list[str], *, record: bool = False, apply: bool = False,
+    state_dir: Path | None = None,
+) -> CheckRun:
+    """One full check (or apply) through the Engine with a fresh pool; timed end to end."""
+    commands: dict[str, list[Captured]] = {}
+    current = [""]
+    pool = _recording_pool(commands, current) if record else RemotePool()
+    state = StateStore(state_dir) if state_dir else None
+    engine = Engine(plan, pool=pool, state=state, sections=sections)
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, StepStarted):
+            current[0] = f"{event.section}.{event.step}"
+
+    engine.bus.subscribe(on_event)
+    start = time.perf_counter()
+    try:
+        results = await (engine.apply() if apply else engine.check())
+        wall = time.perf_counter() - start
+    finally:
+        await pool.close()
+    remotes = pool.remotes
+    return CheckRun(
+        wall,
+        results,
+        {n: r.connects for n, r in remotes.items()},
+        {n: r.channels for n, r in remotes.items()},
+        commands,
+    )
+
+
+# -- the OpenSSH baseline -------------------------------------------------------------------------
+
+
+class OpenSSH:
+    """Plain `ssh` over one ControlMaster per node, the lab's key and known_hosts."""
+
+    def __init__(self, lab: Lab, control_dir: Path) -> None:
+        self.lab = lab
+        self.control_dir = control_dir
+        self.step_s: dict[str, float] = {}  # the last replay's wall time per step
+
+    def argv(self, address: str) -> list[str]:
+        return [
+            "ssh", "-o", "ControlMaster=auto",
+            "-o", f"ControlPath={self.control_dir}/%C",
+            "-o", "ControlPersist=60",
+            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+            "-i", str(self.lab.identity),
+            "-o", f"UserKnownHostsFile={self.lab.known_hosts}",
+            f"root@{address}",
+        ]
+
+    def open_masters(self, addresses: list[str]) -> None:
+        """One master per node, opened (in parallel) before any timing."""
+        procs = [
+            subprocess.Popen(self.argv(a) + ["true"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for a in addresses
+        ]
+        for address, proc in zip(addresses, procs, strict=True):
+            _, err = proc.communicate(timeout=60)
+            if proc.returncode != 0:
+                raise RuntimeError(f"ssh master to {address} failed: {err.decode().strip()}")
+
+    def close_masters(self, addresses: list[str]) -> None:
+        for address in addresses:
+            argv = self.argv(address)
+            argv[-1:-1] = ["-O", "exit"]
+            subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+                           check=False)
+
+    async def run_one(self, address: str, cmd: Captured) -> None:
+        data = cmd.input.encode() if isinstance(cmd.input, str) else cmd.input
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv(address), cmd.command,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        await proc.communicate(data or b"")
+
+    async def replay(self, addresses: dict[str, str], commands: dict[str, list[Captured]],
+                     step_order: list[str]) -> float:
+        """The captured commands: step by step, nodes in parallel, one node's in sequence."""
+
+        async def node_step(name: str, step: str) -> None:
+            for cmd in commands.get(name, []):
+                if cmd.step == step:
+                    await self.run_one(addresses[name], cmd)
+
+        start = time.perf_counter()
+        for step in step_order:
+            began = time.perf_counter()
+            await asyncio.gather(*(node_step(n, step) for n in commands))
+            self.step_s[step] = time.perf_counter() - began
+        return time.perf_counter() - start
+
+
+def step_order(commands: dict[str, list[Captured]]) -> list[str]:
+    order: list[str] = []
+    for cmds in commands.values():
+        for cmd in cmds:
+            if cmd.step not in order:
+                order.append(cmd.step)
+    # the engine's order: steps run one after another, so first appearance anywhere is it
+    return order
+
+
+# -- the lab --------------------------------------------------------------------------------------
+
+
+def log(text: str) -> None:
+    print(f"# {text}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def lab_of(n_nodes: int) -> Iterator[Lab]:
+    """A lab of n OM nodes (+ db) with MariaDB running; always torn down."""
+    deadline = time.monotonic() + LAB_WAIT_S
+    while True:
+        try:
+            lab = build_lab(n_nodes=n_nodes)
+            break
+        except LabBusy as exc:
+            if time.monotonic() > deadline:
+                raise
+            log(f"{exc}: waiting")
+            time.sleep(10)
+    try:
+        from omwizard.lab import services
+
+        try:
+            services.ensure_lab_services(lab)
+        except Exception as exc:  # noqa: BLE001 - the stand-in is optional for a check
+            log(f"no Hazelcast stand-in ({exc}); the checks run without it")
+        assert lab.db is not None
+        services.start_mariadb(lab.db)
+        yield lab
+    finally:
+        lab.teardown()
+
+
+@dataclass
+class Sample:
+    """What one lab size gave: medians and counters."""
+
+    nodes: int
+    check_s: float
+    openssh_s: float
+    reps: int
+    first: CheckRun
+    cli_s: float | None = None
+    apply: CheckRun | None = None
+    step_s: dict[str, float] = field(default_factory=dict)
+
+
+def measure(n_nodes: int, reps: int, sections: list[str], *, cli: bool, apply: bool) -> Sample:
+    with lab_of(n_nodes) as lab, tempfile.TemporaryDirectory(prefix="omwbench-") as tmp:
+        work = Path(tmp)
+        plan_path = lab.write_plan(work / "plan.yaml")
+        plan = load_plan(plan_path)
+        addresses = {n.name: n.host for n in plan.nodes}
+        log(f"{n_nodes} nodes: warm-up check (captures the commands)")
+        first = asyncio.run(run_check(plan, sections, record=True))
+        order = step_order(first.commands)
+        ssh = OpenSSH(lab, work)
+        ssh.open_masters(list(addresses.values()))
+        try:
+            checks, bases = [], []
+            for rep in range(reps):
+                # alternate which goes first, so drift on the machine hits both alike
+                pair = [
+                    lambda: checks.append(asyncio.run(run_check(plan, sections)).wall_s),
+                    lambda: bases.append(asyncio.run(ssh.replay(addresses, first.commands, order))),
+                ]
+                for job in pair if rep % 2 == 0 else reversed(pair):
+                    job()
+        finally:
+            ssh.close_masters(list(addresses.values()))
+        sample = Sample(n_nodes, statistics.median(checks), statistics.median(bases), reps, first,
+                        step_s=dict(ssh.step_s))
+        if cli:
+            sample.cli_s = cli_check(plan_path, work / "state", sections)
+        if apply:
+            lab.reset()
+            services_ok = True
+            try:
+                from omwizard.lab import services
+
+                assert lab.db is not None
+                services.start_mariadb(lab.db)
+            except Exception as exc:  # noqa: BLE001
+                services_ok = False
+                log(f"MariaDB did not restart for apply: {exc}")
+            log(f"{n_nodes} nodes: full apply on the reset lab (db up: {services_ok})")
+            sample.apply = asyncio.run(
+                run_check(plan, sections, apply=True, state_dir=work / "apply-state")
+            )
+        return sample
+
+
+def cli_check(plan_path: Path, state_dir: Path, sections: list[str]) -> float:
+    """`omwizard check` as an operator runs it (a new interpreter), wall time."""
+    argv = [sys.executable, "-m", "omwizard", "check", str(plan_path), "--json",
+            "--state", str(state_dir)]
+    for section in sections:
+        argv += ["--section", section]
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, timeout=600, check=False)
+    wall = time.perf_counter() - start
+    log(f"omwizard check (subprocess): exit {proc.returncode}, {wall:.3f}s")
+    return wall
+
+
+# -- the TUI --------------------------------------------------------------------------------------
+
+TUI_PROBE = r"""
+import time
+t0 = time.perf_counter()
+import asyncio, sys, tempfile
+from pathlib import Path
+from omwizard.app import make_app
+
+async def main():
+    with tempfile.TemporaryDirectory() as base:
+        app = make_app(state_base=Path(base), env={})
+        async with app.run_test(headless=True, size=(120, 40)) as pilot:
+            await pilot.pause()
+            elapsed = time.perf_counter() - t0
+            print(f"READY {elapsed:.4f} {type(app.screen).__name__}", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def tui_once() -> tuple[float, float, str]:
+    """(seconds to the first interactive screen, peak RSS MB, screen name) of one run."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-c", TUI_PROBE], cwd=ROOT, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for line in out.decode().splitlines():
+        if line.startswith("READY "):
+            _, secs, screen = line.split()
+            return float(secs), usage.ru_maxrss / 1024, screen
+    raise RuntimeError(f"TUI probe failed (exit {proc.returncode}): {err.decode()[-1500:]}")
+
+
+def measure_tui(reps: int) -> tuple[float, float, str]:
+    runs = [tui_once() for _ in range(reps)]
+    return (statistics.median(r[0] for r in runs), max(r[1] for r in runs), runs[0][2])
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def per_node(counter: dict[str, int], names: list[str]) -> str:
+    return ", ".join(f"{n}={counter.get(n, 0)}" for n in names)
+
+
+def steps_run(run: CheckRun) -> dict[str, int]:
+    """Steps that ran (not skipped) per node."""
+    out: dict[str, int] = {}
+    for r in run.results:
+        if r.status != "skipped":
+            out[r.node] = out.get(r.node, 0) + 1
+    return out
+
+
+def show_commands(run: CheckRun) -> None:
+    """Every captured command, per node and step: where the round trips go."""
+    for node, cmds in run.commands.items():
+        for cmd in cmds:
+            text = cmd.command.replace("\n", "; ")
+            stdin = " <stdin>" if cmd.input else ""
+            log(f"{node} {cmd.step}: {text[:160]}{stdin}")
+
+
+def report(figures: dict[str, str], notes: list[str]) -> None:
+    for note in notes:
+        print(f"# {note}")
+    width = max(len(n) for n in FIGURES) + 1
+    for name in FIGURES:
+        value = figures.get(name, "n/a")
+        print(f"{name + ':':<{width}} {value:<14} ({TARGETS[name]})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="CI: 2 and 3 nodes, 1 repetition, no 8-node lab")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (median of N)")
+    parser.add_argument("--nodes", type=int, action="append", choices=range(2, 10),
+                        metavar="N", help="only labs of N OM nodes (repeatable; diagnosis)")
+    parser.add_argument("--show-commands", action="store_true",
+                        help="also list the commands one check ran, per node and step (stderr)")
+    args = parser.parse_args(argv)
+    reps = args.reps or (1 if args.quick else 5)
+    sizes = tuple(args.nodes) if args.nodes else (2, 3) if args.quick else (2, 3, 8)
+    os.environ.setdefault("OMW_DB_PASSWORD", DB_PASSWORD)
+    sections = available_sections()
+    figures: dict[str, str] = {}
+    notes = [
+        f"omwizard benchmarks: {'quick' if args.quick else 'full'}; OM nodes {list(sizes)} "
+        "(+1 database node each); "
+        f"median of {reps} alternating repetitions; sections: {', '.join(sections)}",
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cpus",
+    ]
+
+    tui_s, rss, screen = measure_tui(max(reps, 3) if not args.quick else 1)
+    figures["tui_first_screen_s"] = f"{tui_s:.3f}"
+    figures["tui_peak_rss_mb"] = f"{rss:.1f}"
+    notes.append(f"TUI: first screen {screen}, headless 120x40, empty state")
+
+    samples: dict[int, Sample] = {}
+    for n in sizes:
+        samples[n] = measure(n, reps, sections, cli=(n == 3), apply=(n == 3))
+        s = samples[n]
+        if args.show_commands:
+            show_commands(s.first)
+            for step, secs in sorted(s.step_s.items(), key=lambda kv: -kv[1]):
+                log(f"{n} nodes, OpenSSH baseline, step {step}: {secs:.3f}s")
+        nodes = list(s.first.channels)
+        notes.append(
+            f"{n} nodes: check {s.check_s:.3f}s, OpenSSH baseline {s.openssh_s:.3f}s "
+            f"({sum(len(c) for c in s.first.commands.values())} commands); "
+            f"channels {per_node(s.first.channels, nodes)}; "
+            f"steps run {per_node(steps_run(s.first), nodes)}; "
+            f"connects {per_node(s.first.connects, nodes)}"
+        )
+    missing = "n/a (quick)" if args.quick else "n/a (not run)"
+    for n in (3, 8):
+        if n in samples:
+            figures[f"check_vs_openssh_{n}"] = f"{samples[n].check_s / samples[n].openssh_s:.2f}"
+        else:
+            figures[f"check_vs_openssh_{n}"] = missing
+    if 8 in samples and 2 in samples:
+        figures["check_8_vs_2"] = f"{samples[8].check_s / samples[2].check_s:.2f}"
+    else:
+        figures["check_8_vs_2"] = missing
+    big = samples[max(samples)].first
+    figures["channels_per_node_check"] = str(max(big.channels.values(), default=0))
+    figures["steps_check"] = str(len({(r.section, r.step) for r in big.results}))
+    connects = [c for s in samples.values() for c in s.first.connects.values()]
+    figures["connections_per_node"] = str(max(connects, default=0))
+    three = samples.get(3)
+    if three is not None and three.apply is not None:
+        figures["channels_per_node_apply"] = str(max(three.apply.channels.values(), default=0))
+        notes.append(f"apply (3 nodes, fresh lab): {three.apply.wall_s:.2f}s, channels "
+                     f"{per_node(three.apply.channels, list(three.apply.channels))}")
+    if three is not None and three.cli_s is not None:
+        figures["cli_check_s"] = f"{three.cli_s:.3f}"
+    report(figures, notes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,427 @@
+"""SQL text and config transforms for the database section's remote-user step. Pure, no I/O.
+
+Why a module of its own: everything the step decides (which users, grants, pg_hba lines and
+listen settings are missing) is a function of what the database server reported, so it is
+tested on data without a server, and every SQL string built for a shell comes from here,
+where identifiers are validated and literals escaped in one place.
+
+Identifiers (user and database names) are restricted by the plan loader to [A-Za-z0-9_]; they
+are checked again here because they are pasted into SQL. Passwords only ever appear in SQL
+text that is sent on stdin, never in argv (see omwizard.sections.database).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+_IDENT = re.compile(r"^[A-Za-z0-9_]{1,63}$")
+ALL_ADDRESSES = {"", "*", "0.0.0.0", "::", "null"}
+_MYSQL_PRIVS = ("Select", "Insert", "Update", "Delete", "Create", "Drop", "Alter", "Index")
+GOOD_HBA_METHODS = ("scram-sha-256", "md5")
+_CNF_SERVER_SECTION = re.compile(r"^(mysqld|mariadb|server)(-[0-9.]+)?$")
+_CNF_BIND = re.compile(r"^(\s*)bind[-_]address(\s*=\s*)(.*?)(\s*)$")
+
+
+def ident(name: str) -> str:
+    """A user or database name fit to paste into SQL; anything else is refused."""
+    if not _IDENT.match(name):
+        raise ValueError(f"{name!r} is not a safe SQL identifier ([A-Za-z0-9_], 1-63 chars)")
+    return name
+
+
+def host_literal(address: str) -> str:
+    """An IPv4 address for a MySQL account host ('om'@'198.18.0.11')."""
+    return str(ipaddress.IPv4Address(address))
+
+
+def mysql_string(value: str) -> str:
+    """A MySQL string literal; the session sets sql_mode='' so backslash escaping holds."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# --------------------------------------------------------------------------- MySQL / MariaDB
+
+
+def mysql_probe_sql(user: str, database: str) -> str:
+    """One batch (mysql -N -B) whose rows tell users, database, grants and listen settings."""
+    u, d = ident(user), ident(database)
+    privs = " AND ".join(f"{p}_priv='Y'" for p in _MYSQL_PRIVS)
+    return (
+        f"SELECT 'user', Host FROM mysql.user WHERE User='{u}';\n"
+        f"SELECT 'db', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='{d}';\n"
+        f"SELECT 'grant', Host FROM mysql.db WHERE User='{u}' AND Db='{d}' AND {privs};\n"
+        "SELECT 'bind', IFNULL(@@bind_address, '');\n"
+        "SELECT 'skip_networking', @@skip_networking;\n"
+        "SELECT 'version', VERSION();\n"
+    )
+
+
+@dataclass
+class MysqlFacts:
+    users: set[str] = field(default_factory=set)  # account hosts of the user
+    db_exists: bool = False
+    granted: set[str] = field(default_factory=set)  # hosts with all rights on the database
+    bind: str = ""
+    skip_networking: bool = False
+    version: str = ""
+
+
+def parse_mysql_probe(output: str) -> MysqlFacts:
+    facts = MysqlFacts()
+    for line in output.splitlines():
+        tag, _, value = line.partition("\t")
+        value = value.strip()
+        if tag == "user":
+            facts.users.add(value)
+        elif tag == "db":
+            facts.db_exists = True
+        elif tag == "grant":
+            facts.granted.add(value)
+        elif tag == "bind":
+            facts.bind = value
+        elif tag == "skip_networking":
+            facts.skip_networking = value in ("1", "ON")
+        elif tag == "version":
+            facts.version = value
+    return facts
+
+
+def listens_on(setting: str, address: str) -> bool:
+    """Does a bind-address / listen_addresses value cover this address?"""
+    parts = [p.strip().strip("'\"") for p in setting.split(",")]
+    if not parts or any(p.lower() in ALL_ADDRESSES for p in parts):
+        return True
+    return address in parts
+
+
+def bind_list_supported(version: str) -> bool:
+    """MariaDB >= 10.11 and MySQL >= 8.0.13 accept a comma list in bind-address."""
+    numbers = [int(n) for n in re.findall(r"\d+", version.split("-")[0])[:3]]
+    numbers += [0] * (3 - len(numbers))
+    if "mariadb" in version.lower():
+        return tuple(numbers[:2]) >= (10, 11)
+    return tuple(numbers) >= (8, 0, 13)
+
+
+def new_listen_value(current: str, address: str, list_ok: bool = True) -> str:
+    """The listen setting that adds the cluster address and keeps what was there."""
+    parts = [p.strip() for p in current.split(",") if p.strip()]
+    if not list_ok or not parts:
+        return address
+    return ",".join(parts + [address])
+
+
+@dataclass
+class MysqlPlan:
+    """What remote-user must do on MariaDB/MySQL (each host separately, for its own undo)."""
+
+    create_db: bool
+    create_users: list[str]
+    grant_only: list[str]
+    bind: bool
+
+    @property
+    def empty(self) -> bool:
+        return not (self.create_db or self.create_users or self.grant_only or self.bind)
+
+
+def mysql_decide(facts: MysqlFacts, hosts: list[str], db_address: str) -> MysqlPlan:
+    missing_users = [h for h in hosts if h not in facts.users]
+    return MysqlPlan(
+        create_db=not facts.db_exists,
+        create_users=missing_users,
+        grant_only=[h for h in hosts if h in facts.users and h not in facts.granted],
+        bind=facts.skip_networking or not listens_on(facts.bind, db_address),
+    )
+
+
+def mysql_problems(facts: MysqlFacts, plan: MysqlPlan, user: str, database: str,
+                   db_address: str) -> list[str]:
+    out = []
+    if plan.create_db:
+        out.append(f"database {database} does not exist")
+    out += [f"no user '{user}'@'{h}'" for h in plan.create_users]
+    out += [f"'{user}'@'{h}' lacks ALL on {database}.*" for h in plan.grant_only]
+    if facts.skip_networking:
+        out.append("the server runs with skip-networking")
+    elif plan.bind:
+        out.append(f"the server listens on {facts.bind or '?'}, not on {db_address}")
+    return out
+
+
+def mysql_create_db_sql(database: str) -> str:
+    return f"CREATE DATABASE IF NOT EXISTS `{ident(database)}`;\n"
+
+
+def mysql_create_user_sql(user: str, host: str, password: str, database: str) -> str:
+    """CREATE USER IF NOT EXISTS + GRANT ALL: holds the password, so it goes on stdin only."""
+    account = f"'{ident(user)}'@'{host_literal(host)}'"
+    return (
+        "SET SESSION sql_mode = '';\n"
+        f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {mysql_string(password)};\n"
+        f"GRANT ALL ON `{ident(database)}`.* TO {account};\n"
+    )
+
+
+def mysql_grant_sql(user: str, host: str, database: str) -> str:
+    return f"GRANT ALL ON `{ident(database)}`.* TO '{ident(user)}'@'{host_literal(host)}';\n"
+
+
+def mysql_drop_user_sql(user: str, host: str) -> str:
+    return f"DROP USER IF EXISTS '{ident(user)}'@'{host_literal(host)}'"
+
+
+def mysql_revoke_sql(user: str, host: str, database: str) -> str:
+    return f"REVOKE ALL ON `{ident(database)}`.* FROM '{ident(user)}'@'{host_literal(host)}'"
+
+
+def mysql_drop_db_sql(database: str) -> str:
+    return f"DROP DATABASE IF EXISTS `{ident(database)}`"
+
+
+def set_bind_address(text: str | None, value: str) -> str:
+    """my.cnf with bind-address = value in its server section(s); the rest kept byte for byte.
+
+    Every active bind-address line in a server section ([mysqld], [mariadb], [server],
+    [mysqld-8.0], ...) gets the value; with none, the line goes right after [mysqld] (created
+    at the end when missing).
+    """
+    lines = (text or "").splitlines(keepends=True)
+    section = None
+    changed = False
+    mysqld_at = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip().lower()
+            if section == "mysqld" and mysqld_at is None:
+                mysqld_at = i
+            continue
+        if section is None or not _CNF_SERVER_SECTION.match(section):
+            continue
+        body = line.rstrip("\r\n")
+        match = _CNF_BIND.match(body)
+        if match:
+            newline = line[len(body):]
+            lines[i] = f"{match.group(1)}bind-address{match.group(2)}{value}{newline}"
+            changed = True
+    if not changed:
+        new = f"bind-address            = {value}\n"
+        if mysqld_at is None:
+            if lines and not lines[-1].endswith("\n"):
+                lines[-1] += "\n"
+            lines += ["\n", "[mysqld]\n", new]
+        else:
+            lines.insert(mysqld_at + 1, new)
+    return "".join(lines)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def pg_probe_sql(user: str, database: str) -> str:
+    """One psql batch (-At, tab separated) telling files, listen, role, database."""
+    u, d = ident(user), ident(database)
+    return (
+        "SELECT 'config', current_setting('config_file');\n"
+        "SELECT 'hba', current_setting('hba_file');\n"
+        "SELECT 'listen', current_setting('listen_addresses');\n"
+        f"SELECT 'role', rolcanlogin, coalesce(rolpassword LIKE 'SCRAM-SHA-256$%', false) "
+        f"FROM pg_authid WHERE rolname = '{u}';\n"
+        f"SELECT 'db', pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{d}';\n"
+    )
+
+
+@dataclass
+class PgFacts:
+    config_file: str = ""
+    hba_file: str = ""
+    listen: str = ""
+    role_exists: bool = False
+    role_login: bool = False
+    role_scram: bool = False
+    db_owner: str | None = None
+
+
+def parse_pg_probe(output: str) -> PgFacts:
+    facts = PgFacts()
+    for line in output.splitlines():
+        fields = line.split("\t")
+        tag = fields[0]
+        if tag == "config" and len(fields) > 1:
+            facts.config_file = fields[1]
+        elif tag == "hba" and len(fields) > 1:
+            facts.hba_file = fields[1]
+        elif tag == "listen" and len(fields) > 1:
+            facts.listen = fields[1]
+        elif tag == "role" and len(fields) > 2:
+            facts.role_exists = True
+            facts.role_login = fields[1] == "t"
+            facts.role_scram = fields[2] == "t"
+        elif tag == "db" and len(fields) > 1:
+            facts.db_owner = fields[1]
+    return facts
+
+
+def _hba_field_matches(value: str, wanted: str) -> bool:
+    return any(v in ("all", wanted) for v in value.split(","))
+
+
+def _hba_address_matches(value: str, address: str) -> bool:
+    if value in ("all", "samenet", "samehost"):
+        return value == "all"
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+
+
+def hba_first_match(text: str, database: str, user: str, address: str) -> tuple[str, str] | None:
+    """The first pg_hba rule a TCP login from address would hit: (line, method), or None.
+
+    PostgreSQL uses the first matching line; a later good line behind a `reject` does not
+    help. Address-and-mask forms and include directives are not followed (reported as is).
+    """
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        fields = line.split()
+        if len(fields) < 5 or not fields[0].startswith("host") or fields[0] == "hostgssenc":
+            continue
+        kind, dbs, users, addr, method = fields[:5]
+        if "/" not in addr and addr not in ("all", "samenet", "samehost"):
+            continue  # address + separate netmask: not judged
+        if (_hba_field_matches(dbs, database) and _hba_field_matches(users, user)
+                and _hba_address_matches(addr, address)):
+            return raw.strip(), method
+    return None
+
+
+def hba_line(database: str, user: str, address: str) -> str:
+    """The pg_hba.conf line that lets one OM node log in with a SCRAM password."""
+    return f"host\t{ident(database)}\t{ident(user)}\t{host_literal(address)}/32\tscram-sha-256"
+
+
+def hba_missing(text: str, database: str, user: str, addresses: list[str]) -> list[str]:
+    """Addresses whose first matching rule is absent or not a password method."""
+    out = []
+    for address in addresses:
+        hit = hba_first_match(text, database, user, address)
+        if hit is None or hit[1] not in GOOD_HBA_METHODS:
+            out.append(address)
+    return out
+
+
+def hba_with_lines(text: str | None, database: str, user: str, addresses: list[str]) -> str:
+    """pg_hba.conf with one line per address, placed before the first rule so they win."""
+    text = text or ""
+    block = ["# omwizard: OpenMeetings cluster nodes log in with a password"]
+    block += [hba_line(database, user, a) for a in addresses]
+    lines = text.splitlines(keepends=True)
+    for i, raw in enumerate(lines):
+        if raw.split("#", 1)[0].strip():
+            return "".join(lines[:i]) + "\n".join(block) + "\n\n" + "".join(lines[i:])
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + "\n".join(block) + "\n"
+
+
+_PG_LISTEN = re.compile(r"^(\s*)(#\s*)?listen_addresses(\s*=\s*)('[^']*'|\S+)(.*)$")
+
+
+def set_listen_addresses(text: str | None, value: str) -> str:
+    """postgresql.conf with listen_addresses = 'value' (last active line, else after the
+    commented default, else appended). The rest of the file is kept."""
+    lines = (text or "").splitlines(keepends=True)
+    active = [i for i, ln in enumerate(lines) if (m := _PG_LISTEN.match(ln)) and not m.group(2)]
+    quoted = "'" + value.replace("'", "''") + "'"
+    if active:
+        i = active[-1]
+        m = _PG_LISTEN.match(lines[i])
+        assert m is not None
+        end = lines[i][len(lines[i].rstrip("\r\n")):]
+        rest = m.group(5).rstrip("\r\n")
+        lines[i] = f"{m.group(1)}listen_addresses{m.group(3)}{quoted}{rest}{end}"
+        return "".join(lines)
+    new = f"listen_addresses = {quoted}\t\t# set by omwizard for the OpenMeetings cluster\n"
+    for i, line in enumerate(lines):
+        if _PG_LISTEN.match(line):
+            lines.insert(i + 1, new)
+            return "".join(lines)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return "".join(lines) + new
+
+
+@dataclass
+class PgPlan:
+    create_role: bool
+    fix_password: bool  # the role exists without a SCRAM password or without LOGIN
+    create_db: bool
+    listen: bool
+    hba: list[str]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.create_role or self.fix_password or self.create_db or self.listen
+                    or self.hba)
+
+
+def pg_decide(facts: PgFacts, hba_text: str, user: str, database: str,
+              addresses: list[str], db_address: str) -> PgPlan:
+    return PgPlan(
+        create_role=not facts.role_exists,
+        fix_password=facts.role_exists and not (facts.role_login and facts.role_scram),
+        create_db=facts.db_owner is None,
+        listen=not listens_on(facts.listen, db_address),
+        hba=hba_missing(hba_text, database, user, addresses),
+    )
+
+
+def pg_problems(facts: PgFacts, plan: PgPlan, user: str, database: str,
+                db_address: str) -> list[str]:
+    out = []
+    if plan.create_role:
+        out.append(f"no role {user}")
+    if plan.fix_password:
+        out.append(f"role {user} cannot log in with a SCRAM password")
+    if plan.create_db:
+        out.append(f"database {database} does not exist")
+    elif facts.db_owner != user:
+        out.append(f"database {database} is owned by {facts.db_owner} (not changed)")
+    if plan.listen:
+        out.append(f"listen_addresses is '{facts.listen}', not covering {db_address}")
+    out += [f"pg_hba.conf lets no password login from {a}" for a in plan.hba]
+    return out
+
+
+def psql_literal_set(name: str, value: str) -> str:
+    r"""A psql `\set` line holding value as a literal (quotes doubled, backslashes escaped)."""
+    if "\n" in value or "\r" in value:
+        raise ValueError("a password may not hold line breaks")
+    escaped = value.replace("\\", "\\\\").replace("'", "''")
+    return f"\\set {ident(name)} '{escaped}'\n"
+
+
+def pg_role_sql(user: str, password: str, create: bool) -> str:
+    """Create (or fix) the role with a SCRAM password; the password arrives through \\set."""
+    u = ident(user)
+    verb = "CREATE ROLE" if create else "ALTER ROLE"
+    return (
+        psql_literal_set("omw_pw", password)
+        + "SET password_encryption = 'scram-sha-256';\n"
+        + f"SELECT format('{verb} %I LOGIN PASSWORD %L', '{u}', :'omw_pw') \\gexec\n"
+    )
+
+
+def pg_create_db_sql(user: str, database: str) -> str:
+    return f'CREATE DATABASE "{ident(database)}" OWNER "{ident(user)}";\n'
+
+
+def pg_drop_role_sql(user: str) -> str:
+    return f'DROP ROLE IF EXISTS "{ident(user)}"'
+
+
+def pg_drop_db_sql(database: str) -> str:
+    return f'DROP DATABASE IF EXISTS "{ident(database)}"'

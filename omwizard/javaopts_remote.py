@@ -1,0 +1,123 @@
+"""Where an OM node's JAVA_OPTS live, and how omwizard adds options there (shared helper).
+
+Used by `database.openjpa-serialization` (the CVE-2024-54676 black/white lists) and by
+`storage.data-dir` (-DDATA_DIR). Usage from a step:
+
+    finding = await java_opts_status(ctx, node, ["-DDATA_DIR=/opt/omdata"])   # in check()
+    await add_java_opts(ctx, node, ["-DDATA_DIR=/opt/omdata"])                # in apply()
+
+Where JAVA_OPTS come from (decided per node by `locate`):
+- a systemd unit `openmeetings.service` in /etc/systemd/system, /lib/systemd/system or
+  /usr/lib/systemd/system (OM's shipped unit has `Environment='JAVA_OPTS=...'`): omwizard
+  writes the drop-in /etc/systemd/system/openmeetings.service.d/omwizard.conf, which repeats
+  the unit's tokens (a drop-in assignment replaces the unit's), then runs
+  `systemctl daemon-reload` when systemd runs (skipped, and said, when it does not);
+- otherwise Tomcat's {om_home}/bin/setenv.sh, appended as `JAVA_OPTS="$JAVA_OPTS ..."`.
+What is in force is computed by omwizard.configs.javaopts.effective_java_opts (unit, then our
+drop-in, then setenv.sh). Rollback is the engine's: the drop-in is removed (and its directory,
+if we made it and it is empty), setenv.sh restored, and daemon-reload run again afterwards.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from omwizard.configs.javaopts import (
+    DROPIN_PATH,
+    dropin_with_opts,
+    effective_java_opts,
+    missing_opts,
+    setenv_with_opts,
+)
+from omwizard.layout import OmLayout
+from omwizard.plan import Node
+from omwizard.step import Finding, StepContext
+
+UNIT_PATHS = (
+    "/etc/systemd/system/openmeetings.service",
+    "/lib/systemd/system/openmeetings.service",
+    "/usr/lib/systemd/system/openmeetings.service",
+)
+SYSTEMD_PROBE = (
+    "command -v systemctl >/dev/null 2>&1 && s=$(systemctl is-system-running 2>/dev/null); "
+    'case "$s" in running|degraded|starting|maintenance) echo systemd;; *) echo none;; esac'
+)
+DAEMON_RELOAD = ["systemctl", "daemon-reload"]
+
+
+@dataclass
+class JavaOptsSource:
+    """What a node's JAVA_OPTS are made of."""
+
+    unit_path: str | None
+    unit: str | None
+    dropin: str | None
+    setenv_path: str
+    setenv: str | None
+    systemd_running: bool
+
+    @property
+    def where(self) -> str:
+        return f"systemd unit {self.unit_path}" if self.unit_path else self.setenv_path
+
+    @property
+    def effective(self) -> list[str]:
+        return effective_java_opts(self.unit, self.dropin, self.setenv)
+
+
+async def locate(ctx: StepContext, node: Node) -> JavaOptsSource:
+    unit_path, unit = None, None
+    for path in UNIT_PATHS:
+        text = await ctx.read_text(node, path)
+        if text is not None:
+            unit_path, unit = path, text
+            break
+    setenv_path = f"{OmLayout(ctx.plan.cluster.om_home).bin}/setenv.sh"
+    probe = await ctx.run(node, SYSTEMD_PROBE)
+    return JavaOptsSource(
+        unit_path=unit_path,
+        unit=unit,
+        dropin=await ctx.read_text(node, DROPIN_PATH) if unit_path else None,
+        setenv_path=setenv_path,
+        setenv=await ctx.read_text(node, setenv_path),
+        systemd_running=probe.stdout.strip() == "systemd",
+    )
+
+
+async def java_opts_status(ctx: StepContext, node: Node, wanted: list[str]) -> Finding:
+    """ok when every wanted option is in force; needs-change names what is missing and where."""
+    src = await locate(ctx, node)
+    missing = missing_opts(src.effective, wanted)
+    note = "" if src.systemd_running or not src.unit_path else (
+        "; systemd is not running here, so `systemctl daemon-reload` is skipped "
+        "(the unit is read at the next start)")
+    if not missing:
+        return Finding.ok(f"JAVA_OPTS from {src.where} contain {' '.join(wanted)}{note}",
+                          where=src.where)
+    target = DROPIN_PATH if src.unit_path else src.setenv_path
+    return Finding.needs(
+        f"JAVA_OPTS from {src.where} lack {' '.join(missing)}",
+        f"omwizard adds them in {target}, then restart OpenMeetings{note}",
+        where=src.where, missing=missing,
+    )
+
+
+async def add_java_opts(ctx: StepContext, node: Node, wanted: list[str]) -> None:
+    """Add the options where JAVA_OPTS live (see module doc); journaled, undone by rollback."""
+    src = await locate(ctx, node)
+    if src.unit_path is None:
+        await ctx.edit_file(node, src.setenv_path, lambda text: setenv_with_opts(text, wanted),
+                            mode="0755")
+        return
+    base = effective_java_opts(src.unit, src.dropin, None)
+    folder = posixpath.dirname(DROPIN_PATH)
+    if src.systemd_running:
+        # Journaled first, so that rollback (newest first) reloads after removing the drop-in.
+        await ctx.change_command(node, ["true"], DAEMON_RELOAD)
+    if src.dropin is None:
+        await ctx.change_command(node, ["mkdir", "-p", folder],
+                                 ["rmdir", "--ignore-fail-on-non-empty", folder])
+    await ctx.edit_file(node, DROPIN_PATH, lambda text: dropin_with_opts(text, base, wanted))
+    if src.systemd_running:
+        await ctx.change_command(node, DAEMON_RELOAD, None)

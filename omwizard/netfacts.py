@@ -1,0 +1,464 @@
+"""Pure facts and decisions for the network checks: parse what `ip`, `ping`, `tcpdump`, `date`
+and the port probes printed, and decide. No I/O here, so every decision is unit-tested on
+real outputs (tests/unit/test_network_decisions.py) and the steps stay thin.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+# -- interfaces -------------------------------------------------------------------------------
+
+
+def interface_for_address(ip_o_addr: str, address: str) -> str | None:
+    """The interface that carries `address`, from `ip -o -4 addr show` lines.
+
+    `3: eth0    inet 198.18.0.11/24 scope global eth0\\ ...`; an alias label (`eth0:1`) is
+    reduced to the device, which is what routes and tcpdump need.
+    """
+    for line in ip_o_addr.splitlines():
+        parts = line.split()
+        if len(parts) < 4 or parts[2] != "inet":
+            continue
+        if parts[3].split("/", 1)[0] == address:
+            return parts[1].split("@", 1)[0].split(":", 1)[0]
+    return None
+
+
+@dataclass(frozen=True)
+class Link:
+    """One line of `ip -o link show`: the device name, its flags and its state."""
+
+    name: str
+    flags: frozenset[str]
+    state: str
+
+    @property
+    def multicast(self) -> bool:
+        return "MULTICAST" in self.flags
+
+    @property
+    def up(self) -> bool:
+        return "UP" in self.flags
+
+
+LINK_LINE = re.compile(r"^\d+:\s+([^:@\s]+)(?:@\S+)?:\s+<([^>]*)>(.*)$")
+
+
+def parse_link(ip_o_link: str) -> Link | None:
+    """`2: eth0@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 ... state UP ...` -> Link."""
+    for line in ip_o_link.splitlines():
+        match = LINK_LINE.match(line.strip())
+        if not match:
+            continue
+        rest = match.group(3).split()
+        state = rest[rest.index("state") + 1] if "state" in rest[:-1] else "UNKNOWN"
+        return Link(match.group(1), frozenset(f for f in match.group(2).split(",") if f), state)
+    return None
+
+
+def ifconfig_multicast(ifconfig_a: str, iface: str) -> bool | None:
+    """Whether `ifconfig -a` shows MULTICAST for iface (None: iface not listed).
+
+    The documentation's own command, used where iproute2 is missing.
+    """
+    current = None
+    for line in ifconfig_a.splitlines():
+        if line and not line[0].isspace():
+            current = line.split(":", 1)[0].split()[0]
+            if current == iface:
+                return "MULTICAST" in line
+    return None
+
+
+# -- routes -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """One line of `ip route show`: destination prefix, device and the remaining words."""
+
+    dest: str
+    dev: str | None
+    words: tuple[str, ...] = ()
+
+    @property
+    def linkdown(self) -> bool:
+        return "linkdown" in self.words
+
+
+def parse_routes(ip_route: str) -> list[Route]:
+    """`224.0.0.0/4 dev eth0 scope link` lines -> Routes (`multicast`/`unicast` prefix kept off)."""
+    routes = []
+    for line in ip_route.splitlines():
+        words = line.split()
+        if not words or words[0].startswith(("RTNETLINK", "Error")):
+            continue
+        if words[0] in {"unicast", "multicast", "broadcast", "local"} and len(words) > 1:
+            words = words[1:]
+        dev = words[words.index("dev") + 1] if "dev" in words[:-1] else None
+        routes.append(Route(_normal_prefix(words[0]), dev, tuple(words[1:])))
+    return routes
+
+
+def _normal_prefix(text: str) -> str:
+    if text == "default":
+        return "0.0.0.0/0"
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        return text
+
+
+def route_to_net_mask(route: str) -> tuple[str, str]:
+    """224.0.0.0/4 -> ("224.0.0.0", "240.0.0.0"): the documentation's `route -net .. netmask`."""
+    net = ipaddress.IPv4Network(route, strict=False)
+    return str(net.network_address), str(net.netmask)
+
+
+@dataclass(frozen=True)
+class RouteVerdict:
+    """What the multicast-route check concluded: ok | missing | elsewhere."""
+
+    state: str
+    detail: str
+    other_dev: str | None = None
+
+
+def route_verdict(routes: Iterable[Route], want: str, iface: str, get_output: str = "") -> RouteVerdict:
+    """Is the plan's route (exact prefix) on iface? `get_output` (`ip route get GROUP`) only
+    colours the detail: where the group goes today."""
+    want_n = _normal_prefix(want)
+    same = [r for r in routes if r.dest == want_n]
+    for r in same:
+        if r.dev == iface:
+            note = " (link down)" if r.linkdown else ""
+            return RouteVerdict("ok", f"{want_n} dev {iface}{note}")
+    if same:
+        dev = same[0].dev
+        return RouteVerdict(
+            "elsewhere", f"{want_n} is routed via {dev}, not {iface}", other_dev=dev
+        )
+    now = "no route to the group (Network is unreachable)"
+    if "unreachable" not in get_output.lower():
+        got = parse_routes(get_output)
+        if got and got[0].dev:
+            now = f"the group goes via {got[0].dev} today (another route)"
+    return RouteVerdict("missing", f"no route {want_n} on {iface}: {now}")
+
+
+# -- ping and tcpdump -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PingResult:
+    transmitted: int
+    unreachable: bool
+    error: str = ""
+
+
+PING_STATS = re.compile(r"(\d+) packets transmitted")
+
+
+def parse_ping(output: str) -> PingResult:
+    """`ping -c 2 GROUP` output: how many echo requests left, or why none could.
+
+    Replies are not counted: Linux ignores echo requests to multicast addresses by default
+    (icmp_echo_ignore_broadcasts), so the proof is in the other nodes' captures.
+    """
+    unreachable = "network is unreachable" in output.lower()
+    match = PING_STATS.search(output)
+    transmitted = int(match.group(1)) if match else 0
+    error = ""
+    if transmitted == 0:
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        error = next((line for line in lines if line.lower().startswith("ping:")), lines[-1] if lines else "")
+    return PingResult(transmitted, unreachable, error)
+
+
+CAPTURE_LINE = re.compile(
+    r"\bIP (?P<src>\d+\.\d+\.\d+\.\d+) > (?P<dst>\d+\.\d+\.\d+\.\d+): ICMP echo request"
+)
+
+
+def echo_requests(tcpdump_out: str, group: str) -> list[str]:
+    """Sources of the ICMP echo requests to `group` in tcpdump -n lines, one entry per packet."""
+    return [
+        m.group("src")
+        for m in CAPTURE_LINE.finditer(tcpdump_out)
+        if m.group("dst") == group
+    ]
+
+
+def tcpdump_listening(line: str) -> bool:
+    """tcpdump prints `listening on IF, link-type ...` on stderr once the capture is armed."""
+    return line.lstrip().startswith("listening on ")
+
+
+@dataclass(frozen=True)
+class Capture:
+    """What one node's capture gave: None sources = the capture never ran (error text)."""
+
+    node: str
+    sources: tuple[str, ...] | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class PingVerdict:
+    node: str
+    ok: bool
+    detail: str
+    remedy: str = ""
+
+
+def multicast_ping_verdicts(
+    sender: str,
+    sender_address: str,
+    group: str,
+    ping: PingResult,
+    captures: Mapping[str, Capture],
+    iface: Mapping[str, str],
+) -> dict[str, PingVerdict]:
+    """Per node: did it see the sender's echo requests to the group?
+
+    The sender's own capture counts for the sender: tcpdump sees outgoing packets, so it
+    proves the pings left through the planned interface (with a route on another device the
+    capture stays empty). The receivers are ok when they saw at least one request from the
+    sender's address; both requests are asked for (`-c 2`) but one is proof enough.
+    """
+    out: dict[str, PingVerdict] = {}
+    for node, cap in captures.items():
+        dev = iface.get(node, "?")
+        if cap.sources is None:
+            out[node] = PingVerdict(
+                node, False, f"capture on {dev} did not run: {cap.error}",
+                "check that tcpdump is installed (package tcpdump) and the interface exists",
+            )
+            continue
+        seen = sum(1 for s in cap.sources if s == sender_address)
+        others = sorted({s for s in cap.sources if s != sender_address})
+        if node == sender:
+            if ping.transmitted == 0:
+                why = "Network is unreachable: no multicast route" if ping.unreachable else ping.error
+                out[node] = PingVerdict(
+                    node, False, f"ping {group} from {node} sent nothing: {why}",
+                    f"add the route (network.multicast-route), then check again from {node}",
+                )
+            elif seen:
+                out[node] = PingVerdict(
+                    node, True, f"sent {ping.transmitted} echo requests to {group} out of {dev}"
+                )
+            else:
+                out[node] = PingVerdict(
+                    node, False,
+                    f"ping sent {ping.transmitted} requests but none left through {dev}",
+                    f"the route to {group} uses another interface; fix multicast-route on {node}",
+                )
+            continue
+        if ping.transmitted == 0:
+            out[node] = PingVerdict(
+                node, False, f"not tested: {sender} could not send to {group}",
+                f"fix {sender} first (see its result), then check again",
+            )
+        elif seen:
+            out[node] = PingVerdict(
+                node, True, f"received {seen} echo request(s) from {sender} on {dev}"
+            )
+        else:
+            extra = f" (saw requests from {', '.join(others)} only)" if others else ""
+            out[node] = PingVerdict(
+                node, False,
+                f"received none of {sender}'s {ping.transmitted} echo requests to {group} on {dev}{extra}",
+                f"check that {node} is on the same network segment as {sender}, that the switch "
+                "passes multicast (IGMP snooping without a querier drops it), and that "
+                f"{dev} is the interface on that segment",
+            )
+    return out
+
+
+# -- clocks -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClockSample:
+    """One `date +%s.%N` on a node, stamped with the wizard's clock before and after."""
+
+    node: str
+    before: float
+    remote: float
+    after: float
+
+    @property
+    def offset(self) -> float:
+        """Node clock minus wizard clock, at the midpoint of the round trip."""
+        return self.remote - (self.before + self.after) / 2
+
+    @property
+    def uncertainty(self) -> float:
+        return max(0.0, (self.after - self.before) / 2)
+
+
+def parse_date(output: str) -> float | None:
+    for line in output.split():
+        try:
+            return float(line)
+        except ValueError:
+            continue
+    return None
+
+
+def clock_outliers(samples: Iterable[ClockSample], tolerance: float = 2.0) -> tuple[set[str], float]:
+    """The nodes outside the largest group whose clocks agree within `tolerance` seconds,
+    and that group's median offset (the reference).
+
+    The majority is the reference, not the wizard's clock: the documentation's concern is
+    that the servers agree with each other. A sample's round-trip uncertainty is given to it
+    (two clocks are apart only if they are apart for sure).
+    """
+    items = sorted(samples, key=lambda s: s.offset)
+    if not items:
+        return set(), 0.0
+    best: list[ClockSample] = []
+    for i, first in enumerate(items):
+        group = [
+            s for s in items[i:]
+            if s.offset - first.offset - s.uncertainty - first.uncertainty <= tolerance
+        ]
+        if len(group) > len(best):
+            best = group
+    offsets = sorted(s.offset for s in best)
+    median = offsets[len(offsets) // 2]
+    chosen = {s.node for s in best}
+    return {s.node for s in items if s.node not in chosen}, median
+
+
+# -- ports ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One path to test: from node `src` to `dst_node` (None: not a plan node) at addr:port."""
+
+    src: str
+    dst_node: str | None
+    address: str
+    proto: str  # tcp | udp
+    port: int
+    what: str  # "Hazelcast", "OpenJPA commit provider", "database", "Hazelcast multicast"
+
+    @property
+    def key(self) -> str:
+        return f"{self.proto}:{self.address}:{self.port}"
+
+    def describe(self, dst_name: str) -> str:
+        return f"{self.src} → {dst_name} {self.proto.upper()} {self.port} ({self.what})"
+
+
+def plan_probes(
+    om_nodes: Iterable[tuple[str, str]],
+    db: tuple[str | None, str, int] | None,
+    multicast_port: int | None,
+) -> list[Probe]:
+    """Every path the cluster needs: TCP 5701 and 5636 both ways between OM nodes, the DB port
+    from every OM node to the DB host, and the multicast port (UDP) when join is multicast.
+
+    om_nodes: (name, address); db: (node name or None, host, port).
+    """
+    nodes = list(om_nodes)
+    probes = []
+    for src, _ in nodes:
+        for dst, addr in nodes:
+            if src == dst:
+                continue
+            probes.append(Probe(src, dst, addr, "tcp", 5701, "Hazelcast"))
+            probes.append(Probe(src, dst, addr, "tcp", 5636, "OpenJPA commit provider"))
+            if multicast_port:
+                probes.append(Probe(src, dst, addr, "udp", multicast_port, "Hazelcast multicast"))
+        if db is not None:
+            db_node, host, port = db
+            if db_node != src:
+                probes.append(Probe(src, db_node, host, "tcp", port, "database"))
+    return probes
+
+
+def listener_ports(probes: Iterable[Probe], node: str) -> dict[str, dict[int, int]]:
+    """{proto: {port: how many probes will arrive}} for the short-lived listener on `node`."""
+    want: dict[str, dict[int, int]] = {}
+    for p in probes:
+        if p.dst_node == node:
+            ports = want.setdefault(p.proto, {})
+            ports[p.port] = ports.get(p.port, 0) + 1
+    return want
+
+
+def parse_listener_ready(line: str) -> dict[str, list[int]] | None:
+    """The listener's first line: `READY {"bound": {...}, "busy": {...}}`; busy = already used."""
+    if not line.startswith("READY "):
+        return None
+    try:
+        data = json.loads(line[6:])
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def parse_probe_results(output: str) -> dict[str, tuple[str, str]]:
+    """The prober's JSON lines -> {probe key: (result, error)}; result open|refused|filtered|error."""
+    out: dict[str, tuple[str, str]] = {}
+    for line in output.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            d = json.loads(line)
+            out[f"{d['proto']}:{d['host']}:{d['port']}"] = (d["result"], d.get("error", ""))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+@dataclass
+class PathVerdict:
+    probe: Probe
+    blocked: bool
+    text: str
+
+
+def path_verdict(probe: Probe, result: str, error: str, listener: str) -> PathVerdict:
+    """Open path or firewall? listener: "ours" (our listener was bound), "busy" (a real service
+    holds the port), "none" (no listener could be started: not a plan node or not reachable).
+
+    TCP: open = connected; refused = RST: with no listener that is a path that works, with our
+    listener bound it is a firewall REJECT; timeout = something drops the packets.
+    UDP: our listener answers every datagram, so silence means dropped; refused is an ICMP
+    port unreachable (path open if nobody listens, REJECT if ours does); with a busy port or
+    no listener, silence proves nothing.
+    """
+    if result == "error":
+        return PathVerdict(probe, True, f"probe failed: {error}")
+    if result == "open":
+        how = "reaches the running service" if listener == "busy" else "open"
+        return PathVerdict(probe, False, how)
+    if result == "refused":
+        if listener == "ours":
+            return PathVerdict(probe, True, "rejected although omwizard's listener was up: a firewall REJECT rule")
+        return PathVerdict(probe, False, "refused: nothing listens yet, the path is open")
+    # filtered (timeout)
+    if probe.proto == "udp" and listener != "ours":
+        return PathVerdict(probe, False, "no answer (cannot tell for UDP without omwizard's listener)")
+    return PathVerdict(probe, True, "filtered: no answer within the timeout, a firewall drops it")
+
+
+@dataclass
+class NodePorts:
+    """A node's share of the port matrix: blocked paths it sends or receives, paths fine."""
+
+    blocked_out: list[str] = field(default_factory=list)
+    blocked_in: list[str] = field(default_factory=list)
+    fine: int = 0
+    untested: list[str] = field(default_factory=list)

@@ -1,0 +1,71 @@
+"""Export: the plan plus a report of what was checked, changed and verified, as YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, Static
+
+from omwizard.export import write_export
+
+
+class ExportScreen(Screen[None]):
+    BINDINGS = [
+        Binding("ctrl+s", "write", "Write export"),
+        Binding("escape", "back", "Back to verify"),
+    ]
+    PALETTE = [("Write export", "Write the plan and the report", "write")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: Path | None = None
+
+    def compose(self) -> ComposeResult:
+        app = self.app
+        cluster = app.plan.cluster.name  # type: ignore[attr-defined]
+        state = app.state  # type: ignore[attr-defined]
+        default = Path.cwd() / f"{cluster}-omwizard.yaml"
+        yield Header()
+        with Vertical(id="export"):
+            yield Label("Export", id="section-title")
+            yield Static(
+                "The export is the plan (re-loadable with `omwizard validate FILE`) and a "
+                "`report:` of every check, change and manual answer. Secrets appear only as "
+                "${VAR} references."
+            )
+            with Horizontal(classes="field"):
+                yield Label("Write to", classes="field-label")
+                yield Input(str(default), id="export-path", compact=True)
+            yield Button("Write export ^s", id="write", variant="primary", compact=True)
+            yield Static("", id="export-result")
+            yield Label("Session", classes="heading")
+            yield Static(
+                f"The session is saved in {state.directory if state else '(none)'}\n"
+                "(plan, journal of changes, results, answers). Quit at any time and start "
+                "omwizard again to resume.",
+                id="session-path",
+            )
+        yield Footer()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "write":
+            self.action_write()
+
+    def action_write(self) -> None:
+        app = self.app
+        path = Path(self.query_one("#export-path", Input).value).expanduser()
+        try:
+            self.written = write_export(app.plan, app.state, path)  # type: ignore[attr-defined]
+        except OSError as exc:
+            self.query_one("#export-result", Static).update(f"✗ cannot write {path}: {exc}")
+            self.notify(str(exc), severity="error")
+            return
+        self.query_one("#export-result", Static).update(f"✓ wrote {self.written}")
+        self.notify(f"wrote {self.written}")
+
+    def action_back(self) -> None:
+        self.app.goto_section("verify")  # type: ignore[attr-defined]

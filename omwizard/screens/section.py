@@ -1,0 +1,535 @@
+"""One screen per section: steps x nodes, the documentation's words, live log, diffs, actions.
+
+Apply always shows first what would change (a dry run of the step: its diffs and commands) and
+asks; Roll back lists what the journal will undo and asks. The engine runs in workers; its
+events arrive here as EngineEvent messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Label,
+    ProgressBar,
+    RichLog,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from omwizard.events import (
+    ChangeMade,
+    CommandRun,
+    Event,
+    Notice,
+    OutputLine,
+    StepFinished,
+    StepStarted,
+)
+from omwizard.sections import SECTIONS, TITLES
+from omwizard.step import Step
+
+SYMBOLS = {
+    "ok": "✓",
+    "changed": "✎",
+    "rolled-back": "↶",
+    "would-change": "~",
+    "needs-change": "!",
+    "failed": "✗",
+    "skipped": "-",
+    "running": "⟳",
+}
+LABELS = {"needs-change": "needs change", "would-change": "would change",
+          "rolled-back": "rolled back"}
+THEME_COLOUR = {"ok": "success", "changed": "accent", "rolled-back": "accent",
+                "would-change": "warning", "needs-change": "warning", "failed": "error",
+                "running": "primary", "skipped": "foreground"}
+
+
+def status_text(status: str | None, theme: Any = None) -> Text:
+    if not status:
+        return Text("·", style="dim")
+    colour = getattr(theme, THEME_COLOUR.get(status, ""), None) if theme else None
+    style = f"bold {colour}" if colour else "bold"
+    if status == "skipped":
+        style = "dim"
+    return Text(f"{SYMBOLS.get(status, '?')} {LABELS.get(status, status)}", style=style)
+
+
+def describe_result(r: dict[str, Any]) -> str:
+    lines = [f"{r['step']} on {r['node']}: {r['status']}", r.get("detail", "")]
+    if r.get("remedy"):
+        lines.append(f"→ {r['remedy']}")
+    for change in r.get("changes", []):
+        lines.append(f"  {change.get('kind')}: {change.get('target')}  (undo: {change.get('undo')})")
+    for ev in r.get("evidence", []):
+        lines.append("")
+        lines.append(ev)
+    if r.get("diff"):
+        lines.append("")
+        lines.append(r["diff"])
+    return "\n".join(lines)
+
+
+class SectionScreen(Screen[None]):
+    BINDINGS = [
+        Binding("c", "check_step", "Re-check"),
+        Binding("C", "check_section", "Check all", show=False),
+        Binding("a", "apply_step", "Apply"),
+        Binding("A", "apply_section", "Apply all", show=False),
+        Binding("b", "rollback_step", "Roll back"),
+        Binding("B", "rollback_section", "Roll back all", show=False),
+        Binding("s", "skip", "Skip"),
+        Binding("f", "filter", "Log filter"),
+        Binding("n", "next", "Next"),
+        Binding("p", "previous", "Prev"),
+        Binding("i", "inventory", "Inventory", show=False),
+        Binding("e", "export", "Export", show=False),
+    ]
+    PALETTE = [
+        ("Re-check step", "Run the highlighted step's check on every node", "check_step"),
+        ("Check section", "Run every check of this section", "check_section"),
+        ("Apply step", "Show the diff of the highlighted step, then apply it", "apply_step"),
+        ("Apply section", "Every step of the section, each after its diff", "apply_section"),
+        ("Roll back step", "Undo what the journal holds for this step", "rollback_step"),
+        ("Roll back section", "Undo what the journal holds for this section", "rollback_section"),
+        ("Skip step", "Mark the step skipped, with a reason", "skip"),
+        ("Next section", "", "next"),
+        ("Previous section", "", "previous"),
+    ]
+
+    @dataclass
+    class EngineEvent(Message):
+        """An engine event, carried from the bus to this screen."""
+
+        event: Event
+
+    def __init__(self, section: str, step: str | None = None) -> None:
+        super().__init__()
+        self.section = section
+        self.start_step = step
+        self.steps: tuple[Step, ...] = ()
+        self.results: dict[str, dict[str, Any]] = {}  # "step/node" -> result
+        self.log_lines: list[tuple[str, str]] = []  # (node, line)
+        self.log_filter: str | None = None
+        self.busy = False
+        self.last_dry_run: list[dict[str, Any]] = []
+
+    # -- layout -------------------------------------------------------------------------------
+
+    @property
+    def nodes(self) -> list[str]:
+        return [n.name for n in self.app.plan.nodes]  # type: ignore[attr-defined]
+
+    def compose(self) -> ComposeResult:
+        from omwizard.app import section_steps
+
+        self.steps = section_steps(self.section)
+        index = SECTIONS.index(self.section) + 1 if self.section in SECTIONS else 0
+        yield Header()
+        with Vertical(id="section"):
+            yield Label(f"{index}/{len(SECTIONS)}  {TITLES.get(self.section, self.section)}",
+                        id="section-title")
+            yield DataTable(id="grid", cursor_type="cell", zebra_stripes=True)
+            yield Static("", id="doc")
+            with Horizontal(id="progress-row"):
+                yield Label("", id="activity")
+                yield ProgressBar(id="progress", show_eta=False)
+            with TabbedContent(id="tabs"):
+                with TabPane("Log", id="tab-log"):
+                    yield Select([], prompt="all nodes", id="log-filter", compact=True)
+                    yield RichLog(id="log", wrap=True, markup=False, max_lines=5000)
+                with TabPane("Diff", id="tab-diff"):
+                    yield RichLog(id="diff", wrap=False, markup=False)
+                with TabPane("Details", id="tab-details"):
+                    yield RichLog(id="details", wrap=True, markup=False)
+                yield from self.extra_panes()
+        yield Footer()
+
+    def extra_panes(self) -> ComposeResult:
+        return iter(())
+
+    def on_mount(self) -> None:
+        grid = self.query_one("#grid", DataTable)
+        grid.add_column("step", key="step")
+        for node in self.nodes:
+            grid.add_column(node, key=node)
+        stored = self.app.state.results() if self.app.state else {}  # type: ignore[attr-defined]
+        for key, r in stored.items():
+            section, _, rest = key.partition("/")
+            if section == self.section:
+                self.results[rest] = r
+        for step in self.steps:
+            cells = [self._cell(step.name, n) for n in self.nodes]
+            grid.add_row(step.title or step.name, *cells, key=step.name)
+        self.query_one("#log-filter", Select).set_options([(n, n) for n in self.nodes])
+        self.query_one("#progress-row").display = False
+        if not self.steps:
+            self.query_one("#doc", Static).update(
+                "This section's steps are not available in this build yet.")
+        start = 0
+        names = [s.name for s in self.steps]
+        if self.start_step in names:
+            start = names.index(self.start_step)
+        if self.steps:
+            grid.move_cursor(row=start, column=1, animate=False)
+        self.show_doc()
+        grid.focus()
+        self.app.bus.subscribe(self._listen)  # type: ignore[attr-defined]
+        self.app.touch(section=self.section, step=self.current_step.name  # type: ignore[attr-defined]
+                       if self.current_step else None)
+
+    def on_unmount(self) -> None:
+        self.app.bus.unsubscribe(self._listen)  # type: ignore[attr-defined]
+
+    def _listen(self, event: Event) -> None:
+        self.post_message(self.EngineEvent(event))
+
+    # -- state of the grid --------------------------------------------------------------------
+
+    def _cell(self, step: str, node: str, status: str | None = None) -> Text:
+        if status is None:
+            status = (self.results.get(f"{step}/{node}") or {}).get("status")
+        return status_text(status, getattr(self.app, "current_theme", None))
+
+    def set_cell(self, step: str, node: str, status: str | None = None) -> None:
+        grid = self.query_one("#grid", DataTable)
+        try:
+            grid.update_cell(step, node, self._cell(step, node, status))
+        except Exception:  # noqa: BLE001 - a node or step not on this grid
+            pass
+
+    @property
+    def current_step(self) -> Step | None:
+        if not self.steps:
+            return None
+        row = self.query_one("#grid", DataTable).cursor_row
+        return self.steps[max(0, min(row, len(self.steps) - 1))]
+
+    @property
+    def current_node(self) -> str | None:
+        col = self.query_one("#grid", DataTable).cursor_column
+        return self.nodes[col - 1] if 0 < col <= len(self.nodes) else None
+
+    def status_of(self, step: str, node: str) -> str | None:
+        return (self.results.get(f"{step}/{node}") or {}).get("status")
+
+    def show_doc(self) -> None:
+        step = self.current_step
+        if step is None:
+            return
+        doc = Text()
+        doc.append(f"{step.title or step.name}: ", style="bold")
+        doc.append(step.doc or "")
+        self.query_one("#doc", Static).update(doc)
+        details = self.query_one("#details", RichLog)
+        details.clear()
+        node = self.current_node
+        shown = [node] if node else self.nodes
+        for name in shown:
+            r = self.results.get(f"{step.name}/{name}")
+            if r:
+                details.write(describe_result(r))
+                details.write("")
+        if not any(self.results.get(f"{step.name}/{n}") for n in shown):
+            details.write("no result yet: press c to check")
+
+    @on(DataTable.CellHighlighted, "#grid")
+    def _highlight(self, event: DataTable.CellHighlighted) -> None:
+        self.show_doc()
+        step = self.current_step
+        if step is not None:
+            self.app.touch(section=self.section, step=step.name)  # type: ignore[attr-defined]
+
+    # -- events -------------------------------------------------------------------------------
+
+    def log_line(self, node: str, line: str) -> None:
+        self.log_lines.append((node, line))
+        if self.log_filter in (None, node):
+            self.query_one("#log", RichLog).write(f"[{node}] {line}" if node else line)
+
+    @on(EngineEvent)
+    def _engine_event(self, message: EngineEvent) -> None:
+        ev = message.event
+        if isinstance(ev, StepStarted):
+            if ev.section == self.section:
+                self.set_cell(ev.step, ev.node, "running")
+            self.log_line(ev.node, f"{ev.phase} {ev.section}.{ev.step}")
+        elif isinstance(ev, CommandRun):
+            self.log_line(ev.node, f"$ {ev.command}")
+        elif isinstance(ev, OutputLine):
+            self.log_line(ev.node, ev.line)
+        elif isinstance(ev, ChangeMade):
+            c = ev.change
+            self.log_line(ev.node, f"changed {c.get('kind')}: {c.get('target')}")
+        elif isinstance(ev, Notice):
+            self.log_line(ev.node, ev.text)
+        elif isinstance(ev, StepFinished):
+            r = ev.result
+            status = r.get("status", "")
+            self.log_line(r.get("node", ""), f"{SYMBOLS.get(status, '?')} {r.get('step')}: "
+                          f"{status} {r.get('detail', '')}")
+            if r.get("section") == self.section:
+                if status != "would-change":
+                    self.results[f"{r['step']}/{r['node']}"] = r
+                    self.set_cell(r["step"], r["node"])
+                self.query_one("#progress", ProgressBar).advance(1)
+                self.show_doc()
+
+    @on(Select.Changed, "#log-filter")
+    def _filter(self, event: Select.Changed) -> None:
+        self.log_filter = None if event.value is Select.NULL else str(event.value)
+        log = self.query_one("#log", RichLog)
+        log.clear()
+        for node, line in self.log_lines:
+            if self.log_filter in (None, node):
+                log.write(f"[{node}] {line}" if node else line)
+
+    def action_filter(self) -> None:
+        """Cycle the log filter: all nodes, then each node."""
+        sel = self.query_one("#log-filter", Select)
+        order: list[Any] = [Select.NULL, *self.nodes]
+        current = sel.value if sel.value in order else Select.NULL
+        nxt = order[(order.index(current) + 1) % len(order)]
+        if nxt is Select.NULL:
+            sel.clear()
+        else:
+            sel.value = nxt
+        self.query_one("#tabs", TabbedContent).active = "tab-log"
+
+    # -- running ------------------------------------------------------------------------------
+
+    def begin(self, what: str, total: int) -> bool:
+        if self.busy:
+            self.notify("still working; wait for it to finish", severity="warning")
+            return False
+        self.busy = True
+        self.query_one("#progress-row").display = True
+        self.query_one("#activity", Label).update(what)
+        bar = self.query_one("#progress", ProgressBar)
+        bar.update(total=max(total, 1), progress=0)
+        return True
+
+    def end(self, text: str = "") -> None:
+        self.busy = False
+        self.query_one("#activity", Label).update(text)
+        self.query_one("#progress", ProgressBar).update(
+            progress=self.query_one("#progress", ProgressBar).total)
+        self.show_doc()
+
+    def action_check_step(self) -> None:
+        if self.current_step is not None:
+            self.run_checks([self.current_step])
+
+    def action_check_section(self) -> None:
+        self.run_checks(list(self.steps))
+
+    @work(exclusive=True, group="engine")
+    async def run_checks(self, steps: list[Step]) -> None:
+        if not self.begin("checking…", len(steps) * len(self.nodes)):
+            return
+        try:
+            self.app.pool.forget_failures()  # type: ignore[attr-defined]
+            engine = self.app.engine([self.section])  # type: ignore[attr-defined]
+            for step in steps:
+                self.app.touch(section=self.section, step=step.name)  # type: ignore[attr-defined]
+                await engine.check_step(step)
+        finally:
+            self.end("checked")
+
+    def action_apply_step(self) -> None:
+        if self.current_step is not None:
+            self.run_apply([self.current_step])
+
+    def action_apply_section(self) -> None:
+        self.run_apply(list(self.steps))
+
+    @work(exclusive=True, group="engine")
+    async def run_apply(self, steps: list[Step]) -> None:
+        from omwizard.screens.modals import ConfirmScreen
+
+        if not self.begin("applying…", len(steps) * len(self.nodes) * 2):
+            return
+        applied = 0
+        try:
+            app = self.app
+            app.pool.forget_failures()  # type: ignore[attr-defined]
+            for step in steps:
+                app.touch(section=self.section, step=step.name)  # type: ignore[attr-defined]
+                if not step.has_apply:
+                    await app.engine([self.section]).check_step(step)  # type: ignore[attr-defined]
+                    continue
+                dry = app.engine([self.section], dry_run=True)  # type: ignore[attr-defined]
+                planned = [r.as_json() for r in await dry.apply_step(step)]
+                self.last_dry_run = planned
+                todo = [r for r in planned if r["status"] == "would-change"]
+                self.show_diff(step, todo)
+                for r in planned:
+                    if r["status"] != "would-change":
+                        self.results[f"{r['step']}/{r['node']}"] = r
+                        self.set_cell(r["step"], r["node"])
+                if any(r["status"] == "failed" for r in planned):
+                    self.notify(f"{step.name}: the check failed on some node; see Details",
+                                severity="error")
+                    break
+                if not todo:
+                    continue
+                body = plan_text(todo)
+                self.query_one("#tabs", TabbedContent).active = "tab-diff"
+                yes = await app.ask(ConfirmScreen(  # type: ignore[attr-defined]
+                    f"Apply {step.title or step.name} on {', '.join(r['node'] for r in todo)}?",
+                    body, yes="Apply", no="Not now"))
+                if not yes:
+                    for r in todo:
+                        self.set_cell(r["step"], r["node"])
+                    self.notify("not applied")
+                    break
+                real = app.engine([self.section])  # type: ignore[attr-defined]
+                results = await real.apply_step(step)
+                applied += 1
+                if any(r.status == "failed" for r in results):
+                    self.notify(f"{step.name} failed; see Details", severity="error")
+                    break
+        finally:
+            self.end(f"applied {applied} step(s)")
+
+    def show_diff(self, step: Step, todo: list[dict[str, Any]]) -> None:
+        log = self.query_one("#diff", RichLog)
+        log.clear()
+        if not todo:
+            log.write(f"{step.name}: nothing would change")
+            return
+        for r in todo:
+            log.write(Text(f"── {r['node']}: {r['step']} ──", style="bold"))
+            for c in r.get("changes", []):
+                log.write(f"{c.get('kind')}: {c.get('target')}   (undo: {c.get('undo')})")
+            for line in (r.get("diff") or "").splitlines():
+                style = ("green" if line.startswith("+") else
+                         "red" if line.startswith("-") else "")
+                log.write(Text(line, style=style))
+
+    def undo_records(self, step: str | None) -> list[dict[str, Any]]:
+        state = self.app.state  # type: ignore[attr-defined]
+        if state is None:
+            return []
+        return [r for r in reversed(state.journal())
+                if r.get("phase") == "done" and r.get("section") == self.section
+                and (step is None or r.get("step") == step)]
+
+    def action_rollback_step(self) -> None:
+        if self.current_step is not None:
+            self.run_rollback(self.current_step.name)
+
+    def action_rollback_section(self) -> None:
+        self.run_rollback(None)
+
+    @work(exclusive=True, group="engine")
+    async def run_rollback(self, step: str | None) -> None:
+        from omwizard.screens.modals import ConfirmScreen
+
+        records = self.undo_records(step)
+        what = f"step {step}" if step else f"section {self.section}"
+        if not records:
+            self.notify(f"nothing to roll back for {what}: the journal has no change")
+            return
+        body = "\n".join(f"{r['node']}: {r['step']}: {r.get('undo') or r.get('target')}"
+                         for r in records)
+        yes = await self.app.ask(ConfirmScreen(  # type: ignore[attr-defined]
+            f"Roll back {what}? These changes will be undone (newest first):", body,
+            yes="Roll back", no="Keep"))
+        if not yes:
+            return
+        if not self.begin("rolling back…", len(records)):
+            return
+        try:
+            engine = self.app.engine(  # type: ignore[attr-defined]
+                [self.section], only_steps=[step] if step else None)
+            results = await engine.rollback()
+            failed = [r for r in results if r.status == "failed"]
+            if failed:
+                self.notify("roll back failed on " + ", ".join(r.node for r in failed),
+                            severity="error")
+        finally:
+            self.end("rolled back")
+
+    def action_skip(self) -> None:
+        from omwizard.screens.modals import TextScreen
+
+        step = self.current_step
+        if step is None:
+            return
+
+        def skipped(reason: str | None) -> None:
+            if not reason:
+                return
+            self.skip(step, reason)
+
+        self.app.push_screen(TextScreen(f"Skip {step.title or step.name}",
+                                        "Why is this step skipped? (saved in the report)"),
+                             skipped)
+
+    def skip(self, step: Step, reason: str) -> None:
+        app = self.app
+        ctx = app.engine([self.section]).context().bind(step)  # type: ignore[attr-defined]
+        for node in app.plan.nodes:  # type: ignore[attr-defined]
+            if step.applies(ctx, node) is not None:
+                continue
+            r = {"section": self.section, "step": step.name, "node": node.name,
+                 "status": "skipped", "detail": f"skipped by the operator: {reason}",
+                 "changes": []}
+            if app.state is not None:  # type: ignore[attr-defined]
+                app.state.set_result(f"{self.section}/{step.name}/{node.name}", r)  # type: ignore[attr-defined]
+            self.results[f"{step.name}/{node.name}"] = r
+            self.set_cell(step.name, node.name)
+        self.show_doc()
+
+    # -- navigation ---------------------------------------------------------------------------
+
+    def _go(self, delta: int) -> None:
+        if self.busy:
+            self.notify("still working; wait for it to finish", severity="warning")
+            return
+        i = SECTIONS.index(self.section) + delta
+        if i < 0:
+            self.app.goto_inventory()  # type: ignore[attr-defined]
+        elif i >= len(SECTIONS):
+            self.app.goto_export()  # type: ignore[attr-defined]
+        else:
+            self.app.goto_section(SECTIONS[i])  # type: ignore[attr-defined]
+
+    def action_next(self) -> None:
+        self._go(1)
+
+    def action_previous(self) -> None:
+        self._go(-1)
+
+    def action_inventory(self) -> None:
+        self.app.goto_inventory()  # type: ignore[attr-defined]
+
+    def action_export(self) -> None:
+        self.app.goto_export()  # type: ignore[attr-defined]
+
+
+def plan_text(todo: list[dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for r in todo:
+        lines.append(f"{r['node']}:")
+        for c in r.get("changes", []):
+            lines.append(f"  {c.get('kind')}: {c.get('target')}")
+            lines.append(f"    undo: {c.get('undo')}")
+        for line in (r.get("diff") or "").splitlines():
+            lines.append("  " + line)
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""Verify: the automatic checks (the verify section) and the documentation's manual checklist.
+
+The manual answers (pass / fail and a note) are saved in the session as they are given, and go
+into the export's report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Input, Label, Static, TabbedContent, TabPane
+
+from omwizard.export import MANUAL_CHECKS, manual_instructions, record_answer
+from omwizard.screens.section import SectionScreen
+
+
+class ManualCheck(Vertical):
+    """One manual check: what to do, what to expect, pass / fail and a note."""
+
+    DEFAULT_CSS = """
+    ManualCheck { height: auto; border: round $primary 50%; padding: 0 1; margin-bottom: 1; }
+    ManualCheck .verdict { height: auto; }
+    ManualCheck .verdict Button { margin-right: 1; }
+    ManualCheck .answer { color: $text-muted; }
+    """
+
+    def __init__(self, check: dict[str, Any], answer: dict[str, Any] | None) -> None:
+        super().__init__(id=f"manual-{check['id']}", classes="manual")
+        self.check = check
+        self.answer = answer or {}
+
+    def compose(self) -> ComposeResult:
+        c = self.check
+        yield Label(c["title"], classes="heading")
+        yield Static(c.get("doc", ""), classes="manual-doc")
+        steps = c.get("steps") or []
+        if steps:
+            yield Static("\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1)))
+        expect = c.get("expect") or []
+        if expect:
+            yield Static("Expect:\n" + "\n".join(f"• {e}" for e in expect))
+        with Horizontal(classes="verdict"):
+            yield Button("Pass", id=f"pass-{c['id']}", variant="success", compact=True)
+            yield Button("Fail", id=f"fail-{c['id']}", variant="error", compact=True)
+            yield Input(self.answer.get("note", ""), placeholder="note (what you saw)",
+                        id=f"note-{c['id']}", compact=True)
+        yield Static(self.answer_text(), classes="answer", id=f"answer-{c['id']}")
+
+    def answer_text(self) -> str:
+        if not self.answer:
+            return "no answer yet"
+        return f"answer: {self.answer.get('verdict')}  ({self.answer.get('at', '')})"
+
+
+class VerifyScreen(SectionScreen):
+    BINDINGS = [*SectionScreen.BINDINGS, Binding("m", "manual", "Manual checks")]
+
+    def __init__(self, step: str | None = None) -> None:
+        super().__init__("verify", step=step)
+
+    def extra_panes(self) -> ComposeResult:
+        plan = self.app.plan  # type: ignore[attr-defined]
+        state = self.app.state  # type: ignore[attr-defined]
+        answers = state.answers() if state else {}
+        try:
+            checks = manual_instructions(plan)
+        except Exception:  # noqa: BLE001 - fewer than two OM nodes: plain texts
+            checks = [{"id": k, **v} for k, v in MANUAL_CHECKS.items()]
+        with TabPane("Manual checks", id="tab-manual"):
+            with VerticalScroll():
+                for check in checks:
+                    yield ManualCheck(check, answers.get(check["id"]))
+
+    def action_manual(self) -> None:
+        self.query_one("#tabs", TabbedContent).active = "tab-manual"
+
+    @on(Button.Pressed)
+    def _verdict(self, event: Button.Pressed) -> None:
+        bid = event.button.id or ""
+        verdict, _, check_id = bid.partition("-")
+        if verdict in ("pass", "fail") and check_id in MANUAL_CHECKS:
+            event.stop()
+            note = self.query_one(f"#note-{check_id}", Input).value
+            self.answer(check_id, verdict, note)
+
+    def answer(self, check_id: str, verdict: str, note: str = "") -> dict[str, Any] | None:
+        state = self.app.state  # type: ignore[attr-defined]
+        if state is None:
+            return None
+        saved = record_answer(state, check_id, verdict, note)
+        box = self.query_one(f"#manual-{check_id}", ManualCheck)
+        box.answer = saved
+        self.query_one(f"#answer-{check_id}", Static).update(box.answer_text())
+        self.notify(f"{MANUAL_CHECKS[check_id]['title']}: {verdict}")
+        return saved

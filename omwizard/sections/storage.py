@@ -1,0 +1,679 @@
+"""File systems: one data folder for every OpenMeetings node, as the documentation's NFS recipe.
+
+Steps, in the page's order: `data-dir` (-DDATA_DIR in the OM JVM, the folder owned by the OM
+user), `nfs-server` (the node with role storage exports the folder to every other OM node),
+`nfs-client` (every other OM node mounts it through /etc/fstab), then `shared` (beyond the
+page: a file written on one node is read on every other, and the OM user has the same numeric
+ids everywhere, because NFS compares numbers, not names). With `storage.kind: existing` the
+two NFS steps are skipped and `shared` still proves the folder is shared.
+
+A failure after a file edit (exportfs, mount) puts the file back at once, through the same
+journaled edit path, so a failed apply never leaves a half-configured /etc/exports or fstab.
+Decisions are pure functions in omwizard.storagefacts and omwizard.configs.{exports,fstab}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import uuid
+from collections.abc import Callable
+
+from omwizard import storagefacts as sf
+from omwizard.configs.exports import ExportsConflict, exports_ensure
+from omwizard.configs.fstab import FstabConflict, fstab_ensure, fstab_line
+from omwizard.javaopts_remote import UNIT_PATHS, add_java_opts, java_opts_status, locate
+from omwizard.layout import OmLayout
+from omwizard.plan import Node, Plan
+from omwizard.remote import RemoteError
+from omwizard.step import Finding, Step, StepContext
+
+EXPORTS = "/etc/exports"
+FSTAB = "/etc/fstab"
+DROPIN_DIR = "/etc/systemd/system/openmeetings.service.d"
+MOUNT_TIMEOUT = 120  # mount of a hard NFS export can retry for minutes; bound it
+INSTALL_TIMEOUT = 900
+
+DOC_DATA_DIR = (
+    "To ease upgrade process set OM data dir to some external folder: for ex. /opt/omdata. "
+    "(omwizard: -DDATA_DIR=<storage.path> in the OM JVM options; the folder owned by the user "
+    "OpenMeetings runs as.)"
+)
+DOC_SERVER = (
+    "Install NFS to the data server. In the file /etc/exports add the following lines: "
+    "/opt/omdata 10.1.1.2(rw,sync,no_subtree_check,no_root_squash) Here 10.1.1.2 - is node ip "
+    "for NFS remote access. Add these lines for all nodes except node with folders."
+)
+DOC_CLIENT = (
+    "Install NFS common tools to other nodes. In the file /etc/fstab do the following: "
+    "10.1.1.1:/opt/omdata /opt/omdata nfs timeo=50,hard,intr Here 10.1.1.1 - data server ip. "
+    "And run the command: mount -a"
+)
+DOC_SHARED = (
+    "If files and recordings using the same physical folders the files and recordings will be "
+    "available for each node. (omwizard: a file written on one node must be readable on every "
+    "other, and the OM user must have the same uid/gid everywhere: NFS compares numbers.)"
+)
+
+
+# -- shared helpers ----------------------------------------------------------------------------
+
+
+def _om_only(node: Node) -> str | None:
+    return None if node.is_om else "not an OpenMeetings node (role om)"
+
+
+def _nfs_only(plan: Plan) -> str | None:
+    if plan.storage.kind != "nfs":
+        return (
+            f"storage.kind is {plan.storage.kind}: {plan.storage.path} is already shared; "
+            "no NFS is set up (step shared proves the sharing)"
+        )
+    return None
+
+
+def client_addresses(plan: Plan, server: Node) -> list[str]:
+    """Every OM node but the server: the documentation's "all nodes except node with folders"."""
+    return [n.address for n in plan.om_nodes if n.name != server.name]
+
+
+def exports_text(text: str | None, path: str, clients: list[str], options: str) -> str:
+    """/etc/exports with one line per client (raises ExportsConflict)."""
+    out = text or ""
+    for client in clients:
+        out = exports_ensure(out, path, client, options)
+    return out
+
+
+def client_line(plan: Plan) -> str:
+    """The documentation's fstab line for this plan."""
+    server = plan.storage_node
+    assert server is not None
+    st = plan.storage
+    return fstab_line(f"{server.address}:{st.path}", st.path, "nfs", st.mount_options)
+
+
+async def om_user(ctx: StepContext, node: Node) -> tuple[str, str, str]:
+    """(user, group, where that came from) that OpenMeetings runs as on this node; cached."""
+    cache = ctx.shared.setdefault("storage.om_user", {})
+    if node.name in cache:
+        return cache[node.name]
+    unit = None
+    for path in UNIT_PATHS:
+        unit = await ctx.read_text(node, path)
+        if unit is not None:
+            break
+    dropins = ""
+    home_owner = None
+    if unit is not None:
+        listing = await ctx.run(node, f"cat -- {shlex.quote(DROPIN_DIR)}/*.conf 2>/dev/null; true")
+        dropins = listing.stdout
+    else:
+        home = shlex.quote(ctx.plan.cluster.om_home)
+        owner = await ctx.run(node, f"stat -c '%U:%G' -- {home} 2>/dev/null; true")
+        home_owner = owner.stdout.strip() or None
+    user, group = sf.unit_user(unit, dropins)
+    user, group_or_none, source = sf.om_owner(unit is not None, user, group, home_owner)
+    if group_or_none is None:
+        primary = await ctx.run(node, ["id", "-gn", user])
+        group_or_none = primary.stdout.strip() if primary.ok else user
+    cache[node.name] = (user, group_or_none, source)
+    return cache[node.name]
+
+
+async def ensure_package(ctx: StepContext, node: Node, state: sf.PackageState) -> None:
+    """Install the NFS package with the node's package manager, progress streamed."""
+    try:
+        argv = sf.install_argv(state)
+    except ValueError as exc:
+        raise RemoteError(
+            node.name, str(exc), "install the NFS packages by hand, then run apply"
+        ) from None
+    await ctx.change_command(
+        node,
+        argv,
+        None,
+        stream=True,
+        timeout=INSTALL_TIMEOUT,
+        undo_text=sf.INSTALL_UNDO_TEXT,
+        remedy=(
+            f"read the package manager's output above; if {state.name} was not found, refresh "
+            "the package lists (apt-get update / dnf makecache) and run apply again"
+        ),
+    )
+
+
+async def ensure_folder(ctx: StepContext, node: Node, path: str) -> None:
+    """mkdir -p; undone by rmdir, which never removes a folder that has files in it."""
+    await ctx.change_command(
+        node,
+        ["mkdir", "-p", "--", path],
+        ["rmdir", "--", path],
+        undo_ok_text=("Directory not empty", "No such file or directory"),
+    )
+
+
+async def edit_then_run(
+    ctx: StepContext,
+    node: Node,
+    path: str,
+    transform: Callable[[str | None], str | None],
+    argv: list[str],
+    undo_argv: list[str] | None,
+    *,
+    undo_text: str = "",
+    undo_ok_text: tuple[str, ...] = (),
+    timeout: float = 120,
+    explain: Callable[[str], str],
+) -> None:
+    """Edit a file, then run the command that puts it in force; on failure restore the file.
+
+    The engine's rollback cannot be invoked from a step, so the restore is itself a journaled
+    edit back to the exact original text (a file that did not exist is left empty, which both
+    exports and fstab read as "nothing"). A later rollback undoes both edits, newest first,
+    and ends byte-identical to the original.
+    """
+    seen: dict[str, str | None] = {}
+
+    def recording(text: str | None) -> str | None:
+        seen["before"] = text
+        return transform(text)
+
+    change = await ctx.edit_file(node, path, recording)
+    try:
+        await ctx.change_command(
+            node, argv, undo_argv, undo_text=undo_text, undo_ok_text=undo_ok_text, timeout=timeout
+        )
+    except RemoteError as exc:
+        if change is None:
+            raise
+        original = seen.get("before")
+        try:
+            await ctx.edit_file(node, path, lambda _now: original if original is not None else "")
+        except RemoteError as restore_exc:
+            raise RemoteError(
+                node.name,
+                f"{exc.message}; restoring {path} failed too: {restore_exc.message}",
+                f"restore {path} by hand from {change.undo}; then run rollback",
+            ) from None
+        raise RemoteError(
+            node.name,
+            f"{exc.message}; {path} was restored as it was before this step",
+            explain(exc.message),
+        ) from None
+
+
+# -- data-dir ----------------------------------------------------------------------------------
+
+
+class DataDirStep(Step):
+    section = "storage"
+    name = "data-dir"
+    title = "OM data dir"
+    doc = DOC_DATA_DIR
+    has_apply = True
+
+    def applies(self, ctx: StepContext, node: Node) -> str | None:
+        return _om_only(node)
+
+    async def check(self, ctx: StepContext, node: Node) -> Finding:
+        path = ctx.plan.storage.path
+        option = sf.data_dir_option(path)
+        opts = await java_opts_status(ctx, node, [option])
+        if opts.status == "failed":
+            return opts
+        src = await locate(ctx, node)
+        default = f"{OmLayout(ctx.plan.cluster.om_home).webapp}/data"
+        current = sf.current_data_dir(src.effective, default)
+        user, group, source = await om_user(ctx, node)
+        probe = await ctx.run(node, sf.owner_probe(path))
+        folder = sf.parse_owner(probe.stdout)
+        evidence = [probe.evidence()]
+        warnings = []
+        for old in dict.fromkeys((current, default)):
+            if old.rstrip("/") == path.rstrip("/"):
+                continue
+            listing = await ctx.run(node, sf.leftovers_probe(old, path))
+            warning = sf.leftovers_warning(old, path, listing.stdout)
+            if warning:
+                warnings.append(warning)
+                evidence.append(listing.evidence())
+        problems = []
+        if opts.status != "ok":
+            problems.append(opts.detail)
+        if not folder.exists:
+            problems.append(f"{path} does not exist")
+        elif not sf.owner_ok(folder, user, group):
+            problems.append(
+                f"{path} is owned by {folder.owner}, OM runs as {user}:{group} ({source})"
+            )
+        data = {
+            "opts_missing": opts.status != "ok",
+            "exists": folder.exists,
+            "owner_ok": sf.owner_ok(folder, user, group),
+            "numeric": folder.numeric,
+            "user": user,
+            "group": group,
+        }
+        warn = " WARNING: " + " ".join(warnings) if warnings else ""
+        if not problems:
+            detail = f"{opts.detail}; {path} owned by {user}:{group}"
+            finding = Finding.ok(detail + warn, *evidence, **data)
+            finding.remedy = " ".join(warnings)
+            return finding
+        remedy = (
+            f"omwizard sets {option} where JAVA_OPTS live, creates {path} and gives it to "
+            f"{user}:{group}; restart OpenMeetings afterwards"
+        )
+        return Finding.needs("; ".join(problems) + warn, remedy + warn, *evidence, **data)
+
+    async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
+        path = ctx.plan.storage.path
+        data = finding.data
+        if data.get("opts_missing"):
+            await add_java_opts(ctx, node, [sf.data_dir_option(path)])
+        if not data.get("exists"):
+            await ensure_folder(ctx, node, path)
+        if data.get("owner_ok"):
+            return
+        user, group = data["user"], data["group"]
+        owner = f"{user}:{group}"
+        old = data.get("numeric") if data.get("exists") else None
+        await ctx.change_command(
+            node,
+            ["chown", owner, "--", path],
+            ["chown", old, "--", path] if old else None,
+            undo_text="the folder omwizard made is removed by the mkdir's undo",
+            undo_ok_text=("No such file or directory",),
+        )
+
+
+# -- nfs-server --------------------------------------------------------------------------------
+
+
+def exportfs_remedy(output: str) -> str:
+    """What to do when exportfs -ra failed, from what it said."""
+    text = output.lower()
+    if "exportfs" in text and ("not found" in text or "no such file" in text):
+        return "install nfs-kernel-server (nfs-utils) on the storage node, then run apply again"
+    if "does not support nfs export" in text:
+        return "the export path's file system cannot be exported over NFS; choose another path"
+    return (
+        "read exportfs's message above, fix the cause on the storage node (`exportfs -ra` "
+        "there shows it again), then run apply again"
+    )
+
+
+class NfsServerStep(Step):
+    section = "storage"
+    name = "nfs-server"
+    title = "NFS server exports the folder"
+    doc = DOC_SERVER
+    has_apply = True
+
+    def applies(self, ctx: StepContext, node: Node) -> str | None:
+        reason = _nfs_only(ctx.plan)
+        if reason:
+            return reason
+        return None if node.is_storage else "not the NFS server (role storage)"
+
+    async def check(self, ctx: StepContext, node: Node) -> Finding:
+        st = ctx.plan.storage
+        clients = client_addresses(ctx.plan, node)
+        pkg_probe = await ctx.run(node, sf.package_probe("server"))
+        pkg = sf.parse_package_probe(pkg_probe.stdout)
+        folder = sf.parse_owner((await ctx.run(node, sf.owner_probe(st.path))).stdout)
+        current = await ctx.read_text(node, EXPORTS)
+        try:
+            wanted = exports_text(current, st.path, clients, st.export_options)
+        except ExportsConflict as exc:
+            return Finding.failed(
+                str(exc),
+                f"edit {EXPORTS} on {node.name} so that line says ({st.export_options}), or "
+                "set storage.export_options to what it says; then run apply",
+                pkg_probe.evidence(),
+            )
+        live_run = await ctx.run(node, ["exportfs", "-v"]) if pkg.installed else None
+        live = sf.parse_exportfs(live_run.stdout) if live_run and live_run.ok else {}
+        not_live = sf.missing_live_exports(live, st.path, clients, st.export_options)
+        problems = []
+        if not pkg.installed:
+            problems.append(f"package {pkg.name or 'nfs-kernel-server'} is not installed")
+        if not folder.exists:
+            problems.append(f"{st.path} does not exist")
+        if wanted != (current or ""):
+            problems.append(f"{EXPORTS} lacks the export to {', '.join(clients)}")
+        if not_live:
+            problems.append(f"{st.path} is not exported now to {', '.join(not_live)}")
+        evidence = [pkg_probe.evidence()] + ([live_run.evidence()] if live_run else [])
+        data = {
+            "package": pkg.__dict__,
+            "folder": folder.exists,
+            "edit": wanted != (current or ""),
+            "reexport": bool(not_live),
+        }
+        if not problems:
+            return Finding.ok(f"{st.path} exported to {', '.join(clients)}", *evidence, **data)
+        return Finding.needs(
+            "; ".join(problems),
+            f"omwizard adds `{st.path} CLIENT({st.export_options})` per OM node to {EXPORTS} "
+            "and runs `exportfs -ra`",
+            *evidence,
+            **data,
+        )
+
+    async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
+        st = ctx.plan.storage
+        clients = client_addresses(ctx.plan, node)
+        pkg = sf.PackageState(**finding.data["package"])
+        if not pkg.installed:
+            await ensure_package(ctx, node, pkg)
+        if not finding.data["folder"]:
+            await ensure_folder(ctx, node, st.path)
+        current = await ctx.read_text(node, EXPORTS)
+        try:
+            wanted = exports_text(current, st.path, clients, st.export_options)
+        except ExportsConflict as exc:
+            raise RemoteError(node.name, str(exc), "fix that line by hand, then apply") from None
+        if wanted == (current or ""):
+            await ctx.change_command(
+                node, ["exportfs", "-ra"], None, undo_text="nothing (the file was not changed)"
+            )
+            return
+        # Journaled BEFORE the edit: rollback runs undos newest first, so the file is restored
+        # first and this re-export runs after it, making the kernel's table match the file.
+        await ctx.change_command(node, ["true"], ["exportfs", "-ra"])
+        await edit_then_run(
+            ctx,
+            node,
+            EXPORTS,
+            lambda text: exports_text(text, st.path, clients, st.export_options),
+            ["exportfs", "-ra"],
+            None,
+            undo_text="the re-export runs on rollback after /etc/exports is restored",
+            explain=exportfs_remedy,
+        )
+
+
+# -- nfs-client --------------------------------------------------------------------------------
+
+
+def mount_remedy(output: str, server: str) -> str:
+    """What to do when `mount PATH` failed, from mount.nfs's message."""
+    text = output.lower()
+    if "no such device" in text or "unknown filesystem type" in text:
+        return (
+            "this node's kernel has no NFS client (mount.nfs: No such device): load it "
+            "(`modprobe nfs`) or use a kernel with NFS support, or mount the shared folder "
+            "another way and set storage.kind: existing; then run apply again"
+        )
+    if "access denied" in text:
+        return (
+            f"the server {server} refuses this node: run apply for storage.nfs-server (the "
+            "export must list this node's address) and check `exportfs -v` there"
+        )
+    if "timed out" in text or "connection refused" in text or "no route" in text:
+        return (
+            f"the NFS server {server} does not answer: start it (nfs-kernel-server / "
+            "nfs-server) and open TCP 2049 between the nodes; then run apply again"
+        )
+    if "no such file" in text:
+        return f"the exported folder does not exist on {server}: run apply for storage.nfs-server"
+    return "read mount's message above, fix the cause, then run apply again"
+
+
+class NfsClientStep(Step):
+    section = "storage"
+    name = "nfs-client"
+    title = "OM nodes mount the folder"
+    doc = DOC_CLIENT
+    has_apply = True
+
+    def applies(self, ctx: StepContext, node: Node) -> str | None:
+        reason = _nfs_only(ctx.plan) or _om_only(node)
+        if reason:
+            return reason
+        if node.is_storage:
+            return "the NFS server itself: OpenMeetings there uses the folder directly"
+        return None
+
+    async def check(self, ctx: StepContext, node: Node) -> Finding:
+        st = ctx.plan.storage
+        server = ctx.plan.storage_node
+        assert server is not None
+        source = f"{server.address}:{st.path}"
+        line = client_line(ctx.plan)
+        pkg_probe = await ctx.run(node, sf.package_probe("client"))
+        pkg = sf.parse_package_probe(pkg_probe.stdout)
+        folder = sf.parse_owner((await ctx.run(node, sf.owner_probe(st.path))).stdout)
+        fstab = await ctx.read_text(node, FSTAB)
+        found = await ctx.run(node, sf.findmnt_argv(st.path))
+        mount = sf.parse_findmnt(found.stdout)
+        verdict = sf.mount_verdict(mount, source)
+        evidence = [pkg_probe.evidence(), found.evidence()]
+        if verdict == "other":
+            assert mount is not None
+            return Finding.failed(
+                f"{st.path} already has another file system mounted: {mount.source} "
+                f"({mount.fstype})",
+                "if that already is the shared folder, set storage.kind: existing; otherwise "
+                f"unmount it (and remove it from {FSTAB}) before omwizard mounts {source}",
+                *evidence,
+            )
+        try:
+            wanted = fstab_ensure(fstab or "", line)
+        except FstabConflict as exc:
+            return Finding.failed(
+                str(exc),
+                f"remove or fix that line in {FSTAB} on {node.name} (omwizard writes `{line}`)",
+                *evidence,
+            )
+        problems = []
+        if not pkg.installed:
+            problems.append(f"package {pkg.name or 'nfs-common'} is not installed")
+        if not folder.exists:
+            problems.append(f"mount point {st.path} does not exist")
+        if wanted != (fstab or ""):
+            problems.append(f"{FSTAB} lacks `{line}`")
+        if verdict == "absent":
+            problems.append(f"{source} is not mounted at {st.path}")
+            if folder.exists:
+                hidden = await ctx.run(
+                    node, f"find {shlex.quote(st.path)} -mindepth 1 -maxdepth 1 | head -n 3"
+                )
+                if hidden.stdout.strip():
+                    return Finding.failed(
+                        f"{st.path} on this node holds files the NFS mount would hide: "
+                        + ", ".join(hidden.stdout.split()),
+                        f"move them to the server's {st.path} (they are this node's OM data), "
+                        "empty the folder, then run apply",
+                        *evidence,
+                        hidden.evidence(),
+                    )
+        data = {
+            "package": pkg.__dict__,
+            "folder": folder.exists,
+            "edit": wanted != (fstab or ""),
+            "mounted": verdict == "ok",
+        }
+        if not problems:
+            return Finding.ok(f"{source} mounted at {st.path} ({mount.fstype})", *evidence, **data)  # type: ignore[union-attr]
+        return Finding.needs(
+            "; ".join(problems),
+            f"omwizard adds `{line}` to {FSTAB} and runs `mount {st.path}`",
+            *evidence,
+            **data,
+        )
+
+    async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
+        st = ctx.plan.storage
+        server = ctx.plan.storage_node
+        assert server is not None
+        line = client_line(ctx.plan)
+        pkg = sf.PackageState(**finding.data["package"])
+        if not pkg.installed:
+            await ensure_package(ctx, node, pkg)
+        if not finding.data["folder"]:
+            await ensure_folder(ctx, node, st.path)
+        mount = ["timeout", str(MOUNT_TIMEOUT), "mount", st.path]
+        umount = ["umount", st.path]
+        if not finding.data["edit"]:
+            if not finding.data["mounted"]:
+                await ctx.change_command(
+                    node, mount, umount, undo_ok_text=("not mounted",),
+                    timeout=MOUNT_TIMEOUT + 30,
+                    remedy=mount_remedy("", server.address),
+                )
+            return
+
+        def explain(message: str) -> str:
+            return mount_remedy(message, server.address)
+
+        def add_line(text: str | None) -> str:
+            return fstab_ensure(text or "", line)
+
+        await edit_then_run(
+            ctx, node, FSTAB, add_line, mount, umount,
+            undo_ok_text=("not mounted",), timeout=MOUNT_TIMEOUT + 30, explain=explain,
+        )
+
+
+# -- shared ------------------------------------------------------------------------------------
+
+
+def _write_argv(user: str, token: str, path: str) -> str:
+    """Write the probe file as the OM user (proves it may write there), readable by others."""
+    q = shlex.quote
+    body = f"umask 022 && printf %s {q(token)} > {q(path)}"
+    if user == "root":
+        return body
+    return f"runuser -u {q(user)} -- sh -c {q(body)}"
+
+
+class SharedStep(Step):
+    section = "storage"
+    name = "shared"
+    title = "The folder is shared"
+    doc = DOC_SHARED
+    cluster_wide = True
+
+    def applies(self, ctx: StepContext, node: Node) -> str | None:
+        return _om_only(node)
+
+    async def check(self, ctx: StepContext, node: Node) -> Finding:
+        return (await self.check_all(ctx, [node]))[node.name]
+
+    async def check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
+        path = ctx.plan.storage.path
+        users = await asyncio.gather(*(ctx.guard(n, _user_ids(ctx, n)) for n in nodes))
+        info = dict(zip([n.name for n in nodes], users, strict=True))
+        problems: dict[str, list[str]] = {n.name: [] for n in nodes}
+        remedies: dict[str, list[str]] = {n.name: [] for n in nodes}
+        evidence: dict[str, list[str]] = {n.name: [] for n in nodes}
+        for name, got in info.items():
+            if isinstance(got, Finding):  # a RemoteError on that node
+                problems[name].append(got.detail)
+                remedies[name].append(got.remedy)
+
+        ids = {n: (g[2], g[3]) for n, g in info.items() if not isinstance(g, Finding)}
+        server = ctx.plan.storage_node
+        verdict = sf.id_verdict(ids, prefer=server.name if server else None)
+        for name, have in verdict.wrong.items():
+            user, group = info[name][0], info[name][1]  # type: ignore[index]
+            if verdict.reference is None:
+                problems[name].append(f"the OM user {user} has no uid/gid here")
+                continue
+            want = verdict.reference
+            problems[name].append(
+                f"{user}:{group} is {have[0]}:{have[1]} here, {want[0]}:{want[1]} on the "
+                "other nodes (NFS compares numbers: files would belong to someone else)"
+            )
+            fix = "; ".join(sf.id_fix(user, group, have, want))
+            remedies[name].append(f"with OpenMeetings stopped on {name}, run: {fix}")
+
+        if len(nodes) < 2:
+            only = nodes[0].name
+            if not problems[only]:
+                return {only: Finding.skipped("select two or more OM nodes to prove sharing")}
+        else:
+            await _probe_file(ctx, nodes, info, path, problems, remedies, evidence)
+
+        out = {}
+        for node in nodes:
+            name = node.name
+            if problems[name]:
+                out[name] = Finding.failed(
+                    "; ".join(problems[name]), " ".join(dict.fromkeys(remedies[name])),
+                    *evidence[name],
+                )
+            else:
+                user, group, uid, gid = info[name][:4]  # type: ignore[index]
+                out[name] = Finding.ok(
+                    f"{path} shared: a file written on {nodes[0].name} is read here; "
+                    f"{user}:{group} is {uid}:{gid}",
+                    *evidence[name],
+                )
+        return out
+
+
+async def _user_ids(ctx: StepContext, node: Node) -> tuple[str, str, int | None, int | None]:
+    user, group, _source = await om_user(ctx, node)
+    result = await ctx.run(node, sf.ids_probe(user, group))
+    uid, gid = sf.parse_ids(result.stdout)
+    return user, group, uid, gid
+
+
+async def _probe_file(
+    ctx: StepContext,
+    nodes: list[Node],
+    info: dict,
+    path: str,
+    problems: dict[str, list[str]],
+    remedies: dict[str, list[str]],
+    evidence: dict[str, list[str]],
+) -> None:
+    """Write a uniquely named file on the first node, read it on every other, remove it."""
+    writer = nodes[0]
+    token = uuid.uuid4().hex
+    probe = f"{path.rstrip('/')}/.omwizard-shared-{token}"
+    user = info[writer.name][0] if not isinstance(info[writer.name], Finding) else "root"
+    try:
+        wrote = await ctx.run(writer, _write_argv(user, token, probe))
+        evidence[writer.name].append(wrote.evidence())
+        if not wrote.ok:
+            problems[writer.name].append(f"the OM user {user} cannot write in {path}")
+            remedies[writer.name].append(
+                "run apply for storage.data-dir (the folder and its owner) and check the mount"
+            )
+            for other in nodes[1:]:
+                problems[other.name].append(
+                    f"not proved: the test file could not be written on {writer.name}"
+                )
+            return
+
+        async def read(node: Node) -> None:
+            try:
+                got = await ctx.run(node, ["cat", "--", probe])
+            except RemoteError as exc:
+                problems[node.name].append(exc.message)
+                remedies[node.name].append(exc.remedy)
+                return
+            evidence[node.name].append(got.evidence())
+            if got.stdout != token:
+                problems[node.name].append(
+                    f"{path} is not shared with {writer.name}: the file written there is not here"
+                )
+                remedies[node.name].append(
+                    "storage.kind nfs: run apply for storage.nfs-client (the mount); kind "
+                    f"existing: mount the shared folder at {path} on this node"
+                )
+
+        await asyncio.gather(*(read(n) for n in nodes[1:]))
+    finally:
+        try:
+            await ctx.run(writer, ["rm", "-f", "--", probe])
+        except RemoteError:
+            pass
+
+
+STEPS: list[Step] = [DataDirStep(), NfsServerStep(), NfsClientStep(), SharedStep()]

@@ -1,0 +1,355 @@
+"""Ensure everything works as expected: restart OM, then read what the cluster says of itself.
+
+`restart` is a change like any other: its check asks "is OM running the configuration now on
+disk?" (the process started after the last write of hazelcast.xml, persistence.xml, the unit
+or setenv.sh), so a second apply does not restart again. `members` reads Hazelcast's own view
+from OM's log, `health` asks OM's REST service through an SSH forward (the wizard often cannot
+reach a node's web port), and the storage, database and port proofs of the earlier sections
+run again now that everything is in place. The documentation's two manual checks are data in
+omwizard.export (MANUAL_CHECKS), shown by both faces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import ssl
+from urllib.parse import urlsplit
+
+from omwizard import verifyfacts
+from omwizard.layout import OmLayout
+from omwizard.plan import Node
+from omwizard.remote import RemoteError
+from omwizard.sections import find_step
+from omwizard.step import Finding, Step, StepContext
+
+UNIT = "openmeetings"
+UNIT_FILES = (
+    "/etc/systemd/system/openmeetings.service",
+    "/lib/systemd/system/openmeetings.service",
+    "/usr/lib/systemd/system/openmeetings.service",
+)
+RESTART_WAIT = 300  # seconds: Tomcat with OpenMeetings takes one to three minutes
+STARTED_MARKS = ("is STARTED", verifyfacts.STANDALONE)
+LOG_LINES = 4000
+MEMBERS_SETTLE = 10  # seconds the members check waits for a forming cluster to settle
+
+
+def _not_om(ctx: StepContext, node: Node) -> str | None:
+    return None if node.is_om else "not an OpenMeetings node (role om)"
+
+
+def _probe(om_home: str) -> str:
+    """One read-only script: OM's java processes (this node's network namespace, whose command
+    line or working dir is om_home) with their age, the config files' mtimes, the log to read,
+    and whether systemd runs the unit."""
+    lay = OmLayout(om_home)
+    q = shlex.quote
+    configs = [lay.hazelcast_xml, lay.persistence_xml, f"{lay.bin}/setenv.sh", *UNIT_FILES]
+    dropins = " ".join(f"{q(f)}.d/*.conf" for f in UNIT_FILES)
+    return (
+        f"h={q(om_home)}; me=$(readlink /proc/self/ns/net); echo \"now $(date +%s)\"; "
+        "for p in $(pgrep -x java 2>/dev/null); do "
+        "[ \"$(readlink /proc/$p/ns/net 2>/dev/null)\" = \"$me\" ] || continue; "
+        "c=$(tr '\\0' ' ' </proc/$p/cmdline 2>/dev/null); d=$(readlink /proc/$p/cwd 2>/dev/null); "
+        "case \" $c\" in *\"$h/\"*|*\"=$h \"*) ;; *) [ \"$d\" = \"$h\" ] || continue;; esac; "
+        "echo \"pid $p $(ps -o etimes= -p $p | tr -d ' ')\"; done; "
+        f"for f in {' '.join(q(c) for c in configs)} {dropins}; do "
+        "[ -f \"$f\" ] && echo \"mtime $(stat -c %Y \"$f\") $f\"; done; "
+        "for f in \"$h/logs/openmeetings.log\" \"$h/log/openmeetings.log\"; do "
+        "[ -f \"$f\" ] && { echo \"log $f $(stat -c %s \"$f\")\"; break; }; done; "
+        "[ -d /run/systemd/system ] && echo systemd; "
+        f"for f in {' '.join(q(u) for u in UNIT_FILES)}; do [ -f \"$f\" ] && echo \"unit $f\"; "
+        "done; true"
+    )
+
+
+def parse_probe(output: str) -> dict:
+    """The probe's lines as a dict: now, pids {pid: start epoch}, mtimes, log, log_size..."""
+    facts: dict = {"pids": {}, "mtimes": {}, "log": None, "log_size": 0, "systemd": False,
+                   "unit": None, "now": None}
+    for line in output.splitlines():
+        words = line.split(" ")
+        try:
+            if words[0] == "now":
+                facts["now"] = int(words[1])
+            elif words[0] == "pid" and len(words) == 3 and words[2].isdigit():
+                facts["pids"][int(words[1])] = int(words[2])  # elapsed, made absolute below
+            elif words[0] == "mtime":
+                facts["mtimes"][" ".join(words[2:])] = int(words[1])
+            elif words[0] == "log":
+                facts["log"], facts["log_size"] = " ".join(words[1:-1]), int(words[-1])
+            elif words[0] == "systemd":
+                facts["systemd"] = True
+            elif words[0] == "unit":
+                facts["unit"] = " ".join(words[1:])
+        except (IndexError, ValueError):
+            continue
+    now = facts["now"] or 0
+    facts["pids"] = {pid: now - age for pid, age in facts["pids"].items()}
+    return facts
+
+
+async def probe(ctx: StepContext, node: Node) -> tuple[dict, str]:
+    result = await ctx.run(node, _probe(ctx.plan.cluster.om_home))
+    return parse_probe(result.stdout), result.evidence()
+
+
+def _log_path(ctx: StepContext, node: Node, facts: dict) -> str:
+    if facts.get("log"):
+        return facts["log"]
+    version = ctx.shared.get("om_version", {}).get(node.name)
+    return OmLayout(ctx.plan.cluster.om_home).log_file(version)
+
+
+class RestartStep(Step):
+    section = "verify"
+    name = "restart"
+    title = "Restart OpenMeetings, one node at a time"
+    doc = (
+        "Set up the cluster: OpenMeetings reads hazelcast.xml and persistence.xml only when it "
+        "starts, so each node is restarted (systemctl restart openmeetings, else "
+        "bin/shutdown.sh; bin/startup.sh), one at a time, waiting for it to come back. A node "
+        "already running the current configuration is not restarted."
+    )
+    has_apply = True
+    serial = True
+
+    def applies(self, ctx: StepContext, node: Node) -> str | None:
+        return _not_om(ctx, node)
+
+    async def check(self, ctx: StepContext, node: Node) -> Finding:
+        facts, evidence = await probe(ctx, node)
+        starts = facts["pids"]
+        oldest = min(starts.values()) if starts else None
+        current, why = verifyfacts.running_current(oldest, facts["mtimes"])
+        data = {"log": _log_path(ctx, node, facts), "log_size": facts["log_size"],
+                "systemd": facts["systemd"] and facts["unit"] is not None}
+        if current:
+            pids = ", ".join(str(p) for p in starts)
+            return Finding.ok(f"{why} (pid {pids})", evidence, **data)
+        return Finding.needs(why, "restart OpenMeetings on this node (omwizard does it, waiting "
+                             "for it to come back)", evidence, **data)
+
+    async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
+        lay = OmLayout(ctx.plan.cluster.om_home)
+        if finding.data.get("systemd"):
+            argv = ["systemctl", "restart", UNIT]
+        else:
+            argv = ["sh", "-c", f"{shlex.quote(lay.bin + '/shutdown.sh')}; "
+                                f"exec {shlex.quote(lay.bin + '/startup.sh')}"]
+        await ctx.change_command(
+            node, argv, None, timeout=180, stream=True,
+            remedy="read the output above and OpenMeetings' log on the node",
+        )
+        if ctx.dry_run:
+            return
+        await wait_started(ctx, node, finding.data["log"], int(finding.data.get("log_size", 0)))
+
+
+async def wait_started(ctx: StepContext, node: Node, log: str, offset: int,
+                       seconds: int = RESTART_WAIT) -> None:
+    """Wait (bounded) until the log shows a start after `offset`; progress lines stream."""
+    q = shlex.quote
+    marks = " ".join(f"-e {q(m)}" for m in (*STARTED_MARKS, "Members {size"))
+    started = " ".join(f"-e {q(m)}" for m in STARTED_MARKS)
+    script = (
+        f"log={q(log)}; off={offset}; i=0; while :; do "
+        "s=$(stat -c %s \"$log\" 2>/dev/null || echo 0); [ \"$s\" -lt \"$off\" ] && off=0; "
+        f"l=$(tail -c +$((off + 1)) \"$log\" 2>/dev/null | grep -F {started} | tail -n 1); "
+        "if [ -n \"$l\" ]; then "
+        f"tail -c +$((off + 1)) \"$log\" | grep -F {marks} | tail -n 3; exit 0; fi; "
+        f"i=$((i + 1)); [ $i -ge {seconds} ] && {{ echo \"no start in $log after {seconds} s\"; "
+        "tail -n 5 \"$log\" 2>/dev/null; exit 1; }; "
+        "[ $((i % 5)) -eq 0 ] && echo \"waiting for OpenMeetings to start ($i s)\"; "
+        "sleep 1; done"
+    )
+    result = await ctx.run(node, script, timeout=seconds + 30, stream=True)
+    if not result.ok:
+        raise RemoteError(
+            node.name,
+            f"OpenMeetings did not come back within {seconds} s: {result.output.strip()[-300:]}",
+            f"read {log} on {node.name}; fix the cause and run apply --section verify again",
+        )
+
+
+class MembersStep(Step):
+    section = "verify"
+    name = "members"
+    title = "Hazelcast sees every node"
+    doc = (
+        "OpenMeetings' log (logs/openmeetings.log; log/ in 4.0.x) shows the latest Hazelcast "
+        "line `Members {size:N, ver:M} [` listing every OM node; \"No join method is enabled! "
+        "Starting standalone.\" means this node is alone."
+    )
+
+    def applies(self, ctx: StepContext, node: Node) -> str | None:
+        return _not_om(ctx, node)
+
+    async def check(self, ctx: StepContext, node: Node) -> Finding:
+        expected = {n.name: n.address for n in ctx.plan.om_nodes}
+        for attempt in range(MEMBERS_SETTLE + 1):
+            facts, evidence = await probe(ctx, node)
+            log = _log_path(ctx, node, facts)
+            tail = await ctx.run(node, ["tail", "-n", str(LOG_LINES), log])
+            verdict = verifyfacts.judge_members(verifyfacts.read_log(tail.stdout), node.name,
+                                                expected, log)
+            if not facts["pids"] and verdict.ok:
+                verdict = verifyfacts.Verdict(
+                    False, f"OpenMeetings is not running on {node.name} (its log still shows "
+                    f"the last cluster: {verdict.detail})",
+                    f"start OpenMeetings on {node.name} (`omwizard apply --section verify "
+                    f"--node {node.name}`)")
+            forming = "missing:" in verdict.detail or verdict.detail.startswith("no `Members")
+            settling = not verdict.ok and bool(facts["pids"]) and forming
+            if verdict.ok or not settling or attempt == MEMBERS_SETTLE:
+                break
+            await asyncio.sleep(1)  # a cluster that is still forming: read again, bounded
+        block = [line for line in tail.stdout.splitlines() if "Member" in line][-8:]
+        shown = f"tail -n {LOG_LINES} {log}: " + (" | ".join(b.strip() for b in block)
+                                                  or "(no member lines)")
+        if verdict.ok:
+            return Finding.ok(verdict.detail, evidence, shown, **verdict.data)
+        return Finding.failed(verdict.detail, verdict.remedy, evidence, shown, **verdict.data)
+
+
+def health_target(node: Node) -> tuple[bool, int, str]:
+    """(tls, port, path prefix) of OM on the node itself, from server_url.
+
+    An explicit port is used as is; without one, OpenMeetings' own ports (5080 http, 5443
+    https) are assumed, because a URL without a port usually names a proxy in front of OM.
+    """
+    url = urlsplit(node.server_url or f"http://{node.address}:5080/openmeetings")
+    tls = url.scheme == "https"
+    port = url.port or (5443 if tls else 5080)
+    prefix = url.path.rstrip("/") or "/openmeetings"
+    return tls, port, prefix
+
+
+async def http_get(port: int, path: str, host: str, tls: bool,
+                   timeout: float = 15) -> tuple[int | None, str]:
+    """GET over the local forward; (status, body) or (None, error text)."""
+    context = None
+    if tls:  # the name on OM's certificate is not 127.0.0.1; health is what is checked here
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+            request = (f"GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n"
+                       "Connection: close\r\n\r\n")
+            writer.write(request.encode())
+            await writer.drain()
+            raw = await reader.read()
+            writer.close()
+    except (OSError, TimeoutError, ssl.SSLError) as exc:
+        return None, str(exc) or type(exc).__name__
+    head, _, body = raw.decode("utf-8", errors="replace").partition("\r\n\r\n")
+    try:
+        status = int(head.split(" ", 2)[1])
+    except (IndexError, ValueError):
+        return None, f"not an HTTP answer: {raw[:120]!r}"
+    return status, body
+
+
+class HealthStep(Step):
+    section = "verify"
+    name = "health"
+    title = "OpenMeetings answers healthy"
+    doc = (
+        "GET /openmeetings/services/info/health answers "
+        "{\"health\":{\"inited\":true,\"installed\":true,\"dbOk\":true}} on every node "
+        "(through an SSH port forward to the node's own address); /services/info/version "
+        "gives the version."
+    )
+
+    def applies(self, ctx: StepContext, node: Node) -> str | None:
+        return _not_om(ctx, node)
+
+    async def check(self, ctx: StepContext, node: Node) -> Finding:
+        tls, port, prefix = health_target(node)
+        scheme = "https" if tls else "http"
+        remote = ctx.pool.get(node)
+        try:
+            listener, local = await remote.forward_local(node.address, port)
+        except RemoteError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - asyncssh refuses forwards in several ways
+            return Finding.failed(
+                f"no SSH port forward through {node.name} to {node.address}:{port}: {exc}",
+                "allow TCP forwarding for this user in the node's sshd_config "
+                "(AllowTcpForwarding yes)",
+            )
+        try:
+            host = urlsplit(node.server_url or "").hostname or node.address
+            status, body = await http_get(local, f"{prefix}/services/info/health", host, tls)
+            v_status, v_body = await http_get(local, f"{prefix}/services/info/version", host, tls)
+        finally:
+            listener.close()  # type: ignore[attr-defined]
+        where = f"{scheme}://{node.address}:{port}{prefix}/services/info/health (via SSH to " \
+                f"{node.name})"
+        evidence = [f"GET {where} -> {status if status is not None else 'no answer'} "
+                    f"{body.strip()[:200]}"]
+        version = verifyfacts.parse_version(v_body) if v_status == 200 else None
+        evidence.append(f"GET .../services/info/version -> {v_status} {v_body.strip()[:200]}")
+        verdict = verifyfacts.judge_health(status, body)
+        shown = f" (OpenMeetings {version})" if version else ""
+        if verdict.ok:
+            return Finding.ok(verdict.detail + shown, *evidence, version=version, **verdict.data)
+        return Finding.failed(verdict.detail + shown, verdict.remedy, *evidence,
+                              version=version, **verdict.data)
+
+
+class RerunStep(Step):
+    """Another section's proof, run again under verify now that everything is in place."""
+
+    section = "verify"
+    cluster_wide = True
+
+    def __init__(self, name: str, target: str, title: str) -> None:
+        self.name = name
+        self.target = target
+        self.title = title
+        self.doc = f"Again, now that everything is in place: {target} (see that step)."
+
+    def delegate(self) -> Step:
+        try:
+            return find_step(self.target)
+        except (KeyError, ValueError, ImportError) as exc:
+            raise LookupError(
+                f"verify.{self.name} re-runs {self.target}, which this omwizard does not have "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+
+    def applies(self, ctx: StepContext, node: Node) -> str | None:
+        try:
+            return self.delegate().applies(ctx, node)
+        except LookupError:
+            return None  # the check reports the missing step on every node
+
+    async def check(self, ctx: StepContext, node: Node) -> Finding:
+        return (await self.check_all(ctx, [node]))[node.name]
+
+    async def check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
+        try:
+            step = self.delegate()
+        except LookupError as exc:
+            return {n.name: Finding.failed(str(exc), "install a complete omwizard") for n in nodes}
+        found = await step.check_all(ctx, nodes)
+        for finding in found.values():
+            if finding.status == "needs-change":
+                # verify changes nothing: what is still missing belongs to its own section
+                finding.status = "failed"
+                finding.remedy = (f"{finding.remedy}; apply it with `omwizard apply --section "
+                                  f"{step.section}`").lstrip("; ")
+        return found
+
+
+RERUNS = (
+    RerunStep("shared-files", "storage.shared", "Shared files, again"),
+    RerunStep("db-login", "database.db-login", "Database login from every node, again"),
+    RerunStep("ports", "preflight.ports", "Ports between the nodes, again"),
+)
+
+STEPS: list[Step] = [RestartStep(), MembersStep(), HealthStep(), *RERUNS]

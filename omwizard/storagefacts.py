@@ -1,0 +1,361 @@
+"""Pure decisions of the storage section: what the nodes said, and what it means.
+
+Every function takes text a node printed (findmnt, id, dpkg-query/rpm, a unit file, find) or
+values from the plan, and returns a decision; none does I/O, so each is unit-tested on data.
+The probe scripts that produce that text live here too, next to the parsers that read them.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections import Counter
+from dataclasses import dataclass
+
+# -- packages ------------------------------------------------------------------------------
+
+# Debian/Ubuntu names first (the documentation's), then the RHEL family's.
+PACKAGES = {
+    "server": {"apt": "nfs-kernel-server", "dnf": "nfs-utils", "yum": "nfs-utils"},
+    "client": {"apt": "nfs-common", "dnf": "nfs-utils", "yum": "nfs-utils"},
+}
+
+
+def package_probe(role: str) -> str:
+    """A script printing ``MANAGER:PACKAGE:STATUS`` for the node's NFS package of ``role``.
+
+    dpkg-query's ``${Status}`` is "install ok installed" only when the package is really
+    there ("deinstall ok config-files" is a removed one); rpm -q exits 0 when installed.
+    """
+    names = PACKAGES[role]
+    apt, rpm = shlex.quote(names["apt"]), shlex.quote(names["dnf"])
+    return (
+        "if command -v dpkg-query >/dev/null 2>&1; then "
+        f"printf 'apt:%s:%s\\n' {apt} \"$(dpkg-query -W -f='${{Status}}' {apt} 2>/dev/null)\"; "
+        "elif command -v rpm >/dev/null 2>&1; then "
+        "m=yum; command -v dnf >/dev/null 2>&1 && m=dnf; "
+        f"if rpm -q {rpm} >/dev/null 2>&1; then s=installed; else s=missing; fi; "
+        f"printf '%s:%s:%s\\n' \"$m\" {rpm} \"$s\"; "
+        "else echo unknown::; fi"
+    )
+
+
+@dataclass(frozen=True)
+class PackageState:
+    manager: str  # apt | dnf | yum | unknown
+    name: str
+    installed: bool
+
+
+def parse_package_probe(output: str) -> PackageState:
+    """The probe's line as a decision; an unknown manager is never "installed"."""
+    for line in output.splitlines():
+        manager, sep, rest = line.strip().partition(":")
+        if not sep:
+            continue
+        name, _, status = rest.partition(":")
+        if manager == "apt":
+            return PackageState("apt", name, status.split()[-1:] == ["installed"])
+        if manager in ("dnf", "yum"):
+            return PackageState(manager, name, status.strip() == "installed")
+        if manager == "unknown":
+            break
+    return PackageState("unknown", "", False)
+
+
+def install_argv(state: PackageState) -> list[str]:
+    """The install command for the node's package manager (non-interactive)."""
+    if state.manager == "apt":
+        return ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", state.name]
+    if state.manager in ("dnf", "yum"):
+        return [state.manager, "install", "-y", state.name]
+    raise ValueError("no supported package manager (apt, dnf, yum) on this node")
+
+
+INSTALL_UNDO_TEXT = "none: packages are not removed on rollback (remove it by hand if unwanted)"
+
+# -- mounts --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    fstype: str
+
+    @property
+    def is_nfs(self) -> bool:
+        return self.fstype in ("nfs", "nfs4")
+
+
+def findmnt_argv(path: str) -> list[str]:
+    """What is mounted at exactly ``path`` (kernel table), one ``SOURCE FSTYPE`` a line."""
+    return ["findmnt", "-n", "-k", "-o", "SOURCE,FSTYPE", "--mountpoint", path]
+
+
+def parse_findmnt(output: str) -> Mount | None:
+    """The mount on top at that point (the last line: stacked mounts are listed in order)."""
+    lines = [line.split() for line in output.splitlines() if line.strip()]
+    lines = [f for f in lines if len(f) >= 2]
+    if not lines:
+        return None
+    source, fstype = lines[-1][0], lines[-1][1]
+    return Mount(source, fstype)
+
+
+def _norm_source(source: str) -> str:
+    host, sep, path = source.partition(":")
+    if not sep:
+        return source
+    return f"{host.strip('[]')}:{path.rstrip('/') or '/'}"
+
+
+def mount_verdict(mount: Mount | None, want_source: str) -> str:
+    """'ok' (the NFS export is mounted), 'absent' (nothing there) or 'other' (something else)."""
+    if mount is None:
+        return "absent"
+    if mount.is_nfs and _norm_source(mount.source) == _norm_source(want_source):
+        return "ok"
+    return "other"
+
+
+# -- exports -------------------------------------------------------------------------------
+
+
+def parse_exportfs(output: str) -> dict[tuple[str, str], frozenset[str]]:
+    """``exportfs -v`` as {(path, client): options}.
+
+    A long path puts its clients on the next line, so a line without a path continues the last.
+    """
+    live: dict[tuple[str, str], frozenset[str]] = {}
+    path: str | None = None
+    for raw in output.splitlines():
+        fields = raw.split()
+        if not fields:
+            continue
+        if fields[0].startswith("/"):
+            path = fields[0].rstrip("/") or "/"
+            fields = fields[1:]
+        if path is None:
+            continue
+        for item in fields:
+            client, _, opts = item.partition("(")
+            live[(path, client.lower())] = frozenset(o for o in opts.rstrip(")").split(",") if o)
+    return live
+
+
+def missing_live_exports(
+    live: dict[tuple[str, str], frozenset[str]], path: str, clients: list[str], options: str
+) -> list[str]:
+    """Clients not exported ``path`` with (at least) the plan's options in the kernel's table.
+
+    exportfs -v expands the options (wdelay, hide, sec=sys...), so the plan's must be a subset.
+    """
+    want = frozenset(o for o in options.split(",") if o)
+    key_path = path.rstrip("/") or "/"
+    missing = []
+    for client in clients:
+        got = live.get((key_path, client.lower()))
+        if got is None or not want <= got:
+            missing.append(client)
+    return missing
+
+
+# -- the OpenMeetings user -----------------------------------------------------------------
+
+_SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
+_KEY = re.compile(r"^\s*(User|Group)\s*=\s*(.*?)\s*$")
+
+
+def unit_user(*texts: str | None) -> tuple[str | None, str | None]:
+    """``User=`` and ``Group=`` of the unit's [Service] (and drop-ins after it; last wins)."""
+    user = group = None
+    for text in texts:
+        if not text:
+            continue
+        section = None
+        for line in text.splitlines():
+            header = _SECTION.match(line)
+            if header:
+                section = header.group(1).strip()
+                continue
+            match = _KEY.match(line) if section == "Service" else None
+            if match:
+                value = match.group(2).strip("'\"") or None
+                if match.group(1) == "User":
+                    user = value
+                else:
+                    group = value
+    return user, group
+
+
+def om_owner(
+    unit_found: bool, user: str | None, group: str | None, home_owner: str | None
+) -> tuple[str, str | None, str]:
+    """(user, group or None = the user's primary group, where it came from).
+
+    A systemd unit runs OM as its User=/Group= (root when User= is absent, as systemd does;
+    OM 9.1.0's unit says nobody:nogroup); a plain Tomcat install runs as the owner of om_home.
+    """
+    if unit_found:
+        if user:
+            return user, group, "the unit's User=/Group="
+        return "root", group or "root", "the unit (no User=: systemd runs it as root)"
+    if home_owner:
+        owner_user, _, owner_group = home_owner.strip().partition(":")
+        if owner_user and owner_group:
+            return owner_user, owner_group, "the owner of om_home (Tomcat install)"
+    return "nobody", "nogroup", "default of OpenMeetings' unit (nobody:nogroup)"
+
+
+def ids_probe(user: str, group: str | None) -> str:
+    """Prints ``uid=N`` and ``gid=N`` (the group's number; the user's primary group if None)."""
+    u = shlex.quote(user)
+    gid = (
+        f"getent group {shlex.quote(group)} | cut -d: -f3"
+        if group
+        else f"id -g {u}"
+    )
+    return f'echo "uid=$(id -u {u} 2>/dev/null)"; echo "gid=$({gid} 2>/dev/null)"'
+
+
+def parse_ids(output: str) -> tuple[int | None, int | None]:
+    values: dict[str, int | None] = {"uid": None, "gid": None}
+    for line in output.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key in values and value.strip().isdigit():
+            values[key] = int(value.strip())
+    return values["uid"], values["gid"]
+
+
+@dataclass(frozen=True)
+class IdVerdict:
+    reference: tuple[int, int] | None  # the numbers every node should have
+    wrong: dict[str, tuple[int | None, int | None]]  # node -> its numbers, where they differ
+
+
+def id_verdict(
+    ids: dict[str, tuple[int | None, int | None]], prefer: str | None = None
+) -> IdVerdict:
+    """Which nodes differ from the reference numbers.
+
+    The reference is the ``prefer`` node's (the NFS server: files on its disk carry its
+    numbers) when it has both, else the pair most nodes share (ties: the first node).
+    """
+    complete = {n: (u, g) for n, (u, g) in ids.items() if u is not None and g is not None}
+    if not complete:
+        return IdVerdict(None, dict(ids))
+    if prefer in complete:
+        reference = complete[prefer]
+    else:
+        counts = Counter(complete.values())
+        best = max(counts.values())
+        reference = next(v for v in complete.values() if counts[v] == best)
+    wrong = {n: v for n, v in ids.items() if v != reference}
+    return IdVerdict(reference, wrong)  # type: ignore[arg-type]
+
+
+def id_fix(
+    user: str, group: str | None, have: tuple[int | None, int | None], want: tuple[int, int]
+) -> list[str]:
+    """The commands that give this node the reference numbers (run with OM stopped)."""
+    q = shlex.quote
+    out: list[str] = []
+    uid, gid = have
+    grp = group or user
+    if gid != want[1]:
+        if gid is None:
+            out.append(f"groupadd -g {want[1]} {q(grp)}")
+        else:
+            out.append(f"groupmod -g {want[1]} {q(grp)}")
+    if uid != want[0]:
+        if uid is None:
+            out.append(f"useradd -r -u {want[0]} -g {want[1]} -s /usr/sbin/nologin {q(user)}")
+        else:
+            out.append(f"usermod -u {want[0]} {q(user)}")
+    if uid is not None and uid != want[0]:
+        out.append(f"find / -xdev -uid {uid} -exec chown -h {want[0]} {{}} +")
+    if gid is not None and gid != want[1]:
+        out.append(f"find / -xdev -gid {gid} -exec chgrp -h {want[1]} {{}} +")
+    return out
+
+
+# -- the data directory --------------------------------------------------------------------
+
+DATA_DIR_KEY = "-DDATA_DIR"
+
+
+def data_dir_option(path: str) -> str:
+    return f"{DATA_DIR_KEY}={path}"
+
+
+def current_data_dir(java_opts: list[str], default: str) -> str:
+    """The data dir OM uses now: the last -DDATA_DIR (the JVM's rule), else the default."""
+    value = default
+    for token in java_opts:
+        key, sep, rest = token.partition("=")
+        if key == DATA_DIR_KEY and sep and rest:
+            value = rest
+    return value
+
+
+def owner_probe(path: str) -> str:
+    """``MISSING`` or ``user:group uid:gid`` of the folder (not following a final symlink)."""
+    q = shlex.quote(path)
+    return f"if [ -d {q} ]; then stat -c '%U:%G %u:%g' -- {q}; else echo MISSING; fi"
+
+
+@dataclass(frozen=True)
+class FolderState:
+    exists: bool
+    owner: str = ""  # user:group by name
+    numeric: str = ""  # uid:gid
+
+
+def parse_owner(output: str) -> FolderState:
+    line = output.strip().splitlines()[-1] if output.strip() else "MISSING"
+    if line == "MISSING":
+        return FolderState(False)
+    names, _, numbers = line.partition(" ")
+    return FolderState(True, names, numbers)
+
+
+def owner_ok(folder: FolderState, user: str, group: str) -> bool:
+    return folder.exists and folder.owner == f"{user}:{group}"
+
+
+LEFTOVER_LIMIT = 200
+
+
+def leftovers_probe(old: str, new: str) -> str:
+    """Files under ``old`` with no file of the same relative path under ``new`` (bounded).
+
+    Prints nothing when ``old`` is missing or is the same folder as ``new`` (a symlink).
+    """
+    o, n = shlex.quote(old), shlex.quote(new)
+    return (
+        f"[ -d {o} ] || exit 0; "
+        f"a=$(cd -- {o} && pwd -P); b=$(cd -- {n} 2>/dev/null && pwd -P); "
+        '[ "$a" = "$b" ] && exit 0; '
+        f"cd -- {o} && find . -type f -print | while IFS= read -r f; do "
+        f'[ -e {n}/"$f" ] || printf "%s\\n" "$f"; done | head -n {LEFTOVER_LIMIT + 1}'
+    )
+
+
+def copy_command(old: str, new: str) -> str:
+    """Copies what is missing, never overwriting (cp -n), keeping owners and times (-a)."""
+    src, dest = shlex.quote(old.rstrip("/") + "/."), shlex.quote(new.rstrip("/") + "/")
+    return f"sudo cp -a -n -- {src} {dest}"
+
+
+def leftovers_warning(old: str, new: str, listing: str) -> str:
+    """The operator's warning for files still in the old data dir, or '' when there are none."""
+    files = [line for line in listing.splitlines() if line.strip()]
+    if not files:
+        return ""
+    count = f"more than {LEFTOVER_LIMIT}" if len(files) > LEFTOVER_LIMIT else str(len(files))
+    sample = ", ".join(f.removeprefix("./") for f in files[:3])
+    return (
+        f"{count} file(s) in the current data dir {old} are not in {new} (e.g. {sample}); "
+        f"omwizard never copies user data: copy them with `{copy_command(old, new)}` "
+        "on one node (the folder is shared), with OpenMeetings stopped"
+    )

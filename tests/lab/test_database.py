@@ -1,0 +1,171 @@
+"""The database section against the lab's real MariaDB and PostgreSQL, through the CLI.
+
+Each test: check reports what is missing, apply creates the remote user and edits every OM
+node, db-login fails before and succeeds after from every node's own address, a second apply
+changes nothing, rollback drops the user and restores every edited file byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from omwizard.lab.services import (
+    MARIADB_CNF,
+    PG_CONF_DIR,
+    mysql,
+    psql,
+    start_mariadb,
+    start_postgres,
+)
+
+pytestmark = pytest.mark.lab
+
+PASSWORD = "S3cret-'q\"x\\y"  # quotes and a backslash: proves the escaping end to end
+PERSISTENCE = "/opt/om/webapps/openmeetings/WEB-INF/classes/META-INF/persistence.xml"
+UNIT = "/etc/systemd/system/openmeetings.service"
+DROPIN = "/etc/systemd/system/openmeetings.service.d/omwizard.conf"
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "openmeetings"
+
+
+def omw(command: str, plan: Path, state: Path, *extra: str) -> tuple[int, dict, str]:
+    env = {**os.environ, "OMW_DB_PASSWORD": PASSWORD}
+    proc = subprocess.run(
+        [sys.executable, "-m", "omwizard", command, str(plan), "--section", "database",
+         "--json", "--state", str(state), *extra],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert PASSWORD not in proc.stdout and PASSWORD not in proc.stderr
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"no JSON from {command}: {proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return proc.returncode, data, proc.stderr
+
+
+def by_step(data: dict) -> dict[tuple[str, str], dict]:
+    return {(r["step"], r["node"]): r for r in data["results"]}
+
+
+def digest(node, path: str) -> str:
+    out = node.run(f"sha256sum {path} 2>/dev/null || echo absent").stdout.split()
+    return out[0] if out else "absent"
+
+
+def snapshot(lab, files: dict[str, list[str]]) -> dict[tuple[str, str], str]:
+    return {(n, p): digest(lab.node(n), p) for n, paths in files.items() for p in paths}
+
+
+def assert_no_secret_in_state(state: Path) -> None:
+    for path in state.rglob("*"):
+        if path.is_file():
+            assert PASSWORD not in path.read_text(errors="replace"), path
+
+
+def drop_serialization_opts(node) -> None:
+    """Make n1 look like an older install: the unit's JAVA_OPTS without the CVE lists."""
+    node.run(["sed", "-i", "-e", "s/ -Dopenjpa.serialization[^ ']*//g", UNIT], check=True)
+
+
+def run_cycle(lab, plan: Path, state: Path, db_files: list[str], user_count) -> None:
+    om = list(lab.nodes)
+    files = {n: [PERSISTENCE, UNIT, DROPIN] for n in om}
+    files[lab.db.name] = db_files
+    before = snapshot(lab, files)
+
+    code, data, err = omw("check", plan, state)
+    results = by_step(data)
+    assert code == 1, err
+    assert results[("remote-user", "db")]["status"] == "needs-change"
+    for n in om:
+        assert results[("db-type", n)]["status"] == "ok"
+        assert results[("persistence-connection", n)]["status"] == "needs-change"
+        assert results[("remote-commit-provider", n)]["status"] == "needs-change"
+        assert results[("db-login", n)]["status"] == "failed"
+    assert results[("openjpa-serialization", "n1")]["status"] == "needs-change"
+    assert results[("openjpa-serialization", "n2")]["status"] == "ok"
+    assert user_count() == 0
+
+    code, data, err = omw("apply", plan, state, "--yes")
+    results = by_step(data)
+    assert code == 0, json.dumps(data["results"], indent=1) + err
+    assert results[("remote-user", "db")]["status"] == "changed"
+    for n in om:
+        assert results[("persistence-connection", n)]["status"] == "changed"
+        assert results[("remote-commit-provider", n)]["status"] == "changed"
+        assert results[("db-login", n)]["status"] == "ok", results[("db-login", n)]
+    assert results[("openjpa-serialization", "n1")]["status"] == "changed"
+    assert digest(lab.node("n1"), DROPIN) != "absent"
+    assert user_count() > 0
+    assert_no_secret_in_state(state)
+
+    code, data, err = omw("apply", plan, state, "--yes")
+    assert code == 0, err
+    assert data["summary"]["changed"] == 0
+    assert all(r["status"] in ("ok", "skipped") for r in data["results"])
+
+    code, data, err = omw("rollback", plan, state, "--yes")
+    assert code == 0, json.dumps(data["results"], indent=1) + err
+    assert user_count() == 0
+    assert snapshot(lab, files) == before
+    assert_no_secret_in_state(state)
+
+    code, data, err = omw("check", plan, state)
+    results = by_step(data)
+    assert code == 1
+    for n in om:
+        assert results[("db-login", n)]["status"] == "failed", results[("db-login", n)]
+    assert results[("remote-user", "db")]["status"] == "needs-change"
+
+
+def test_mariadb_cycle(fresh_lab, tmp_path):
+    lab = fresh_lab
+    start_mariadb(lab.db)
+    drop_serialization_opts(lab.node("n1"))
+    plan = lab.write_plan(tmp_path / "plan.yaml")
+
+    def users() -> int:
+        out = mysql(lab.db, "SELECT count(*) FROM mysql.user WHERE User='om'").stdout.strip()
+        return int(out)
+
+    run_cycle(lab, plan, tmp_path / "state", [MARIADB_CNF], users)
+
+
+def test_postgresql_cycle(fresh_lab, tmp_path):
+    lab = fresh_lab
+    start_postgres(lab.db)
+    drop_serialization_opts(lab.node("n1"))
+    source = FIXTURES / "9.1.0" / "persistence-postgresql.xml"
+    for node in lab.nodes.values():
+        node.run(["cp", str(source), PERSISTENCE], check=True)
+    plan = lab.write_plan(tmp_path / "plan.yaml",
+                          database={"type": "postgresql", "port": 5432})
+
+    def roles() -> int:
+        out = psql(lab.db, "SELECT count(*) FROM pg_roles WHERE rolname='om'").stdout.strip()
+        return int(out)
+
+    run_cycle(lab, plan, tmp_path / "state",
+              [f"{PG_CONF_DIR}/postgresql.conf", f"{PG_CONF_DIR}/pg_hba.conf"], roles)
+
+
+def test_h2_node_is_refused_with_the_documentation_rule(fresh_lab, tmp_path):
+    lab = fresh_lab
+    meta = Path(PERSISTENCE).parent
+    lab.node("n2").run(["cp", str(meta / "h2_persistence.xml"), PERSISTENCE], check=True)
+    plan = lab.write_plan(tmp_path / "plan.yaml", database={"manage": False})
+    code, data, _ = omw("check", plan, tmp_path / "state")
+    results = by_step(data)
+    assert code == 1
+    h2 = results[("db-type", "n2")]
+    assert h2["status"] == "failed"
+    assert "Db other than H2 should be used" in h2["detail"]
+    assert "re-install OpenMeetings" in h2["remedy"]
+    assert results[("db-type", "n1")]["status"] == "ok"
+    assert results[("db-login", "n1")]["status"] == "failed"  # no server started: refused
+    assert "refused" in results[("db-login", "n1")]["detail"]

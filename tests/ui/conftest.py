@@ -1,0 +1,46 @@
+"""UI test helpers: a state home in a temp dir, a host-neutral plan, the app factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    return home / "omwizard"
+
+
+def neutral_plan_dict() -> dict[str, Any]:
+    """A valid plan for example hosts (nothing is contacted)."""
+    return {
+        "omwizard": 1,
+        "cluster": {"name": "demo", "timezone": "Europe/Berlin", "om_home": "/opt/om"},
+        "ssh": {"user": "root", "port": 22, "known_hosts": "/nonexistent/known_hosts",
+                "host_keys": "strict", "sudo": "auto", "connect_timeout": 1},
+        "nodes": [
+            {"name": "om1", "host": "192.0.2.11", "address": "192.0.2.11", "interface": "eth0",
+             "server_url": "https://om1.example.org/openmeetings", "roles": ["om", "storage"]},
+            {"name": "om2", "host": "192.0.2.12", "address": "192.0.2.12", "interface": "eth0",
+             "server_url": "https://om2.example.org/openmeetings", "roles": ["om"]},
+            {"name": "db", "host": "192.0.2.20", "address": "192.0.2.20", "roles": ["database"]},
+        ],
+        "database": {"type": "mariadb", "host": "192.0.2.20", "port": 3306,
+                     "name": "openmeetings", "user": "om", "password": "${OMW_DB_PASSWORD}",
+                     "manage": True},
+        "network": {"join": "multicast"},
+        "storage": {"kind": "nfs", "path": "/opt/omdata"},
+    }
+
+
+@pytest.fixture
+def neutral_plan(tmp_path: Path) -> Path:
+    import yaml
+
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(neutral_plan_dict(), sort_keys=False))
+    return path
