@@ -309,6 +309,8 @@ class OmWizardApp(App[int]):
     def first_unfinished(self) -> tuple[str, str | None]:
         """The first section not finished, and the step to land on in it."""
         meta = self.state.meta() if self.state else {}
+        if meta.get("section") in SECTIONS:  # where the operator was: same section, same step
+            return meta["section"], meta.get("step")
         for section in SECTIONS:
             done, total = self.section_progress(section)
             if total == 0 or done < total:
@@ -400,7 +402,9 @@ def progress_text(state: StateStore) -> str:
     return ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
 
 
-def make_app(plan_path: str | None = None, state_dir: str | None = None, **kwargs: Any) -> OmWizardApp:
+def make_app(
+    plan_path: str | None = None, state_dir: str | None = None, **kwargs: Any
+) -> OmWizardApp:
     """The App, for run_app and for the tests (state_base=..., env=...)."""
     return OmWizardApp(plan_path, state_dir, **kwargs)
 

@@ -137,13 +137,25 @@ def mariadb_pid(node: Node) -> int | None:
     return int(out) if out.isdigit() else None
 
 
-def stop_mariadb(node: Node) -> None:
-    """Stop the node's MariaDB as an operator would (`service mariadb stop`)."""
-    if mariadb_pid(node) is not None:
-        node.run("service mariadb stop", timeout=120)
+def stop_mariadb(node: Node, timeout: float = 60) -> None:
+    """Stop the node's MariaDB: `mysqladmin shutdown`, else by pid (mysqld_safe first, or it
+    restarts the server). Not `service mariadb stop`: its fallback is a machine-wide killall.
+    """
     pid = mariadb_pid(node)
-    if pid is not None:  # the init script failed: end that server by its pid
-        node.run(["kill", "-KILL", str(pid)])
+    if pid is None:
+        return
+    node.run("mysqladmin --defaults-file=/etc/mysql/debian.cnf shutdown", timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+        if state and state[0] == "Z":
+            return
+        time.sleep(0.1)
+    if Path(f"/proc/{pid}").exists():
+        ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        parent = Path(f"/proc/{ppid}/cmdline").read_bytes() if ppid > 1 else b""
+        victims = ([str(ppid)] if b"mysqld_safe" in parent else []) + [str(pid)]
+        node.run(["kill", "-KILL", *victims])
 
 
 def start_mariadb(node: Node, datadir: Path | None = None) -> int:

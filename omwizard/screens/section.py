@@ -74,7 +74,8 @@ def describe_result(r: dict[str, Any]) -> str:
     if r.get("remedy"):
         lines.append(f"→ {r['remedy']}")
     for change in r.get("changes", []):
-        lines.append(f"  {change.get('kind')}: {change.get('target')}  (undo: {change.get('undo')})")
+        kind, target, undo = change.get("kind"), change.get("target"), change.get("undo")
+        lines.append(f"  {kind}: {target}  (undo: {undo})")
     for ev in r.get("evidence", []):
         lines.append("")
         lines.append(ev)

@@ -22,10 +22,13 @@ OTHER_ZONE = "America/New_York"
 def omw(*args: str, state: Path) -> tuple[int, dict, str]:
     """`python -m omwizard ARGS --json --state DIR`: (exit status, JSON document, stderr)."""
     env = {**os.environ, "OMW_DB_PASSWORD": "lab-secret"}
+    import time
+    t0 = time.time()
     proc = subprocess.run(
         [sys.executable, "-m", "omwizard", *args, "--json", "--state", str(state)],
         capture_output=True, text=True, env=env, timeout=600,
     )
+    print("TIMING", args[:2], round(time.time() - t0, 1), file=sys.stderr)
     try:
         doc = json.loads(proc.stdout)
     except ValueError:
@@ -59,7 +62,8 @@ def test_check_apply_again_and_rollback(fresh_lab: Lab, tmp_path: Path):
     lab = fresh_lab
     plan = lab.write_plan(tmp_path / "plan.yaml")
     state = tmp_path / "state"
-    set_timezone(lab.node("n2"), OTHER_ZONE)
+    for node in lab.all_nodes:
+        set_timezone(node, OTHER_ZONE if node.name == "n2" else "Europe/Berlin")
 
     code, doc, err = omw("check", str(plan), *SECTIONS, state=state)
     assert code == 1, err

@@ -150,6 +150,17 @@ def test_nfs_lines_idempotency_and_failing_mount(nfs_lab, tmp_path: Path) -> Non
 
     exports0 = read(n1, "/etc/exports")
     fstab0 = {n: read(lab.nodes[n], "/etc/fstab") for n in ("n2", "n3")}
+
+    # dry-run: the diffs, nothing written
+    rc, doc, err = omw("apply", str(plan), "--section", "storage", "--dry-run", "--json",
+                       state=state)
+    dry = by(doc, "storage.nfs-server")["n1"]
+    assert dry["status"] == "would-change", dry
+    assert all(f"+{line}" in dry["diff"] for line in _exports_lines(lab))
+    assert "+198.18.0.11:/opt/omdata /opt/omdata nfs timeo=50,hard,intr" in by(
+        doc, "storage.nfs-client")["n2"]["diff"]
+    assert read(n1, "/etc/exports") == exports0
+    assert StateStore(state).journal() == []
     rc, doc, err = omw("apply", str(plan), "--section", "storage", "--yes", "--json", state=state)
     assert rc == 1, (err, doc)
     server = by(doc, "storage.nfs-server")

@@ -27,7 +27,8 @@ async def test_welcome_new_plan_validation_as_you_type(state_home: Path) -> None
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert isinstance(app.screen, WelcomeScreen)
-        assert "New cluster plan" in str(app.screen.query_one("#start", OptionList).get_option_at_index(0).prompt)
+        start = app.screen.query_one("#start", OptionList)
+        assert "New cluster plan" in str(start.get_option_at_index(0).prompt)
         await pilot.press("n")
         await pilot.pause()
         screen = app.screen
@@ -54,7 +55,9 @@ async def test_welcome_new_plan_validation_as_you_type(state_home: Path) -> None
         assert any("at least 2" in p.message for p in screen.problems)
 
 
-async def test_inventory_valid_plan_saved_without_secrets(state_home: Path, neutral_plan: Path) -> None:
+async def test_inventory_valid_plan_saved_without_secrets(
+    state_home: Path, neutral_plan: Path
+) -> None:
     app = make_app(str(neutral_plan), env={})
     async with app.run_test(size=(100, 36)) as pilot:
         await pilot.pause()
@@ -78,7 +81,9 @@ async def test_inventory_valid_plan_saved_without_secrets(state_home: Path, neut
         assert "typed-secret" not in f.read_text(errors="replace")
 
 
-async def test_resume_opens_first_unfinished_section_and_step(state_home: Path, neutral_plan: Path) -> None:
+async def test_resume_opens_first_unfinished_section_and_step(
+    state_home: Path, neutral_plan: Path
+) -> None:
     from omwizard.plan import dump_plan, load_plan
 
     plan = load_plan(neutral_plan, env=ENV)
