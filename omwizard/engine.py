@@ -432,6 +432,8 @@ class Engine:
         argv = record.get("undo_argv")
         change = {"kind": "command", "target": " ".join(argv or []), "undo": record["target"]}
         if not argv:
+            if not self.dry_run and self.state is not None:
+                self.state.journal_end(record["id"], "undone", note="nothing to undo")
             return "", change
         if self.dry_run:
             return f"would run {change['target']}", change
