@@ -57,18 +57,6 @@ def new_plan_dict() -> dict[str, Any]:
     }
 
 
-class StepEngine(Engine):
-    """The engine limited to some steps for rollback (the TUI's per-step Roll back)."""
-
-    only_steps: set[str] | None = None
-
-    def _records(self, phases: tuple[str, ...]) -> list[dict[str, Any]]:
-        records = super()._records(phases)
-        if self.only_steps is None:
-            return records
-        return [r for r in records if r.get("step") in self.only_steps]
-
-
 class OmWizardApp(App[int]):
     """omwizard's TUI."""
 
@@ -270,12 +258,11 @@ class OmWizardApp(App[int]):
         return self.sudo_password or None
 
     def engine(self, sections: Iterable[str] | None = None, *, dry_run: bool = False,
-               only_steps: Iterable[str] | None = None) -> StepEngine:
+               only_steps: Iterable[str] | None = None) -> Engine:
         assert self.plan is not None
-        engine = StepEngine(self.plan, pool=self.pool, state=self.state, bus=self.bus,
-                            sections=sections, dry_run=dry_run, redact=self.redactor)
-        engine.only_steps = set(only_steps) if only_steps is not None else None
-        return engine
+        return Engine(self.plan, pool=self.pool, state=self.state, bus=self.bus,
+                      sections=sections, dry_run=dry_run, redact=self.redactor,
+                      steps=only_steps)
 
     def touch(self, **meta: Any) -> None:
         if self.state is not None:

@@ -60,13 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser, *, changes: bool = False) -> None:
         p.add_argument("plan", metavar="PLAN", help="the plan file (YAML, schema version 1)")
-        p.add_argument("--section", action="append", choices=SECTIONS, help="only this section (repeatable)")
-        p.add_argument("--node", action="append", metavar="NAME", help="only this node (repeatable)")
+        p.add_argument(
+            "--section", action="append", choices=SECTIONS, help="only this section (repeatable)"
+        )
+        p.add_argument(
+            "--node", action="append", metavar="NAME", help="only this node (repeatable)"
+        )
         p.add_argument("--state", metavar="DIR", help="session state directory")
         p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
         p.add_argument("--yes", action="store_true", help="no confirmation prompts")
         if changes:
-            p.add_argument("--dry-run", action="store_true", help="show commands and diffs, change nothing")
+            p.add_argument(
+                "--dry-run", action="store_true", help="show commands and diffs, change nothing"
+            )
 
     common(sub.add_parser("check", help="every check, read-only: the troubleshooting view"))
     common(sub.add_parser("apply", help="bring every node to the plan"), changes=True)
@@ -84,16 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--state", metavar="DIR")
     an = sub.add_parser("answer", help="record a manual verification answer")
     common(an)
-    an.add_argument("check_id", metavar="CHECK", help="manual check id (see `omwizard check --section verify`)")
+    an.add_argument(
+        "check_id", metavar="CHECK", help="manual check id (see `omwizard check --section verify`)"
+    )
     an.add_argument("verdict", choices=("pass", "fail"))
     an.add_argument("--note", default="")
     re_ = sub.add_parser("rehearse", help="a throwaway local cluster to practise on (needs root)")
     re_.add_argument("--nodes", type=int, default=3)
     re_.add_argument("--om-version", default="9.1.0")
     re_.add_argument("--db", choices=("mariadb", "postgresql"), default="mariadb")
-    re_.add_argument("--headless", action="store_true", help="apply every section, print, tear down")
+    re_.add_argument(
+        "--headless", action="store_true", help="apply every section, print, tear down"
+    )
     re_.add_argument("--keep", action="store_true", help="leave the rehearsal cluster running")
-    re_.add_argument("--down", action="store_true", help="tear down a rehearsal cluster left running")
+    re_.add_argument(
+        "--down", action="store_true", help="tear down a rehearsal cluster left running"
+    )
     re_.add_argument("--json", action="store_true")
     return parser
 
@@ -146,17 +158,19 @@ def resolve_db_password(plan: Plan, sections: list[str]) -> Plan:
     var = plan.database.password.var
     if not _interactive():
         hint = f"export {var}=..." if var else "set database.password: ${OMW_DB_PASSWORD}"
-        raise UsageError(
-            f"database.password: no value ({hint}, or run in a terminal to be asked)"
-        )
+        raise UsageError(f"database.password: no value ({hint}, or run in a terminal to be asked)")
     value = getpass.getpass(f"Database password for {plan.database.user}@{plan.database.host}: ")
     if "," in value:
-        raise UsageError("database.password: contains a comma, which OpenJPA splits on; choose another")
+        raise UsageError(
+            "database.password: contains a comma, which OpenJPA splits on; choose another"
+        )
     db = dataclasses.replace(plan.database, password=plan.database.password.resolved(value))
     return dataclasses.replace(plan, database=db)
 
 
-def make_callbacks(printer: Printer, redactor: Any) -> tuple[Callable[..., bool], Callable[..., str | None]]:
+def make_callbacks(
+    printer: Printer, redactor: Any
+) -> tuple[Callable[..., bool], Callable[..., str | None]]:
     def confirm(node: Node, host: str, port: int, fingerprint: str) -> bool:
         if node.ssh.host_keys == "accept-new":
             printer.line(f"{node.name}: new host key for {host}:{port} pinned: {fingerprint}")
@@ -199,9 +213,21 @@ def cmd_validate(args: argparse.Namespace, out: Printer) -> int:
     plan = load(args.plan)
     om = len(plan.om_nodes)
     if args.json:
-        print(json.dumps({"omwizard": 1, "command": "validate", "cluster": plan.cluster.name,
-                          "valid": True, "nodes": [n.name for n in plan.nodes]}))
-    out.line(f"{args.plan}: valid: cluster {plan.cluster.name}, {len(plan.nodes)} nodes ({om} OpenMeetings)")
+        print(
+            json.dumps(
+                {
+                    "omwizard": 1,
+                    "command": "validate",
+                    "cluster": plan.cluster.name,
+                    "valid": True,
+                    "nodes": [n.name for n in plan.nodes],
+                }
+            )
+        )
+    out.line(
+        f"{args.plan}: valid: cluster {plan.cluster.name}, "
+        f"{len(plan.nodes)} nodes ({om} OpenMeetings)"
+    )
     return EXIT_OK
 
 
@@ -211,13 +237,19 @@ def _check_nodes(plan: Plan, names: list[str] | None) -> None:
     known = {n.name for n in plan.nodes}
     for name in names:
         if name not in known:
-            raise UsageError(f"--node {name}: no such node in the plan (nodes: {', '.join(sorted(known))})")
+            raise UsageError(
+                f"--node {name}: no such node in the plan (nodes: {', '.join(sorted(known))})"
+            )
 
 
 def open_state(plan: Plan, args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from omwizard.state import StateStore, default_state_dir
 
-    directory = Path(args.state).expanduser() if getattr(args, "state", None) else default_state_dir(plan.cluster.name)
+    directory = (
+        Path(args.state).expanduser()
+        if getattr(args, "state", None)
+        else default_state_dir(plan.cluster.name)
+    )
     store = StateStore(directory)
     store.lock()
     return store
@@ -281,7 +313,9 @@ def confirm_changes(args: argparse.Namespace, plan: Plan, out: Printer) -> None:
     what = "apply changes to" if args.command == "apply" else "undo omwizard's changes on"
     nodes = args.node or [n.name for n in plan.nodes]
     if not _interactive():
-        raise UsageError(f"{args.command} changes nodes: confirm with --yes (or try --dry-run first)")
+        raise UsageError(
+            f"{args.command} changes nodes: confirm with --yes (or try --dry-run first)"
+        )
     answer = input(f"About to {what} {', '.join(nodes)}. Go on? [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
         raise UsageError("not confirmed; nothing was changed")
@@ -323,8 +357,16 @@ def cmd_export(args: argparse.Namespace, out: Printer) -> int:
     finally:
         state.unlock()
     if args.json:
-        print(json.dumps({"omwizard": 1, "command": "export", "cluster": plan.cluster.name,
-                          "output": str(path)}))
+        print(
+            json.dumps(
+                {
+                    "omwizard": 1,
+                    "command": "export",
+                    "cluster": plan.cluster.name,
+                    "output": str(path),
+                }
+            )
+        )
     out.line(f"wrote {path}")
     return EXIT_OK
 

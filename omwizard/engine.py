@@ -115,8 +115,11 @@ class Engine:
         dry_run: bool = False,
         force: bool = False,
         redact: Redactor | None = None,
+        steps: Iterable[str] | None = None,
     ) -> None:
         self.plan = plan
+        # step names within the selected sections (the TUI's per-step roll back); None = all
+        self.only_steps = set(steps) if steps is not None else None
         self.pool = pool
         self.state = state
         self.bus = bus or EventBus()
@@ -147,7 +150,12 @@ class Engine:
 
     def steps(self, section: str | None = None) -> list[Step]:
         sections = [section] if section else self.sections
-        return [step for s in sections for step in steps_for(s)]
+        return [
+            step
+            for s in sections
+            for step in steps_for(s)
+            if self.only_steps is None or step.name in self.only_steps
+        ]
 
     def _result(
         self, step: Step, node: Node, finding: Finding, status: str | None = None
@@ -315,10 +323,14 @@ class Engine:
                     else:
                         out.append(
                             Result(
-                                record["section"], record["step"], node.name, FAILED,
+                                record["section"],
+                                record["step"],
+                                node.name,
+                                FAILED,
                                 f"{record['target']} changed by someone else while an apply "
                                 "was interrupted",
-                                remedy="inspect the file, then run rollback --force or fix it by hand",
+                                remedy="inspect the file, then run rollback --force or fix it "
+                                "by hand (omwizard keeps its backup)",
                             )
                         )
                 elif step is not None:
@@ -328,8 +340,14 @@ class Engine:
                     self.state.journal_end(record["id"], phase, note="resolved on resume")
             except RemoteError as exc:
                 out.append(
-                    Result(record["section"], record["step"], node.name, FAILED,
-                           exc.message, remedy=exc.remedy)
+                    Result(
+                        record["section"],
+                        record["step"],
+                        node.name,
+                        FAILED,
+                        exc.message,
+                        remedy=exc.remedy,
+                    )
                 )
         return [self._finish(r) for r in out]
 
@@ -342,7 +360,10 @@ class Engine:
         return [
             r
             for r in self.state.journal()
-            if r.get("phase") in phases and r.get("section") in self.sections and r.get("node") in names
+            if r.get("phase") in phases
+            and r.get("section") in self.sections
+            and r.get("node") in names
+            and (self.only_steps is None or r.get("step") in self.only_steps)
         ]
 
     def _step(self, section: str, name: str) -> Step | None:

@@ -129,7 +129,9 @@ class RouteVerdict:
     other_dev: str | None = None
 
 
-def route_verdict(routes: Iterable[Route], want: str, iface: str, get_output: str = "") -> RouteVerdict:
+def route_verdict(
+    routes: Iterable[Route], want: str, iface: str, get_output: str = ""
+) -> RouteVerdict:
     """Is the plan's route (exact prefix) on iface? `get_output` (`ip route get GROUP`) only
     colours the detail: where the group goes today."""
     want_n = _normal_prefix(want)
@@ -176,7 +178,9 @@ def parse_ping(output: str) -> PingResult:
     error = ""
     if transmitted == 0:
         lines = [line.strip() for line in output.splitlines() if line.strip()]
-        error = next((line for line in lines if line.lower().startswith("ping:")), lines[-1] if lines else "")
+        error = next(
+            (line for line in lines if line.lower().startswith("ping:")), lines[-1] if lines else ""
+        )
     return PingResult(transmitted, unreachable, error)
 
 
@@ -187,11 +191,7 @@ CAPTURE_LINE = re.compile(
 
 def echo_requests(tcpdump_out: str, group: str) -> list[str]:
     """Sources of the ICMP echo requests to `group` in tcpdump -n lines, one entry per packet."""
-    return [
-        m.group("src")
-        for m in CAPTURE_LINE.finditer(tcpdump_out)
-        if m.group("dst") == group
-    ]
+    return [m.group("src") for m in CAPTURE_LINE.finditer(tcpdump_out) if m.group("dst") == group]
 
 
 def tcpdump_listening(line: str) -> bool:
@@ -236,7 +236,9 @@ def multicast_ping_verdicts(
         dev = iface.get(node, "?")
         if cap.sources is None:
             out[node] = PingVerdict(
-                node, False, f"capture on {dev} did not run: {cap.error}",
+                node,
+                False,
+                f"capture on {dev} did not run: {cap.error}",
                 "check that tcpdump is installed (package tcpdump) and the interface exists",
             )
             continue
@@ -244,9 +246,13 @@ def multicast_ping_verdicts(
         others = sorted({s for s in cap.sources if s != sender_address})
         if node == sender:
             if ping.transmitted == 0:
-                why = "Network is unreachable: no multicast route" if ping.unreachable else ping.error
+                why = (
+                    "Network is unreachable: no multicast route" if ping.unreachable else ping.error
+                )
                 out[node] = PingVerdict(
-                    node, False, f"ping {group} from {node} sent nothing: {why}",
+                    node,
+                    False,
+                    f"ping {group} from {node} sent nothing: {why}",
                     f"add the route (network.multicast-route), then check again from {node}",
                 )
             elif seen:
@@ -255,14 +261,17 @@ def multicast_ping_verdicts(
                 )
             else:
                 out[node] = PingVerdict(
-                    node, False,
+                    node,
+                    False,
                     f"ping sent {ping.transmitted} requests but none left through {dev}",
                     f"the route to {group} uses another interface; fix multicast-route on {node}",
                 )
             continue
         if ping.transmitted == 0:
             out[node] = PingVerdict(
-                node, False, f"not tested: {sender} could not send to {group}",
+                node,
+                False,
+                f"not tested: {sender} could not send to {group}",
                 f"fix {sender} first (see its result), then check again",
             )
         elif seen:
@@ -272,7 +281,8 @@ def multicast_ping_verdicts(
         else:
             extra = f" (saw requests from {', '.join(others)} only)" if others else ""
             out[node] = PingVerdict(
-                node, False,
+                node,
+                False,
                 f"received none of {sender}'s {ping.transmitted} echo requests to {group} on {dev}{extra}",
                 f"check that {node} is on the same network segment as {sender}, that the switch "
                 "passes multicast (IGMP snooping without a querier drops it), and that "
@@ -312,7 +322,9 @@ def parse_date(output: str) -> float | None:
     return None
 
 
-def clock_outliers(samples: Iterable[ClockSample], tolerance: float = 2.0) -> tuple[set[str], float]:
+def clock_outliers(
+    samples: Iterable[ClockSample], tolerance: float = 2.0
+) -> tuple[set[str], float]:
     """The nodes outside the largest group whose clocks agree within `tolerance` seconds,
     and that group's median offset (the reference).
 
@@ -326,7 +338,8 @@ def clock_outliers(samples: Iterable[ClockSample], tolerance: float = 2.0) -> tu
     best: list[ClockSample] = []
     for i, first in enumerate(items):
         group = [
-            s for s in items[i:]
+            s
+            for s in items[i:]
             if s.offset - first.offset - s.uncertainty - first.uncertainty <= tolerance
         ]
         if len(group) > len(best):
@@ -446,11 +459,15 @@ def path_verdict(probe: Probe, result: str, error: str, listener: str) -> PathVe
         return PathVerdict(probe, False, how)
     if result == "refused":
         if listener == "ours":
-            return PathVerdict(probe, True, "rejected although omwizard's listener was up: a firewall REJECT rule")
+            return PathVerdict(
+                probe, True, "rejected although omwizard's listener was up: a firewall REJECT rule"
+            )
         return PathVerdict(probe, False, "refused: nothing listens yet, the path is open")
     # filtered (timeout)
     if probe.proto == "udp" and listener != "ours":
-        return PathVerdict(probe, False, "no answer (cannot tell for UDP without omwizard's listener)")
+        return PathVerdict(
+            probe, False, "no answer (cannot tell for UDP without omwizard's listener)"
+        )
     return PathVerdict(probe, True, "filtered: no answer within the timeout, a firewall drops it")
 
 

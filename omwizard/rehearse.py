@@ -47,8 +47,7 @@ def requirements() -> str | None:
 
 
 def _start(n_nodes: int, om_version: str, db: str) -> tuple[Any, Path]:
-    from omwizard.lab import build_lab
-    from omwizard.lab import services
+    from omwizard.lab import build_lab, services
 
     lab = build_lab(n_nodes=n_nodes, om_versions=om_version)
     try:
@@ -87,8 +86,10 @@ def rehearse(args: argparse.Namespace, out: Any) -> int:
         out.line(f"error: {problem}. Nothing was changed.")
         return 2
     os.environ.setdefault(PASSWORD_ENV, "rehearse-" + secrets.token_urlsafe(12).replace(",", ""))
-    out.line(f"building a {args.nodes}-node rehearsal cluster (OpenMeetings {args.om_version} "
-             f"files, {args.db}) in 198.18.0.0/24 ...")
+    out.line(
+        f"building a {args.nodes}-node rehearsal cluster (OpenMeetings {args.om_version} "
+        f"files, {args.db}) in 198.18.0.0/24 ..."
+    )
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     lab = None
@@ -107,8 +108,10 @@ def rehearse(args: argparse.Namespace, out: Any) -> int:
         signal.signal(signal.SIGTERM, previous)
         if lab is not None:
             if args.keep:
-                out.line("--keep: the rehearsal cluster stays up; remove it with "
-                         "`sudo omwizard rehearse --down`")
+                out.line(
+                    "--keep: the rehearsal cluster stays up; remove it with "
+                    "`sudo omwizard rehearse --down`"
+                )
             else:
                 lab.teardown()
                 shutil.rmtree(REHEARSAL_DIR, ignore_errors=True)
@@ -143,8 +146,17 @@ def _headless(plan_path: Path, out: Any, *, json_out: bool) -> int:
             state.unlock()
     summary = summarize(results)
     if json_out:
-        print(json.dumps({"omwizard": 1, "command": "rehearse", "cluster": plan.cluster.name,
-                          "results": [r.as_json() for r in results], "summary": summary}))
+        print(
+            json.dumps(
+                {
+                    "omwizard": 1,
+                    "command": "rehearse",
+                    "cluster": plan.cluster.name,
+                    "results": [r.as_json() for r in results],
+                    "summary": summary,
+                }
+            )
+        )
     out.summary(summary)
     sys.stdout.flush()
     return 0 if summary["failed"] == 0 and summary["needs_change"] == 0 else 1

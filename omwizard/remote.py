@@ -428,8 +428,14 @@ class Remote:
         if result.exit_status == 44:
             return None
         if not result.ok:
-            err = result.stderr.decode(errors="replace") if isinstance(result.stderr, bytes) else result.stderr
-            raise RemoteError(self.node.name, f"cannot read {path}: {err.strip() or result.exit_status}")
+            err = (
+                result.stderr.decode(errors="replace")
+                if isinstance(result.stderr, bytes)
+                else result.stderr
+            )
+            raise RemoteError(
+                self.node.name, f"cannot read {path}: {err.strip() or result.exit_status}"
+            )
         return result.stdout  # type: ignore[return-value]
 
     async def write_file(
@@ -452,17 +458,17 @@ class Remote:
             "set -e",
             f"d=$(dirname -- {q})",
             't=$(mktemp "$d/.omwizard.XXXXXX")',
-            'trap \'rm -f -- "$t"\' EXIT',
+            "trap 'rm -f -- \"$t\"' EXIT",
         ]
         if backup:
             qb = shlex.quote(backup)
             lines += [
-                f"if [ -e {q} ] && [ ! -e {qb} ]; then mkdir -p -m 0700 -- \"$(dirname -- {qb})\"; "
+                f'if [ -e {q} ] && [ ! -e {qb} ]; then mkdir -p -m 0700 -- "$(dirname -- {qb})"; '
                 f"cp -p -- {q} {qb}.tmp && sync -- {qb}.tmp && mv -f -- {qb}.tmp {qb}; fi"
             ]
         lines += [
-            f"if [ -e {q} ]; then chown --reference={q} \"$t\"; chmod --reference={q} \"$t\"; "
-            f"else chmod {shlex.quote(mode)} \"$t\"; fi",
+            f'if [ -e {q} ]; then chown --reference={q} "$t"; chmod --reference={q} "$t"; '
+            f'else chmod {shlex.quote(mode)} "$t"; fi',
             'cat > "$t"',
             'sync -- "$t"',
             f'mv -f -- "$t" {q}',
@@ -470,14 +476,22 @@ class Remote:
         ]
         result = await self.run("\n".join(lines), sudo=sudo, input=data, binary=True)
         if not result.ok:
-            err = result.stderr.decode(errors="replace") if isinstance(result.stderr, bytes) else result.stderr
+            err = (
+                result.stderr.decode(errors="replace")
+                if isinstance(result.stderr, bytes)
+                else result.stderr
+            )
             if result.exit_status is None:
-                raise RemoteError(self.node.name, f"connection lost while writing {path}",
-                                  "re-run: the write is atomic, so the file is either old or new")
+                raise RemoteError(
+                    self.node.name,
+                    f"connection lost while writing {path}",
+                    "re-run: the write is atomic, so the file is either old or new",
+                )
             raise RemoteError(
                 self.node.name,
                 f"cannot write {path}: {err.strip() or 'exit ' + str(result.exit_status)}",
-                "check free space and that the file system is writable; the file was left as it was",
+                "check free space and that the file system is writable; "
+                "the file was left as it was",
             )
 
     # -- forwards ---------------------------------------------------------------------------

@@ -65,9 +65,21 @@ def _netplan_devices(text: str) -> dict[str, dict]:
     return found
 
 
-def netplan_route_present(text: str, iface: str, route: str) -> bool:
+def _netplan_ids(files: Mapping[str, str], iface: str) -> tuple[set[str], str]:
+    """The ids under which the node's netplan files define iface (netplan merges files by
+    id, so a file naming only the id `lan` still configures eth0), and the device kind."""
+    ids, kind = {iface}, "ethernets"
+    for path in sorted(files):
+        for name, dev in _netplan_devices(files[path]).items():
+            if iface in (name, dev["real"]) or fnmatch.fnmatch(iface, dev["real"]):
+                ids.add(name)
+                kind = dev["kind"]
+    return ids, kind
+
+
+def netplan_route_present(text: str, ids: set[str], route: str) -> bool:
     for name, dev in _netplan_devices(text).items():
-        if iface not in (name, dev["real"]) and not fnmatch.fnmatch(iface, dev["real"]):
+        if name not in ids:
             continue
         for r in dev["def"].get("routes") or []:
             if isinstance(r, dict) and str(r.get("to")) == route:
@@ -77,15 +89,14 @@ def netplan_route_present(text: str, iface: str, route: str) -> bool:
 
 def netplan_config(files: Mapping[str, str], iface: str, route: str) -> NetConfig:
     """The netplan answer: our own file, under the device kind (ethernets, bonds...) and id
-    that the node's files use for iface (netplan merges files by id)."""
-    kind, ident = "ethernets", iface
+    that the node's files use for iface."""
+    ids, kind = _netplan_ids(files, iface)
+    ident = sorted(ids - {iface})[0] if ids - {iface} else iface
     for path in sorted(files):
-        for name, dev in _netplan_devices(files[path]).items():
-            if iface in (name, dev["real"]) or fnmatch.fnmatch(iface, dev["real"]):
-                kind, ident = dev["kind"], name
-        if netplan_route_present(files[path], iface, route):
-            return NetConfig("netplan", NETPLAN_FILE, present=True, where=path,
-                             netplan_kind=kind, ident=ident)
+        if netplan_route_present(files[path], ids, route):
+            return NetConfig(
+                "netplan", NETPLAN_FILE, present=True, where=path, netplan_kind=kind, ident=ident
+            )
     return NetConfig("netplan", NETPLAN_FILE, netplan_kind=kind, ident=ident)
 
 
@@ -102,8 +113,17 @@ def netplan_text(iface_id: str, route: str, kind: str = "ethernets") -> str:
 
 # -- ifupdown -----------------------------------------------------------------------------------
 
-STANZA_START = ("iface", "auto", "allow-", "mapping", "source", "source-directory", "rename",
-                "no-auto-down", "no-scripts")
+STANZA_START = (
+    "iface",
+    "auto",
+    "allow-",
+    "mapping",
+    "source",
+    "source-directory",
+    "rename",
+    "no-auto-down",
+    "no-scripts",
+)
 
 
 def _is_stanza_start(line: str) -> bool:
@@ -191,8 +211,9 @@ def ifupdown_config(files: Mapping[str, str], iface: str, route: str) -> NetConf
     if main is None:
         return None
     order = [IFUPDOWN_MAIN] + sorted(
-        p for p in files if p != IFUPDOWN_MAIN
-        and any(fnmatch.fnmatch(p, pat) for pat in ifupdown_sources(main))
+        p
+        for p in files
+        if p != IFUPDOWN_MAIN and any(fnmatch.fnmatch(p, pat) for pat in ifupdown_sources(main))
     )
     for path in order:
         if ifupdown_has_stanza(files[path], iface):
@@ -227,7 +248,9 @@ def networkd_matches(text: str, iface: str) -> bool:
 def networkd_config(files: Mapping[str, str], iface: str, route: str) -> NetConfig | None:
     """The first .network (lexical order, as networkd picks) that matches iface; our drop-in
     beside it; present when that file or one of its drop-ins routes `route`."""
-    networks = sorted(p for p in files if p.endswith(".network") and networkd_matches(files[p], iface))
+    networks = sorted(
+        p for p in files if p.endswith(".network") and networkd_matches(files[p], iface)
+    )
     if not networks:
         return None
     path = networks[0]
@@ -280,17 +303,26 @@ def detect(
     the source), then a NetworkManager connection holding the device, then a networkd
     .network matching it, then an ifupdown stanza. files: path -> text of what was read.
     """
-    netplan = {p: t for p, t in files.items() if p.startswith("/etc/netplan/")
-               and p.endswith((".yaml", ".yml")) and p != NETPLAN_FILE}
+    netplan = {
+        p: t
+        for p, t in files.items()
+        if p.startswith("/etc/netplan/") and p.endswith((".yaml", ".yml")) and p != NETPLAN_FILE
+    }
     ours = files.get(NETPLAN_FILE)
     if netplan or ours is not None:
         found = netplan_config({**netplan, **({NETPLAN_FILE: ours} if ours else {})}, iface, route)
         return found
     if nm_conn:
         present = nm_routes_have(nm_routes, route)
-        return NetConfig("networkmanager", connection=nm_conn, present=present,
-                         where=f"NetworkManager connection {nm_conn!r}" if present else "")
-    networkd = networkd_config({p: t for p, t in files.items() if p.startswith(NETWORKD_DIR)}, iface, route)
+        return NetConfig(
+            "networkmanager",
+            connection=nm_conn,
+            present=present,
+            where=f"NetworkManager connection {nm_conn!r}" if present else "",
+        )
+    networkd = networkd_config(
+        {p: t for p, t in files.items() if p.startswith(NETWORKD_DIR)}, iface, route
+    )
     if networkd is not None:
         return networkd
     ifupdown = ifupdown_config(

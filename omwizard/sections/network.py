@@ -17,13 +17,13 @@ from omwizard.netfacts import (
     Capture,
     echo_requests,
     interface_for_address,
+    multicast_ping_verdicts,
     parse_link,
     parse_ping,
     parse_routes,
     route_to_net_mask,
     route_verdict,
     tcpdump_listening,
-    multicast_ping_verdicts,
 )
 from omwizard.plan import Node
 from omwizard.remote import RemoteError, RunResult, quote_argv
@@ -206,11 +206,15 @@ class MulticastRouteStep(Step):
                 **data,
             )
         add, _undo = route_commands(net.route, iface, data["net_tools"])
-        return Finding.needs(verdict.detail, f"omwizard runs `{quote_argv(add)}`", result.evidence(), **data)
+        return Finding.needs(
+            verdict.detail, f"omwizard runs `{quote_argv(add)}`", result.evidence(), **data
+        )
 
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
         iface = finding.data.get("interface") or await node_interface(ctx, node)
-        add, undo = route_commands(ctx.plan.network.route, iface, bool(finding.data.get("net_tools")))
+        add, undo = route_commands(
+            ctx.plan.network.route, iface, bool(finding.data.get("net_tools"))
+        )
         if ctx.dry_run:
             ctx.shared.setdefault(ROUTE_PENDING, set()).add(node.name)
         await ctx.change_command(
@@ -229,7 +233,15 @@ class MulticastRouteStep(Step):
 def capture_argv(iface: str, group: str) -> list[str]:
     """tcpdump bounded twice: -c 2 (the two pings) and timeout (nothing arrives)."""
     return [
-        "timeout", str(CAPTURE_SECONDS), "tcpdump", "-l", "-n", "-i", iface, "-c", "2",
+        "timeout",
+        str(CAPTURE_SECONDS),
+        "tcpdump",
+        "-l",
+        "-n",
+        "-i",
+        iface,
+        "-c",
+        "2",
         f"icmp and dst host {group}",
     ]
 
@@ -268,8 +280,12 @@ async def multicast_ping(
 
         try:
             return await run_streaming(
-                ctx, node, capture_argv(ifaces[node.name], group), seen,
-                sudo=True, timeout=CAPTURE_SECONDS + 20,
+                ctx,
+                node,
+                capture_argv(ifaces[node.name], group),
+                seen,
+                sudo=True,
+                timeout=CAPTURE_SECONDS + 20,
             )
         finally:
             ready[node.name].set()  # ended (or failed): nothing more to wait for
@@ -300,10 +316,13 @@ async def multicast_ping(
 
     if chosen is None or ping_result is None:
         for node in live:
-            found.setdefault(node.name, Finding.failed(
-                "multicast ping not run: no node could start a capture and send",
-                "check the other results of this step and of network.multicast-route",
-            ))
+            found.setdefault(
+                node.name,
+                Finding.failed(
+                    "multicast ping not run: no node could start a capture and send",
+                    "check the other results of this step and of network.multicast-route",
+                ),
+            )
         return found
     captures = {}
     for node in live:
@@ -311,11 +330,11 @@ async def multicast_ping(
         if isinstance(res, RunResult) and res.exit_status in (0, 124):
             captures[node.name] = Capture(node.name, tuple(echo_requests(res.stdout, group)))
         elif isinstance(res, RunResult):
-            captures[node.name] = Capture(node.name, None, res.output[-300:] or f"exit {res.exit_status}")
+            captures[node.name] = Capture(
+                node.name, None, res.output[-300:] or f"exit {res.exit_status}"
+            )
     ping = parse_ping(ping_result.output)
-    verdicts = multicast_ping_verdicts(
-        chosen.name, chosen.address, group, ping, captures, ifaces
-    )
+    verdicts = multicast_ping_verdicts(chosen.name, chosen.address, group, ping, captures, ifaces)
     note = "" if wanted in (None, chosen.name) else f" ({wanted} could not send; {chosen.name} did)"
     for name, verdict in verdicts.items():
         res = results[name]
@@ -326,12 +345,14 @@ async def multicast_ping(
         if verdict.ok:
             found[name] = Finding.ok(detail, *evidence, sender=chosen.name)
         else:
-            found[name] = Finding.failed(f"{name}: {detail}", verdict.remedy, *evidence, sender=chosen.name)
+            found[name] = Finding.failed(
+                f"{name}: {detail}", verdict.remedy, *evidence, sender=chosen.name
+            )
     return found
 
 
 async def ping_from_each(ctx: StepContext, nodes: list[Node]) -> dict[str, dict[str, Finding]]:
-    """"Repeat from each node on request": one round per sender, one after the other."""
+    """ "Repeat from each node on request": one round per sender, one after the other."""
     return {n.name: await multicast_ping(ctx, nodes, n.name) for n in nodes}
 
 
@@ -356,8 +377,10 @@ class MulticastPingStep(Step):
         pending = sorted(ctx.shared.get(ROUTE_PENDING, ()))
         if ctx.dry_run and pending:
             # A dry run added no route, so a ping now would only fail: say when it runs.
-            why = (f"dry run: the route is not added yet on {', '.join(pending)}; "
-                   "the ping runs during apply")
+            why = (
+                f"dry run: the route is not added yet on {', '.join(pending)}; "
+                "the ping runs during apply"
+            )
             return {n.name: Finding.skipped(why) for n in nodes}
         return await multicast_ping(ctx, nodes)
 
@@ -367,7 +390,7 @@ class MulticastPingStep(Step):
 CONFIG_FILES_PROBE = (
     "for f in /etc/netplan/*.yaml /etc/netplan/*.yml /etc/network/interfaces "
     "/etc/network/interfaces.d/* /etc/systemd/network/*.network "
-    "/etc/systemd/network/*.network.d/*.conf; do [ -f \"$f\" ] && echo \"file:$f\"; done; true"
+    '/etc/systemd/network/*.network.d/*.conf; do [ -f "$f" ] && echo "file:$f"; done; true'
 )
 
 
@@ -384,7 +407,9 @@ async def nm_facts(ctx: StepContext, node: Node, iface: str) -> tuple[str | None
     conn = nm_connection(result.stdout)
     if conn is None:
         return None, "", []
-    routes = await ctx.run(node, ["nmcli", "-g", "ipv4.routes", "connection", "show", conn], sudo=False)
+    routes = await ctx.run(
+        node, ["nmcli", "-g", "ipv4.routes", "connection", "show", conn], sudo=False
+    )
     return conn, routes.stdout, [result.evidence(), routes.evidence()]
 
 
@@ -412,8 +437,14 @@ class RoutePersistentStep(Step):
         conn, nm_routes, nm_evidence = await nm_facts(ctx, node, iface)
         cfg = netconf.detect(files, iface, route, nm_conn=conn, nm_routes=nm_routes)
         evidence = [listing.evidence(), *nm_evidence]
-        data = {"interface": iface, "kind": cfg.kind, "path": cfg.path,
-                "connection": cfg.connection, "netplan_kind": cfg.netplan_kind, "ident": cfg.ident}
+        data = {
+            "interface": iface,
+            "kind": cfg.kind,
+            "path": cfg.path,
+            "connection": cfg.connection,
+            "netplan_kind": cfg.netplan_kind,
+            "ident": cfg.ident,
+        }
         if cfg.kind == "unknown":
             # Not needs-change: there is nothing omwizard can write; not failed either, the
             # live route works until the next reboot. An ok that says what to do.
@@ -421,7 +452,8 @@ class RoutePersistentStep(Step):
                 f"{node.name}: no netplan, ifupdown stanza, NetworkManager connection or "
                 f"systemd-networkd .network configures {iface}: unknown network config; add "
                 f"`ip route add {route} dev {iface}` to your boot scripts",
-                *evidence, **data,
+                *evidence,
+                **data,
             )
         if cfg.present:
             return Finding.ok(f"persistent ({cfg.kind}: {cfg.where})", *evidence, **data)
@@ -430,7 +462,8 @@ class RoutePersistentStep(Step):
             f"{route} dev {iface} is not in the {cfg.kind} configuration: lost at reboot",
             f"omwizard adds it to {target} (takes effect at the next boot; the live route "
             "is already in place, so nothing is reloaded)",
-            *evidence, **data,
+            *evidence,
+            **data,
         )
 
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
@@ -438,16 +471,21 @@ class RoutePersistentStep(Step):
         d = finding.data
         iface, kind, path = d["interface"], d["kind"], d.get("path")
         if kind == "netplan":
-            text = netconf.netplan_text(d.get("ident") or iface, route, d.get("netplan_kind") or "ethernets")
+            text = netconf.netplan_text(
+                d.get("ident") or iface, route, d.get("netplan_kind") or "ethernets"
+            )
             await ctx.edit_file(node, netconf.NETPLAN_FILE, lambda _old: text, mode="0600")
         elif kind == "ifupdown":
-            await ctx.edit_file(node, path, lambda old: netconf.ifupdown_add_route(old, iface, route))
+            await ctx.edit_file(
+                node, path, lambda old: netconf.ifupdown_add_route(old, iface, route)
+            )
         elif kind == "networkd":
             folder = path.rsplit("/", 1)[0]
             probe = await ctx.run(node, ["test", "-d", folder])
             if not probe.ok:
-                await ctx.change_command(node, ["mkdir", "-m", "0755", "--", folder],
-                                         ["rmdir", "--", folder])
+                await ctx.change_command(
+                    node, ["mkdir", "-m", "0755", "--", folder], ["rmdir", "--", folder]
+                )
             await ctx.edit_file(node, path, lambda _old: netconf.networkd_dropin_text(route))
         elif kind == "networkmanager":
             conn = d["connection"]

@@ -65,10 +65,10 @@ def parse_timezone_probe(output: str) -> tuple[str, str] | None:
 
 
 TIMEZONE_PROBE = (
-    "z=$(timedatectl show -p Timezone --value 2>/dev/null) && [ -n \"$z\" ] "
-    "&& { echo \"timedatectl:$z\"; exit 0; }; "
-    "[ -s /etc/timezone ] && { echo \"etc-timezone:$(head -n1 /etc/timezone)\"; exit 0; }; "
-    "l=$(readlink /etc/localtime 2>/dev/null) && { echo \"localtime:$l\"; exit 0; }; "
+    'z=$(timedatectl show -p Timezone --value 2>/dev/null) && [ -n "$z" ] '
+    '&& { echo "timedatectl:$z"; exit 0; }; '
+    '[ -s /etc/timezone ] && { echo "etc-timezone:$(head -n1 /etc/timezone)"; exit 0; }; '
+    'l=$(readlink /etc/localtime 2>/dev/null) && { echo "localtime:$l"; exit 0; }; '
     "echo unknown; exit 0"
 )
 
@@ -171,7 +171,6 @@ class TimezoneStep(Step):
         await ctx.edit_file(node, "/etc/timezone", lambda _text: want + "\n")
 
 
-
 # -- beyond: clock ----------------------------------------------------------------------------
 
 CLOCK_TOLERANCE = 2.0
@@ -208,7 +207,8 @@ class ClockStep(Step):
             remote = parse_date(result.stdout)
             if remote is None:
                 found[node.name] = Finding.failed(
-                    f"{node.name}: `date +%s.%N` printed no time", "check the node's coreutils",
+                    f"{node.name}: `date +%s.%N` printed no time",
+                    "check the node's coreutils",
                     result.evidence(),
                 )
                 return
@@ -218,8 +218,10 @@ class ClockStep(Step):
         outliers, reference = clock_outliers((s for s, _ in samples.values()), CLOCK_TOLERANCE)
         for name, (s, evidence) in samples.items():
             apart = s.offset - reference
-            text = (f"{apart:+.3f} s from the cluster's clock (±{s.uncertainty:.3f} s round trip; "
-                    f"{s.offset:+.3f} s from the wizard's)")
+            text = (
+                f"{apart:+.3f} s from the cluster's clock (±{s.uncertainty:.3f} s round trip; "
+                f"{s.offset:+.3f} s from the wizard's)"
+            )
             if name in outliers:
                 found[name] = Finding.failed(
                     f"{name}: clock is {text}: more than {CLOCK_TOLERANCE:g} s off",
@@ -248,8 +250,8 @@ def unit_probe(om_home: str) -> str:
     files = " ".join(q(f) for f in UNIT_FILES)
     return (
         f"for f in {files} /etc/systemd/system/openmeetings.service.d/*.conf "
-        f"{q(om_home + '/bin/setenv.sh')}; do [ -f \"$f\" ] && "
-        "{ echo \"@@file $f\"; cat -- \"$f\"; echo; }; done; true"
+        f'{q(om_home + "/bin/setenv.sh")}; do [ -f "$f" ] && '
+        '{ echo "@@file $f"; cat -- "$f"; echo; }; done; true'
     )
 
 
@@ -337,8 +339,10 @@ class StrayConfigStep(Step):
         q = shlex.quote
         look = await ctx.run(
             node,
-            "; ".join(f"[ -e {q(d + '/hazelcast.xml')} ] && echo {q(d + '/hazelcast.xml')}"
-                      for d in dirs) + "; true",
+            "; ".join(
+                f"[ -e {q(d + '/hazelcast.xml')} ] && echo {q(d + '/hazelcast.xml')}" for d in dirs
+            )
+            + "; true",
             sudo=True,
         )
         stray = [line.strip() for line in look.stdout.splitlines() if line.strip()]
@@ -348,10 +352,14 @@ class StrayConfigStep(Step):
                 f"{node.name}: {', '.join(stray)} would override the webapp's hazelcast.xml",
                 f"move {stray[0]} away (e.g. rename it to hazelcast.xml.disabled) after "
                 "copying anything you need into WEB-INF/classes/hazelcast.xml; then check again",
-                probe.evidence(), look.evidence(),
+                probe.evidence(),
+                look.evidence(),
             )
-        return Finding.ok(f"no hazelcast.xml in OM's working directory ({where})",
-                          probe.evidence(), look.evidence())
+        return Finding.ok(
+            f"no hazelcast.xml in OM's working directory ({where})",
+            probe.evidence(),
+            look.evidence(),
+        )
 
 
 # -- beyond: ports ----------------------------------------------------------------------------
@@ -505,10 +513,12 @@ class PortsStep(Step):
                     ready[name] = info
                     events[name].set()
 
-            argv = (f"timeout {LISTENER_SECONDS} "
-                    + python_argv(LISTENER_PY, json.dumps(want, sort_keys=True)))
-            listeners[node.name] = asyncio.ensure_future(run_streaming(
-                ctx, node, argv, on_line, sudo=False, timeout=LISTENER_SECONDS + 20))
+            argv = f"timeout {LISTENER_SECONDS} " + python_argv(
+                LISTENER_PY, json.dumps(want, sort_keys=True)
+            )
+            listeners[node.name] = asyncio.ensure_future(
+                run_streaming(ctx, node, argv, on_line, sudo=False, timeout=LISTENER_SECONDS + 20)
+            )
             listeners[node.name].add_done_callback(lambda _f, n=node.name: events[n].set())
         if events:
             waits = [asyncio.ensure_future(e.wait()) for e in events.values()]
@@ -521,8 +531,12 @@ class PortsStep(Step):
             if not mine:
                 return None
             targets = json.dumps(sorted({(p.proto, p.address, p.port) for p in mine}))
-            return await ctx.run(node, python_argv(PROBER_PY, targets, str(PROBE_TIMEOUT)),
-                                 sudo=False, timeout=PROBE_TIMEOUT * 4 + 20)
+            return await ctx.run(
+                node,
+                python_argv(PROBER_PY, targets, str(PROBE_TIMEOUT)),
+                sudo=False,
+                timeout=PROBE_TIMEOUT * 4 + 20,
+            )
 
         outputs = await asyncio.gather(*(ctx.guard(n, prober(n)) for n in live))
         results: dict[str, dict[str, tuple[str, str]]] = {}
@@ -535,7 +549,8 @@ class PortsStep(Step):
                     found[node.name] = Finding.failed(
                         f"{node.name}: python3 is missing, the port probe cannot run",
                         "install python3 on the node (or test the ports by hand with nc)",
-                        out.evidence())
+                        out.evidence(),
+                    )
                 results[node.name] = parse_probe_results(out.stdout)
         for name, task in listeners.items():
             try:
@@ -564,15 +579,19 @@ class PortsStep(Step):
                 continue
             mine = [v for v in verdicts if node.name in (v.probe.src, v.probe.dst_node)]
             blocked = [v for v in mine if v.blocked]
-            lines = [f"{v.probe.describe(v.probe.dst_node or v.probe.address)}: {v.text}" for v in mine]
+            lines = [
+                f"{v.probe.describe(v.probe.dst_node or v.probe.address)}: {v.text}" for v in mine
+            ]
             ev = evidence[node.name] + (["\n".join(lines)] if lines else [])
             if blocked:
                 first = blocked[0].probe
                 dst = first.dst_node if first.dst_node in names else first.address
                 found[node.name] = Finding.failed(
-                    "blocked: " + "; ".join(
+                    "blocked: "
+                    + "; ".join(
                         f"{v.probe.describe(v.probe.dst_node or v.probe.address)}: {v.text}"
-                        for v in blocked),
+                        for v in blocked
+                    ),
                     f"open {first.proto.upper()} {first.port} from {first.src} to {dst} in the "
                     f"firewalls on the way (incoming on {dst}, outgoing on {first.src}), e.g. "
                     f"`iptables -I INPUT -p {first.proto} --dport {first.port} -j ACCEPT` on {dst}; "
@@ -583,7 +602,8 @@ class PortsStep(Step):
                 skipped = [n.name for n in nodes if n.name not in live_names]
                 extra = f"; not tested with {', '.join(skipped)} (unreachable)" if skipped else ""
                 found[node.name] = Finding.ok(
-                    f"{len(mine)} paths to and from {node.name} open{extra}", *ev)
+                    f"{len(mine)} paths to and from {node.name} open{extra}", *ev
+                )
         return found
 
 

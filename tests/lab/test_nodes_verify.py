@@ -66,7 +66,7 @@ def test_cluster_forms_survives_reapply_and_rolls_back(om_lab, tmp_path: Path) -
                        "--yes", "--json", state=state)
     assert rc == 0, err
     hx = by(doc, "nodes.hazelcast-xml")
-    assert {r["status"] for r in hx.values()} == {"changed"}, hx
+    assert {hx[n]["status"] for n in lab.nodes} == {"changed"}, hx
     assert by(doc, "nodes.unique-names")["n1"]["status"] == "ok"
     assert by(doc, "nodes.hazelcast-xml")["db"]["status"] == "skipped"
     changed = hz_bytes(lab)

@@ -23,10 +23,14 @@ def omw(*args: str, state: Path) -> tuple[int, dict, str]:
     """`python -m omwizard ARGS --json --state DIR`: (exit status, JSON document, stderr)."""
     env = {**os.environ, "OMW_DB_PASSWORD": "lab-secret"}
     import time
+
     t0 = time.time()
     proc = subprocess.run(
         [sys.executable, "-m", "omwizard", *args, "--json", "--state", str(state)],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     print("TIMING", args[:2], round(time.time() - t0, 1), file=sys.stderr)
     try:
@@ -88,9 +92,11 @@ def test_check_apply_again_and_rollback(fresh_lab: Lab, tmp_path: Path):
     for name in OM:
         assert route[name]["status"] == "would-change"
         assert route[name]["changes"][0]["target"] == (
-            "route add -net 224.0.0.0 netmask 240.0.0.0 dev eth0")
+            "route add -net 224.0.0.0 netmask 240.0.0.0 dev eth0"
+        )
         assert route[name]["changes"][0]["undo"] == (
-            "route -v delete -net 224.0.0.0 netmask 240.0.0.0 dev eth0")
+            "route -v delete -net 224.0.0.0 netmask 240.0.0.0 dev eth0"
+        )
         assert routes(lab, name) == ""
     assert results(doc, "preflight.timezone")["n2"]["status"] == "would-change"
     assert zone(lab, "n2") == OTHER_ZONE
@@ -154,8 +160,7 @@ def test_node_with_link_down_fails_alone_then_completes(fresh_lab: Lab, tmp_path
     assert route["n2"]["status"] == "changed"
     assert route["n1"]["status"] == route["n3"]["status"] == "ok"
     assert not route["n1"]["changes"] and not route["n3"]["changes"]
-    assert statuses(doc, "network.multicast-ping") == {
-        "n1": "ok", "n2": "ok", "n3": "ok"}
+    assert statuses(doc, "network.multicast-ping") == {"n1": "ok", "n2": "ok", "n3": "ok"}
 
 
 def test_blocked_port_names_the_pair(fresh_lab: Lab, tmp_path: Path):
@@ -200,10 +205,12 @@ def test_route_persistent_ifupdown_and_netplan(fresh_lab: Lab, tmp_path: Path):
     plan = lab.write_plan(tmp_path / "plan.yaml")
     state = tmp_path / "state"
     n1, n2 = lab.node("n1"), lab.node("n2")
-    n1.run("mkdir -p /etc/network/interfaces.d && cat > /etc/network/interfaces",
-           input=IFUPDOWN, check=True)
-    n2.run("mkdir -p /etc/netplan && cat > /etc/netplan/01-netcfg.yaml", input=NETPLAN,
-           check=True)
+    n1.run(
+        "mkdir -p /etc/network/interfaces.d && cat > /etc/network/interfaces",
+        input=IFUPDOWN,
+        check=True,
+    )
+    n2.run("mkdir -p /etc/netplan && cat > /etc/netplan/01-netcfg.yaml", input=NETPLAN, check=True)
 
     code, doc, err = omw("check", str(plan), "--section", "network", state=state)
     persistent = results(doc, "network.route-persistent")
@@ -216,14 +223,21 @@ def test_route_persistent_ifupdown_and_netplan(fresh_lab: Lab, tmp_path: Path):
     code, doc, err = omw("apply", str(plan), "--section", "network", "--yes", state=state)
     assert code == 0, err
     assert statuses(doc, "network.route-persistent") == {
-        "n1": "changed", "n2": "changed", "n3": "ok"}
+        "n1": "changed",
+        "n2": "changed",
+        "n3": "ok",
+    }
     text = n1.run(["cat", "/etc/network/interfaces"], check=True).stdout
     assert text.startswith(IFUPDOWN.rstrip("\n") + "\n\t# omwizard")
     assert "\tup ip route replace 224.0.0.0/4 dev eth0\n" in text
     assert "\tdown ip route del 224.0.0.0/4 dev eth0 || true\n" in text
     ours = n2.run(["cat", "/etc/netplan/60-omwizard-multicast.yaml"], check=True).stdout
-    assert yaml.safe_load(ours) == {"network": {"version": 2, "ethernets": {
-        "eth0": {"routes": [{"to": "224.0.0.0/4", "scope": "link"}]}}}}
+    assert yaml.safe_load(ours) == {
+        "network": {
+            "version": 2,
+            "ethernets": {"eth0": {"routes": [{"to": "224.0.0.0/4", "scope": "link"}]}},
+        }
+    }
     mode = n2.run(["stat", "-c", "%a", "/etc/netplan/60-omwizard-multicast.yaml"]).stdout
     assert mode.strip() == "600"
 

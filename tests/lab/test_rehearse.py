@@ -20,9 +20,14 @@ pytestmark = pytest.mark.lab_build
 
 def rehearse(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "OMW_DB_PASSWORD"}
-    return subprocess.run([sys.executable, "-m", "omwizard", "rehearse", *args],
-                          capture_output=True, text=True, timeout=timeout, env=env,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "omwizard", "rehearse", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def nothing_left() -> None:
@@ -35,7 +40,7 @@ def nothing_left() -> None:
 def test_headless_rehearsal_forms_a_cluster_and_leaves_nothing(own_lab_slot) -> None:
     result = rehearse("--nodes", "2", "--headless", "--json")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    doc = json.loads(result.stdout[result.stdout.index("{\"omwizard\""):].splitlines()[0])
+    doc = json.loads(result.stdout[result.stdout.index('{"omwizard"') :].splitlines()[0])
     members = [r for r in doc["results"] if r["section"] == "verify" and r["step"] == "members"]
     assert {r["node"] for r in members} == {"n1", "n2"}
     assert all(r["status"] == "ok" for r in members), members
@@ -44,9 +49,13 @@ def test_headless_rehearsal_forms_a_cluster_and_leaves_nothing(own_lab_slot) -> 
 
 
 def test_killed_rehearsal_is_cleaned_by_down(own_lab_slot) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "omwizard", "rehearse", "--nodes", "2",
-                             "--headless"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "omwizard", "rehearse", "--nodes", "2", "--headless"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 300
         assert proc.stdout is not None

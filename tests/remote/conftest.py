@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -76,7 +76,8 @@ class Sshd:
         self.start()
 
     def pinned_line(self) -> str:
-        return f"[127.0.0.1]:{self.port} {self.host_pub.read_text().split(' ')[0]} {self.host_pub.read_text().split(' ')[1]}\n"
+        kind, key = self.host_pub.read_text().split(" ")[:2]
+        return f"[127.0.0.1]:{self.port} {kind} {key}\n"
 
 
 def _keygen(path: Path) -> None:

@@ -45,7 +45,9 @@ async def test_run_reuses_one_connection_and_streams_lines(sshd, known) -> None:
     pool = RemotePool()
     remote = pool.get(make_node(sshd, known))
     lines: list[str] = []
-    result = await remote.run("for i in 1 2 3; do echo line$i; done; echo err >&2", on_line=lines.append)
+    result = await remote.run(
+        "for i in 1 2 3; do echo line$i; done; echo err >&2", on_line=lines.append
+    )
     assert result.ok and result.stdout.split() == ["line1", "line2", "line3"]
     assert "err" in lines and "line2" in lines
     results = await asyncio.gather(*(remote.run(["echo", f"x {i}"]) for i in range(12)))

@@ -28,7 +28,9 @@ async def until(pilot, cond: Callable[[], bool], timeout: float = 60) -> None:
         await pilot.pause(0.1)
 
 
-async def answer_modals(pilot, app, done: Callable[[], bool], seen: list, timeout: float = 120) -> None:
+async def answer_modals(
+    pilot, app, done: Callable[[], bool], seen: list, timeout: float = 120
+) -> None:
     """Say yes to every confirmation (recording it) until done()."""
     end = time.monotonic() + timeout
     while not done():
@@ -41,10 +43,13 @@ async def answer_modals(pilot, app, done: Callable[[], bool], seen: list, timeou
 
 
 def idle(app) -> Callable[[], bool]:
-    return lambda: not any(w.is_running for w in app.workers) and not isinstance(app.screen, ConfirmScreen)
+    return lambda: (not any(w.is_running for w in app.workers)
+                    and not isinstance(app.screen, ConfirmScreen))
 
 
-async def test_test_connections_confirms_fingerprint(fresh_lab, tmp_path: Path, state_home: Path) -> None:
+async def test_test_connections_confirms_fingerprint(
+    fresh_lab, tmp_path: Path, state_home: Path
+) -> None:
     known = tmp_path / "known_hosts"
     known.write_text("")
     plan = fresh_lab.write_plan(tmp_path / "plan.yaml",
@@ -73,7 +78,9 @@ async def test_test_connections_confirms_fingerprint(fresh_lab, tmp_path: Path, 
         await pilot.press("ctrl+q")
 
 
-async def test_section_apply_rollback_quit_resume(fresh_lab, tmp_path: Path, state_home: Path) -> None:
+async def test_section_apply_rollback_quit_resume(
+    fresh_lab, tmp_path: Path, state_home: Path
+) -> None:
     steps = section_steps("network")
     if not steps:
         pytest.skip("the network section is not written yet")
@@ -102,7 +109,8 @@ async def test_section_apply_rollback_quit_resume(fresh_lab, tmp_path: Path, sta
         assert net and all(s in ("ok", "changed", "skipped") for s in net.values()), net
         assert "224.0.0.0/4" in route("n1")
         grid = screen.query_one("#grid", DataTable)
-        assert "✗" not in "".join(str(c) for row in range(grid.row_count) for c in grid.get_row_at(row))
+        cells = [str(c) for row in range(grid.row_count) for c in grid.get_row_at(row)]
+        assert not any("✗" in c for c in cells), cells
         # roll the section back: the confirmation lists what the journal will undo
         seen.clear()
         await pilot.press("B")

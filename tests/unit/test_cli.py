@@ -13,12 +13,22 @@ PLAN = {
     "omwizard": 1,
     "cluster": {"name": "prod", "timezone": "Europe/Berlin"},
     "nodes": [
-        {"name": "om1", "host": "192.0.2.1", "roles": ["om", "storage"],
-         "server_url": "https://om1.example.org/openmeetings"},
+        {
+            "name": "om1",
+            "host": "192.0.2.1",
+            "roles": ["om", "storage"],
+            "server_url": "https://om1.example.org/openmeetings",
+        },
         {"name": "om2", "host": "192.0.2.2", "server_url": "https://om2.example.org/openmeetings"},
     ],
-    "database": {"type": "mysql", "host": "192.0.2.1", "name": "openmeetings", "user": "om",
-                 "password": "${OMW_DB_PASSWORD}", "manage": False},
+    "database": {
+        "type": "mysql",
+        "host": "192.0.2.1",
+        "name": "openmeetings",
+        "user": "om",
+        "password": "${OMW_DB_PASSWORD}",
+        "manage": False,
+    },
 }
 
 
@@ -27,8 +37,14 @@ def omw(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
     full = {**os.environ, **(env or {})}
     full.pop("OMW_DB_PASSWORD", None)
-    return subprocess.run([sys.executable, "-m", "omwizard", *args], capture_output=True,
-                          text=True, env=full, stdin=subprocess.DEVNULL, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "omwizard", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
 
 
 def write(tmp_path: Path, data: dict) -> Path:
@@ -71,8 +87,14 @@ def test_apply_without_a_terminal_needs_yes(tmp_path: Path) -> None:
 
 
 def test_missing_db_password_without_terminal_says_how(tmp_path: Path) -> None:
-    result = omw("check", str(write(tmp_path, PLAN)), "--section", "database",
-                 "--state", str(tmp_path / "state"))
+    result = omw(
+        "check",
+        str(write(tmp_path, PLAN)),
+        "--section",
+        "database",
+        "--state",
+        str(tmp_path / "state"),
+    )
     assert result.returncode == 2
     assert "OMW_DB_PASSWORD" in result.stdout
 
