@@ -283,7 +283,8 @@ def multicast_ping_verdicts(
             out[node] = PingVerdict(
                 node,
                 False,
-                f"received none of {sender}'s {ping.transmitted} echo requests to {group} on {dev}{extra}",
+                f"received none of {sender}'s {ping.transmitted} echo requests to {group} "
+                f"on {dev}{extra}",
                 f"check that {node} is on the same network segment as {sender}, that the switch "
                 "passes multicast (IGMP snooping without a querier drops it), and that "
                 f"{dev} is the interface on that segment",
@@ -421,7 +422,9 @@ def parse_listener_ready(line: str) -> dict[str, list[int]] | None:
 
 
 def parse_probe_results(output: str) -> dict[str, tuple[str, str]]:
-    """The prober's JSON lines -> {probe key: (result, error)}; result open|refused|filtered|error."""
+    """The prober's JSON lines -> {probe key: (result, error)}.
+
+    result: open | refused | filtered | error."""
     out: dict[str, tuple[str, str]] = {}
     for line in output.splitlines():
         line = line.strip()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import difflib
 import html
+import os
 import shlex
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -108,6 +110,25 @@ class Step:
 
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
         raise NotImplementedError(f"{self.id} changes nothing; its check reports what to do")
+
+
+# -- test-only fault hook ---------------------------------------------------------------------
+# OMW_FAULT="after-begin:N" SIGKILLs this process right after the Nth journal_begin of the run;
+# "after-write:N" right after the Nth change reached a node (file written or command run) but
+# before its journal_end. Only the crash-and-resume tests set it; unset, it does nothing.
+_FAULT_COUNTS: dict[str, int] = {}
+
+
+def _fault_point(point: str) -> None:
+    spec = os.environ.get("OMW_FAULT")
+    if not spec:
+        return
+    kind, _, n = spec.partition(":")
+    if kind != point:
+        return
+    _FAULT_COUNTS[point] = _FAULT_COUNTS.get(point, 0) + 1
+    if str(_FAULT_COUNTS[point]) == n:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def unified_diff(path: str, before: str | None, after: str | None) -> str:
@@ -239,7 +260,9 @@ class StepContext:
         }
         if self.state is None:
             return uuid.uuid4().hex
-        return self.state.journal_begin(record)
+        rec_id = self.state.journal_begin(record)
+        _fault_point("after-begin")
+        return rec_id
 
     def _end(self, record_id: str, phase: str, **fields: Any) -> None:
         if self.state is not None:
@@ -283,6 +306,7 @@ class StepContext:
             # The write is atomic: the file is as it was; the journal says so.
             self._end(rec_id, "failed", error=exc.message)
             raise
+        _fault_point("after-write")
         self._end(rec_id, "done")
         return self._note(node, Change("file", path, undo, rec_id, diff))
 
@@ -320,6 +344,7 @@ class StepContext:
             undo_ok_text=list(undo_ok_text),
         )
         result = await self.run(node, argv, timeout=timeout, stream=stream, input=input)
+        _fault_point("after-write")
         already = not result.ok and any(t in result.output for t in ok_text)
         if result.exit_status is None:
             # Leave the record open: the next apply checks again before anything else.

@@ -21,6 +21,14 @@ INTRO = (
     "that it all works. Nothing is changed on a node before you have seen the diff and said yes."
 )
 
+REHEARSAL = (
+    "No servers yet, or not ready to touch production? Practise the whole procedure on a "
+    "throwaway local cluster first: real sshd, a real MariaDB and real Hazelcast members in "
+    "network namespaces on this machine (198.18.0.0/24 only), torn down when you quit.\n\n"
+    "Quit, then run:  sudo scripts/wizard rehearse   (installed: sudo omwizard rehearse)\n"
+    "Options: --nodes N, --om-version 9.1.0, --db postgresql, --keep; clean up: --down."
+)
+
 
 def describe_session(s: dict[str, Any]) -> str:
     if s.get("error"):
@@ -39,12 +47,14 @@ class WelcomeScreen(Screen[None]):
         Binding("n", "new", "New plan"),
         Binding("o", "open", "Open plan file"),
         Binding("r", "resume", "Resume session"),
+        Binding("p", "rehearse", "Practise"),
         Binding("q", "app.quit", "Quit"),
     ]
     PALETTE = [
         ("New cluster plan", "Start the inventory from scratch", "new"),
         ("Open a plan file", "Load a YAML plan", "open"),
         ("Resume session", "The highlighted (or latest) saved session", "resume"),
+        ("Practise on a rehearsal cluster", "How to start a throwaway local cluster", "rehearse"),
     ]
 
     def __init__(self) -> None:
@@ -60,6 +70,7 @@ class WelcomeScreen(Screen[None]):
             yield OptionList(
                 Option("New cluster plan  [n]", id="new"),
                 Option("Open a plan file  [o]", id="open"),
+                Option("No servers yet? Practise on a rehearsal cluster  [p]", id="rehearse"),
                 id="start",
             )
             yield Label("Saved sessions  [r] resume", classes="heading")
@@ -89,6 +100,8 @@ class WelcomeScreen(Screen[None]):
             self.action_new()
         elif oid == "open":
             self.action_open()
+        elif oid == "rehearse":
+            self.action_rehearse()
         elif oid.startswith("s"):
             self.resume(self.sessions[int(oid[1:])])
 
@@ -108,6 +121,11 @@ class WelcomeScreen(Screen[None]):
                 self.app.open_plan_file(str(Path(path).expanduser()))  # type: ignore[attr-defined]
 
         self.app.push_screen(TextScreen("Open a plan file", "Path of the plan (YAML):"), opened)
+
+    def action_rehearse(self) -> None:
+        from omwizard.screens.modals import ConfirmScreen
+
+        self.app.push_screen(ConfirmScreen("Practise first", REHEARSAL, yes="OK", no="Back"))
 
     def action_resume(self) -> None:
         if not self.sessions:

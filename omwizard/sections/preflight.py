@@ -107,7 +107,8 @@ class OmInstalledStep(Step):
             )
         if version is not None and version[:2] == (4, 0):
             return Finding.ok(
-                f"OpenMeetings {text} (4.0.x: Hazelcast 3 schema, no member attributes, logs in log/)",
+                f"OpenMeetings {text} (4.0.x: Hazelcast 3 schema, no member attributes, "
+                "logs in log/)",
                 result.evidence(),
                 version=text,
             )
@@ -594,7 +595,8 @@ class PortsStep(Step):
                     ),
                     f"open {first.proto.upper()} {first.port} from {first.src} to {dst} in the "
                     f"firewalls on the way (incoming on {dst}, outgoing on {first.src}), e.g. "
-                    f"`iptables -I INPUT -p {first.proto} --dport {first.port} -j ACCEPT` on {dst}; "
+                    f"`iptables -I INPUT -p {first.proto} --dport {first.port} -j ACCEPT` "
+                    f"on {dst}; "
                     "then check again",
                     *ev,
                 )

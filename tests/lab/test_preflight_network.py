@@ -22,9 +22,6 @@ OTHER_ZONE = "America/New_York"
 def omw(*args: str, state: Path) -> tuple[int, dict, str]:
     """`python -m omwizard ARGS --json --state DIR`: (exit status, JSON document, stderr)."""
     env = {**os.environ, "OMW_DB_PASSWORD": "lab-secret"}
-    import time
-
-    t0 = time.time()
     proc = subprocess.run(
         [sys.executable, "-m", "omwizard", *args, "--json", "--state", str(state)],
         capture_output=True,
@@ -32,7 +29,6 @@ def omw(*args: str, state: Path) -> tuple[int, dict, str]:
         env=env,
         timeout=600,
     )
-    print("TIMING", args[:2], round(time.time() - t0, 1), file=sys.stderr)
     try:
         doc = json.loads(proc.stdout)
     except ValueError:

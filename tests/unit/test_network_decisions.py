@@ -37,9 +37,12 @@ from omwizard.sections.preflight import (
 )
 
 IP_ADDR = (
-    "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n"
-    "3: eth0    inet 198.18.0.11/24 scope global eth0\\       valid_lft forever preferred_lft forever\n"
-    "4: ens19    inet 10.1.1.5/24 brd 10.1.1.255 scope global ens19:1\\       valid_lft forever\n"
+    "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever"
+    " preferred_lft forever\n"
+    "3: eth0    inet 198.18.0.11/24 scope global eth0\\       valid_lft forever"
+    " preferred_lft forever\n"
+    "4: ens19    inet 10.1.1.5/24 brd 10.1.1.255 scope global ens19:1\\       valid_lft"
+    " forever\n"
 )
 
 
@@ -268,7 +271,8 @@ def test_unit_working_directory_and_overrides():
     assert working_dir_candidates(only, "/opt/om") == ["/opt/openmeetings"]
     assert hazelcast_config_property(only) is None
     setenv = {
-        "/opt/om/bin/setenv.sh": 'JAVA_OPTS="$JAVA_OPTS -Dhazelcast.config=/etc/hz.xml"\n# -Dhazelcast.config=/x\n'
+        "/opt/om/bin/setenv.sh": 'JAVA_OPTS="$JAVA_OPTS -Dhazelcast.config=/etc/hz.xml"\n'
+        "# -Dhazelcast.config=/x\n"
     }
     assert (
         hazelcast_config_property(setenv) == "/opt/om/bin/setenv.sh: -Dhazelcast.config=/etc/hz.xml"
@@ -311,7 +315,9 @@ def test_ifupdown_route_in_the_stanza():
 
 def test_ifupdown_stanza_in_a_sourced_file():
     files = {
-        "/etc/network/interfaces": "source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\n",
+        "/etc/network/interfaces": (
+            "source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\n"
+        ),
         "/etc/network/interfaces.d/eth0": "auto eth0\niface eth0 inet dhcp\n",
     }
     cfg = netconf.detect(files, "eth0", "224.0.0.0/4")

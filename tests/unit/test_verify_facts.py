@@ -139,3 +139,22 @@ def test_health_target(url: str, want: tuple) -> None:
     node = Node(name="n1", host="h", address="10.0.0.1", interface=None, server_url=url,
                 roles=("om",), ssh=SSHConfig(), ssh_overrides={})
     assert health_target(node) == want
+
+
+def test_nodes_settings_and_name_clashes() -> None:
+    from omwizard.plan import plan_from_dict
+    from omwizard.sections.nodes import name_clashes, settings_for
+
+    plan = plan_from_dict({
+        "omwizard": 1, "cluster": {"name": "prod", "timezone": "UTC"},
+        "nodes": [{"name": f"om{i}", "host": f"10.1.1.{i}", "roles": ["om"],
+                   "server_url": f"https://om{i}.example.org/openmeetings"} for i in (1, 2)],
+        "database": {"type": "mariadb", "host": "10.1.1.1", "name": "om", "user": "om",
+                     "manage": False},
+        "network": {"join": "tcp-ip"}, "storage": {"kind": "existing"},
+    }, env={})
+    s = settings_for(plan, plan.node("om2"))
+    assert (s.instance_name, s.cluster_name, s.join) == ("om2", "omwizard-prod", "tcp-ip")
+    assert s.members == ("10.1.1.1", "10.1.1.2") and s.interfaces == ("10.1.1.*",)
+    assert name_clashes(["om1", "OM1", "om2"]) == ["om1 / OM1"]
+    assert name_clashes(["om1", "om2"]) == []

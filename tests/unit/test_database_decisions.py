@@ -1,0 +1,225 @@
+"""Pure decisions of the database section: SQL builders, probe parsers, config transforms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omwizard import dblogin, dbsql
+from omwizard.configs import persistence
+from omwizard.sections.database import judge_db_type, pick_cnf, restart_script, tcp_probe
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "openmeetings"
+HOSTS = ["198.18.0.11", "198.18.0.12"]
+
+
+# -- MySQL / MariaDB -------------------------------------------------------------------------
+
+
+def test_mysql_probe_parse_and_decide():
+    out = ("user\t198.18.0.11\nuser\tlocalhost\ndb\topenmeetings\ngrant\t198.18.0.11\n"
+           "bind\t127.0.0.1\nskip_networking\t0\nversion\t10.11.6-MariaDB-0+deb12u1\n")
+    facts = dbsql.parse_mysql_probe(out)
+    assert facts.users == {"198.18.0.11", "localhost"} and facts.db_exists
+    plan = dbsql.mysql_decide(facts, HOSTS, "198.18.0.10")
+    assert plan.create_users == ["198.18.0.12"] and plan.grant_only == []
+    assert not plan.create_db and plan.bind
+    problems = dbsql.mysql_problems(facts, plan, "om", "openmeetings", "198.18.0.10")
+    assert "no user 'om'@'198.18.0.12'" in problems
+    assert any("listens on 127.0.0.1" in p for p in problems)
+
+
+def test_mysql_decide_nothing_to_do_when_all_there():
+    facts = dbsql.MysqlFacts(users=set(HOSTS), db_exists=True, granted=set(HOSTS), bind="")
+    assert dbsql.mysql_decide(facts, HOSTS, "198.18.0.10").empty
+
+
+def test_mysql_grant_missing_for_existing_user():
+    facts = dbsql.MysqlFacts(users=set(HOSTS), db_exists=True, granted={HOSTS[0]},
+                             bind="0.0.0.0")
+    plan = dbsql.mysql_decide(facts, HOSTS, "198.18.0.10")
+    assert plan.grant_only == [HOSTS[1]] and not plan.bind and not plan.create_users
+
+
+def test_mysql_user_sql_escapes_the_password_and_validates_names():
+    sql = dbsql.mysql_create_user_sql("om", "198.18.0.11", "a'b\\c", "openmeetings")
+    assert "IDENTIFIED BY 'a\\'b\\\\c'" in sql
+    assert "SET SESSION sql_mode = ''" in sql.splitlines()[0]
+    assert "GRANT ALL ON `openmeetings`.* TO 'om'@'198.18.0.11'" in sql
+    with pytest.raises(ValueError):
+        dbsql.mysql_create_user_sql("om'; DROP", "198.18.0.11", "x", "openmeetings")
+    with pytest.raises(ValueError):
+        dbsql.mysql_drop_user_sql("om", "198.18.0.11' OR 1")
+
+
+@pytest.mark.parametrize(("setting", "address", "expected"), [
+    ("127.0.0.1", "198.18.0.10", False),
+    ("0.0.0.0", "198.18.0.10", True),
+    ("", "198.18.0.10", True),
+    ("*", "198.18.0.10", True),
+    ("localhost,198.18.0.10", "198.18.0.10", True),
+    ("127.0.0.1, 198.18.0.9", "198.18.0.10", False),
+])
+def test_listens_on(setting, address, expected):
+    assert dbsql.listens_on(setting, address) is expected
+
+
+@pytest.mark.parametrize(("version", "ok"), [
+    ("10.11.6-MariaDB-0+deb12u1", True), ("10.6.12-MariaDB", False),
+    ("8.0.36", True), ("8.0.12", False), ("5.7.44-log", False), ("11.4.2-MariaDB", True),
+])
+def test_bind_list_supported(version, ok):
+    assert dbsql.bind_list_supported(version) is ok
+
+
+def test_set_bind_address_replaces_in_server_sections_only():
+    text = ("[client]\nbind-address = 1.2.3.4\n[mysqld]\nuser = mysql\n"
+            "bind-address            = 127.0.0.1\n# bind-address = 9.9.9.9\n")
+    out = dbsql.set_bind_address(text, "127.0.0.1,198.18.0.10")
+    assert "[client]\nbind-address = 1.2.3.4\n" in out
+    assert "bind-address            = 127.0.0.1,198.18.0.10\n" in out
+    assert "# bind-address = 9.9.9.9\n" in out
+    assert dbsql.set_bind_address(out, "127.0.0.1,198.18.0.10") == out
+
+
+def test_set_bind_address_adds_line_or_section():
+    assert dbsql.set_bind_address("[mysqld]\nuser = mysql\n", "10.0.0.1").startswith(
+        "[mysqld]\nbind-address            = 10.0.0.1\nuser")
+    assert dbsql.set_bind_address("[client]\n", "10.0.0.1").endswith(
+        "[mysqld]\nbind-address            = 10.0.0.1\n")
+
+
+def test_pick_cnf_last_defining_file_wins_else_default():
+    out = "/etc/mysql/my.cnf\n/etc/mysql/mariadb.conf.d/50-server.cnf\ndefault:/x.cnf\n"
+    assert pick_cnf(out) == "/etc/mysql/mariadb.conf.d/50-server.cnf"
+    assert pick_cnf("default:/etc/mysql/mysql.conf.d/mysqld.cnf\n") == \
+        "/etc/mysql/mysql.conf.d/mysqld.cnf"
+    assert pick_cnf("") is None
+
+
+def test_new_listen_value():
+    assert dbsql.new_listen_value("127.0.0.1", "10.0.0.1") == "127.0.0.1,10.0.0.1"
+    assert dbsql.new_listen_value("127.0.0.1", "10.0.0.1", list_ok=False) == "10.0.0.1"
+    assert dbsql.new_listen_value("", "10.0.0.1") == "10.0.0.1"
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------
+
+PG_HBA = """# TYPE  DATABASE        USER            ADDRESS                 METHOD
+local   all             postgres                                peer
+local   all             all                                     peer
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+"""
+
+
+def test_pg_probe_parse():
+    out = ("config\t/etc/postgresql/15/main/postgresql.conf\n"
+           "hba\t/etc/postgresql/15/main/pg_hba.conf\nlisten\tlocalhost\nrole\tt\tt\n"
+           "db\tom\n")
+    facts = dbsql.parse_pg_probe(out)
+    assert facts.hba_file.endswith("pg_hba.conf") and facts.listen == "localhost"
+    assert facts.role_exists and facts.role_scram and facts.db_owner == "om"
+    plan = dbsql.pg_decide(facts, PG_HBA, "om", "openmeetings", HOSTS, "198.18.0.10")
+    assert plan.listen and plan.hba == HOSTS and not plan.create_role and not plan.create_db
+
+
+def test_hba_first_match_respects_order_and_masks():
+    text = "host all all 198.18.0.0/24 reject\n" + dbsql.hba_line("db", "om", HOSTS[0]) + "\n"
+    assert dbsql.hba_first_match(text, "db", "om", HOSTS[0])[1] == "reject"
+    assert dbsql.hba_missing(text, "db", "om", HOSTS) == HOSTS
+    assert dbsql.hba_first_match(text, "db", "om", "10.0.0.1") is None
+
+
+def test_hba_with_lines_goes_before_first_rule_and_then_matches():
+    text = "host all all 198.18.0.0/24 reject\n"
+    out = dbsql.hba_with_lines(PG_HBA + text, "openmeetings", "om", HOSTS)
+    assert dbsql.hba_missing(out, "openmeetings", "om", HOSTS) == []
+    assert out.index("198.18.0.11/32") < out.index("local   all             postgres")
+    assert "host\topenmeetings\tom\t198.18.0.12/32\tscram-sha-256" in out
+    assert out.startswith("# TYPE")
+
+
+def test_set_listen_addresses():
+    conf = "#listen_addresses = 'localhost'\t\t# what IP address(es) to listen on;\nport = 5432\n"
+    out = dbsql.set_listen_addresses(conf, "localhost,198.18.0.10")
+    assert out.startswith(conf.splitlines(keepends=True)[0])
+    assert "\nlisten_addresses = 'localhost,198.18.0.10'" in out
+    again = dbsql.set_listen_addresses(out, "*")
+    assert "listen_addresses = '*'" in again and again.count("\nlisten_addresses") == 1
+
+
+def test_pg_role_sql_carries_password_through_psql_variable():
+    sql = dbsql.pg_role_sql("om", "it's\\x", create=True)
+    assert sql.splitlines()[0] == "\\set omw_pw 'it''s\\\\x'"
+    assert "CREATE ROLE %I LOGIN PASSWORD %L', 'om', :'omw_pw') \\gexec" in sql
+    with pytest.raises(ValueError):
+        dbsql.psql_literal_set("pw", "a\nb")
+
+
+# -- db-type and the rest -----------------------------------------------------------------------
+
+
+def test_h2_is_refused_with_the_documentation_words():
+    text = (FIXTURES / "9.1.0" / "templates" / "h2_persistence.xml").read_text()
+    facts = persistence.inspect(text)
+    status, detail, remedy = judge_db_type("mysql", facts.db_kind, facts.url)
+    assert status == "failed" and "Db other than H2 should be used" in detail
+    assert "re-install OpenMeetings" in remedy
+
+
+def test_db_type_ok_and_mismatch():
+    text = (FIXTURES / "9.1.0" / "persistence.xml").read_text()
+    facts = persistence.inspect(text)
+    assert judge_db_type("mariadb", facts.db_kind, facts.url)[0] == "ok"
+    assert judge_db_type("postgresql", facts.db_kind, facts.url)[0] == "failed"
+
+
+def test_restart_script_prefers_systemd_when_it_runs():
+    script = restart_script("mariadb")
+    assert "systemctl is-system-running" in script
+    assert "systemctl restart mariadb" in script and "service mariadb restart" in script
+
+
+def test_tcp_probe_quotes_target():
+    assert tcp_probe("198.18.0.10", 3306) == \
+        "timeout 5 bash -c 'exec 3<>'/dev/tcp/198.18.0.10/3306 2>&1"
+
+
+@pytest.mark.parametrize(("code", "verdict"), [
+    (1045, dblogin.BAD_CREDENTIALS), (1049, dblogin.NO_DATABASE),
+    (2003, dblogin.UNREACHABLE), (1130, dblogin.BAD_CREDENTIALS), (1234, dblogin.ERROR),
+])
+def test_classify_mysql(code, verdict):
+    assert dblogin.classify_mysql(code, "m").verdict == verdict
+
+
+@pytest.mark.parametrize(("state", "verdict"), [
+    ("28P01", dblogin.BAD_CREDENTIALS), ("28000", dblogin.BAD_CREDENTIALS),
+    ("3D000", dblogin.NO_DATABASE), (None, dblogin.UNREACHABLE), ("XX000", dblogin.ERROR),
+])
+def test_classify_pg(state, verdict):
+    assert dblogin.classify_pg(state, "m").verdict == verdict
+
+
+def test_classify_path_probe():
+    assert dblogin.classify_path_probe(0, "") is None
+    refused = dblogin.classify_path_probe(1, "bash: connect: Connection refused")
+    assert refused is not None and refused.verdict == dblogin.REFUSED
+    timed = dblogin.classify_path_probe(124, "")
+    assert timed is not None and timed.verdict == dblogin.UNREACHABLE
+    route = dblogin.classify_path_probe(1, "bash: connect: No route to host")
+    assert route is not None and route.verdict == dblogin.UNREACHABLE
+
+
+def test_login_blocking_reports_a_closed_port_as_unreachable():
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert dblogin.login_blocking("mariadb", port, "om", "x", "db", 2).verdict == \
+        dblogin.UNREACHABLE
+    assert dblogin.login_blocking("postgresql", port, "om", "x", "db", 2).verdict == \
+        dblogin.UNREACHABLE
