@@ -230,15 +230,24 @@ class StepContext:
         input: str | None = None,
         timeout: float = 60,
         stream: bool = False,
+        on_line: Callable[[str], None] | None = None,
     ) -> RunResult:
-        """A command whose output is evidence; read-only unless called from change_command."""
+        """A command whose output is evidence; read-only unless called from change_command.
+
+        stream: every output line goes to the event bus as it comes (the live log);
+        on_line: the caller sees every line too (tcpdump's "listening on"); implies stream.
+        """
         remote = self.pool.get(node)
-        on_line = None
-        if stream:
-            def on_line(line: str) -> None:
+        sink = None
+        if stream or on_line is not None:
+
+            def sink(line: str) -> None:
                 self.bus.emit(OutputLine(node.name, self.redact(line), self.step_id))
+                if on_line is not None:
+                    on_line(line)
+
         self.bus.emit(CommandRun(node.name, quote_argv(argv), self.step_id))
-        return await remote.run(argv, sudo=sudo, input=input, timeout=timeout, on_line=on_line)
+        return await remote.run(argv, sudo=sudo, input=input, timeout=timeout, on_line=sink)
 
     async def read_text(self, node: Node, path: str) -> str | None:
         data = await self.pool.get(node).read_file(path)
@@ -357,7 +366,8 @@ class StepContext:
             self._end(rec_id, "failed", error=self.redact(result.output)[-500:])
             raise RemoteError(
                 node.name,
-                f"`{command}` failed (exit {result.exit_status}): {self.redact(result.output)[-400:]}",
+                f"`{command}` failed (exit {result.exit_status}): "
+                f"{self.redact(result.output)[-400:]}",
                 remedy or "read the output above; fix the cause and run apply again",
             )
         if already:

@@ -12,7 +12,6 @@ import shlex
 from collections.abc import Callable
 
 from omwizard.configs import netconf
-from omwizard.events import CommandRun, OutputLine
 from omwizard.netfacts import (
     Capture,
     echo_requests,
@@ -78,15 +77,8 @@ async def run_streaming(
     sudo: bool,
     timeout: float,
 ) -> RunResult:
-    """ctx.run with a line callback (tcpdump's "listening on", a listener's READY), logged
-    as ctx.run logs: the command and every output line go to the event bus."""
-
-    def both(line: str) -> None:
-        ctx.bus.emit(OutputLine(node.name, ctx.redact(line), ctx.step_id))
-        on_line(line)
-
-    ctx.bus.emit(CommandRun(node.name, quote_argv(argv), ctx.step_id))
-    return await ctx.pool.get(node).run(argv, sudo=sudo, timeout=timeout, on_line=both)
+    """ctx.run with a line callback (tcpdump's "listening on", a listener's READY)."""
+    return await ctx.run(node, argv, sudo=sudo, timeout=timeout, on_line=on_line)
 
 
 # -- 1. interface-multicast -------------------------------------------------------------------

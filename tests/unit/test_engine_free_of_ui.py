@@ -54,3 +54,11 @@ def test_every_section_module_lists_steps_in_order() -> None:
             assert step.doc, f"{step.id} has no documentation words"
         names = [s.name for s in steps]
         assert len(names) == len(set(names)), section
+
+
+def test_verify_reruns_point_at_real_steps() -> None:
+    """verify re-runs these checks; a rename elsewhere must break this test, not skip silently."""
+    from omwizard.sections import find_step
+
+    for step_id in ("storage.shared", "database.db-login", "preflight.ports"):
+        assert find_step(step_id).id == step_id
