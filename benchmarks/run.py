@@ -87,6 +87,8 @@ class Captured:
     step: str
     command: str
     input: str | bytes | None
+    start: float = 0.0  # perf_counter in the engine's run
+    end: float = 0.0
 
 
 @dataclass
@@ -98,6 +100,7 @@ class CheckRun:
     connects: dict[str, int]
     channels: dict[str, int]
     commands: dict[str, list[Captured]] = field(default_factory=dict)
+    step_s: dict[str, float] = field(default_factory=dict)
 
 
 def available_sections() -> list[str]:
@@ -125,10 +128,13 @@ def _recording_pool(commands: dict[str, list[Captured]], current: list[str]) -> 
                 async def run(argv: list[str] | str, **kw: Any) -> RunResult:
                     from omwizard.remote import quote_argv
 
-                    commands.setdefault(node.name, []).append(
-                        Captured(current[0], quote_argv(argv), kw.get("input"))
-                    )
-                    return await plain(argv, **kw)
+                    cmd = Captured(current[0], quote_argv(argv), kw.get("input"),
+                                   time.perf_counter())
+                    commands.setdefault(node.name, []).append(cmd)
+                    try:
+                        return await plain(argv, **kw)
+                    finally:
+                        cmd.end = time.perf_counter()
 
                 remote.run = run  # type: ignore[method-assign]
             return remote
@@ -147,9 +153,12 @@ async def run_check(
     state = StateStore(state_dir) if state_dir else None
     engine = Engine(plan, pool=pool, state=state, sections=sections)
 
+    began: dict[str, float] = {}
+
     def on_event(event: Event) -> None:
         if isinstance(event, StepStarted):
             current[0] = f"{event.section}.{event.step}"
+            began.setdefault(current[0], time.perf_counter())
 
     engine.bus.subscribe(on_event)
     start = time.perf_counter()
@@ -159,12 +168,15 @@ async def run_check(
     finally:
         await pool.close()
     remotes = pool.remotes
+    marks = sorted(began.items(), key=lambda kv: kv[1]) + [("", start + wall)]
+    step_s = {name: marks[i + 1][1] - t for i, (name, t) in enumerate(marks[:-1])}
     return CheckRun(
         wall,
         results,
         {n: r.connects for n, r in remotes.items()},
         {n: r.channels for n, r in remotes.items()},
         commands,
+        step_s,
     )
 
 
@@ -222,9 +234,23 @@ class OpenSSH:
         """The captured commands: step by step, nodes in parallel, one node's in sequence."""
 
         async def node_step(name: str, step: str) -> None:
-            for cmd in commands.get(name, []):
-                if cmd.step == step:
-                    await self.run_one(addresses[name], cmd)
+            # In sequence, except where the engine overlapped commands on this node (a
+            # listener and a probe, tcpdump and ping): then the later one starts as long
+            # after the earlier one as it did in the engine's run.
+            pending: list[asyncio.Task[None]] = []
+            busy_until = 0.0
+            last: tuple[float, float] | None = None  # (engine start, our start) of the last
+            for cmd in (c for c in commands.get(name, []) if c.step == step):
+                if last is not None and cmd.start < busy_until:
+                    delay = last[1] + (cmd.start - last[0]) - time.perf_counter()
+                    await asyncio.sleep(max(0.0, delay))
+                else:
+                    await asyncio.gather(*pending)
+                    pending = []
+                last = (cmd.start, time.perf_counter())
+                busy_until = max(busy_until, cmd.end)
+                pending.append(asyncio.create_task(self.run_one(addresses[name], cmd)))
+            await asyncio.gather(*pending)
 
         start = time.perf_counter()
         for step in step_order:
@@ -255,6 +281,7 @@ def log(text: str) -> None:
 def lab_of(n_nodes: int) -> Iterator[Lab]:
     """A lab of n OM nodes (+ db) with MariaDB running; always torn down."""
     deadline = time.monotonic() + LAB_WAIT_S
+    waited = False
     while True:
         try:
             lab = build_lab(n_nodes=n_nodes)
@@ -262,8 +289,10 @@ def lab_of(n_nodes: int) -> Iterator[Lab]:
         except LabBusy as exc:
             if time.monotonic() > deadline:
                 raise
-            log(f"{exc}: waiting")
-            time.sleep(10)
+            if not waited:
+                log(f"{exc}: waiting (up to {LAB_WAIT_S}s)")
+            waited = True
+            time.sleep(1)
     try:
         from omwizard.lab import services
 
@@ -460,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.show_commands:
             show_commands(s.first)
             for step, secs in sorted(s.step_s.items(), key=lambda kv: -kv[1]):
-                log(f"{n} nodes, OpenSSH baseline, step {step}: {secs:.3f}s")
+                log(f"{n} nodes, step {step}: OpenSSH {secs:.3f}s, "
+                    f"check (warm-up) {s.first.step_s.get(step, 0.0):.3f}s")
         nodes = list(s.first.channels)
         notes.append(
             f"{n} nodes: check {s.check_s:.3f}s, OpenSSH baseline {s.openssh_s:.3f}s "

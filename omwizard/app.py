@@ -66,7 +66,8 @@ class OmWizardApp(App[int]):
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("f2", "toggle_theme", "Light/Dark"),
+        # shown by the screens that have room for it (80 columns); always in the palette
+        Binding("f2", "toggle_theme", "Theme", show=False),
     ]
 
     def __init__(
@@ -331,6 +332,11 @@ class OmWizardApp(App[int]):
             from omwizard.screens.verify import VerifyScreen
 
             self.switch_screen(VerifyScreen(step=step))
+            return
+        if section == "network":
+            from omwizard.screens.network import NetworkScreen
+
+            self.switch_screen(NetworkScreen(step=step))
             return
         from omwizard.screens.section import SectionScreen
 

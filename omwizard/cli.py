@@ -243,7 +243,7 @@ def _check_nodes(plan: Plan, names: list[str] | None) -> None:
 
 
 def open_state(plan: Plan, args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from omwizard.state import StateStore, default_state_dir
+    from omwizard.state import StateLocked, StateStore, default_state_dir
 
     directory = (
         Path(args.state).expanduser()
@@ -251,7 +251,10 @@ def open_state(plan: Plan, args: argparse.Namespace):  # type: ignore[no-untyped
         else default_state_dir(plan.cluster.name)
     )
     store = StateStore(directory)
-    store.lock()
+    try:
+        store.lock()
+    except StateLocked as exc:  # name the plan's cluster, not the state folder's name
+        raise StateLocked(plan.cluster.name, exc.pid, exc.host, exc.path) from None
     return store
 
 

@@ -67,21 +67,20 @@ class JavaOptsSource:
 
 
 async def locate(ctx: StepContext, node: Node) -> JavaOptsSource:
-    unit_path, unit = None, None
-    for path in UNIT_PATHS:
-        text = await ctx.read_text(node, path)
-        if text is not None:
-            unit_path, unit = path, text
-            break
+    """Every file JAVA_OPTS can come from, in one round trip; the systemd probe once a run."""
     setenv_path = f"{OmLayout(ctx.plan.cluster.om_home).bin}/setenv.sh"
-    probe = await ctx.run(node, SYSTEMD_PROBE)
+    files = await ctx.read_texts(node, [*UNIT_PATHS, DROPIN_PATH, setenv_path])
+    unit_path = next((p for p in UNIT_PATHS if files[p] is not None), None)
+    probes = ctx.shared.setdefault("javaopts.systemd", {})
+    if node.name not in probes:
+        probes[node.name] = (await ctx.run(node, SYSTEMD_PROBE)).stdout.strip() == "systemd"
     return JavaOptsSource(
         unit_path=unit_path,
-        unit=unit,
-        dropin=await ctx.read_text(node, DROPIN_PATH) if unit_path else None,
+        unit=files[unit_path] if unit_path else None,
+        dropin=files[DROPIN_PATH] if unit_path else None,
         setenv_path=setenv_path,
-        setenv=await ctx.read_text(node, setenv_path),
-        systemd_running=probe.stdout.strip() == "systemd",
+        setenv=files[setenv_path],
+        systemd_running=probes[node.name],
     )
 
 

@@ -512,7 +512,8 @@ class _Checker:
         value = self.string(data, key, path, default=default, example="~/.ssh/id_ed25519")
         if value is None or value is default:
             return value
-        if not value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        if not value or any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029"
+                            for c in value):  # C0, DEL, C1 and YAML's line breaks
             self.add(_sub(path, key), "must be a non-empty path without control characters",
                      "write the path on one line, e.g. ~/.ssh/id_ed25519")
             return None

@@ -249,9 +249,41 @@ class StepContext:
         self.bus.emit(CommandRun(node.name, quote_argv(argv), self.step_id))
         return await remote.run(argv, sudo=sudo, input=input, timeout=timeout, on_line=sink)
 
+    def _file_cache(self, node: Node) -> dict[str, str | None]:
+        return self.shared.setdefault("_files", {}).setdefault(node.name, {})
+
+    def forget_files(self, node: Node) -> None:
+        """After a change the wizard cannot see into (a command), read files afresh."""
+        self.shared.setdefault("_files", {}).pop(node.name, None)
+
     async def read_text(self, node: Node, path: str) -> str | None:
-        data = await self.pool.get(node).read_file(path)
-        return None if data is None else data.decode("utf-8", errors="surrogateescape")
+        """The file's text or None; read once per engine run (later reads come from memory).
+
+        Several steps read the same files (persistence.xml, the unit, hazelcast.xml); one
+        round trip per file per run is enough, because every change made through this
+        context updates or drops the cached copy.
+        """
+        return (await self.read_texts(node, [path]))[path]
+
+    async def read_texts(self, node: Node, paths: list[str]) -> dict[str, str | None]:
+        """Several files in one round trip (base64 between markers), cached like read_text."""
+        cache = self._file_cache(node)
+        wanted = [p for p in dict.fromkeys(paths) if p not in cache]
+        if wanted:
+            script = (
+                "for p in " + " ".join(shlex.quote(p) for p in wanted) + "; do "
+                'if [ -f "$p" ]; then printf "==OMW %s\\n" "$p"; base64 -w0 -- "$p" || exit 1; '
+                'printf "\\n"; else printf "==OMW-ABSENT %s\\n" "$p"; fi; done'
+            )
+            result = await self.run(node, script)
+            if not result.ok:
+                raise RemoteError(
+                    node.name,
+                    f"cannot read {', '.join(wanted)}: {result.output or result.exit_status}",
+                    "check that the files are readable by the SSH user (or through sudo)",
+                )
+            cache.update(parse_file_dump(result.stdout, wanted))
+        return {p: cache[p] for p in paths}
 
     # -- changing ---------------------------------------------------------------------------
 
@@ -317,6 +349,7 @@ class StepContext:
             raise
         _fault_point("after-write")
         self._end(rec_id, "done")
+        self._file_cache(node)[path] = after
         return self._note(node, Change("file", path, undo, rec_id, diff))
 
     async def change_command(
@@ -343,6 +376,11 @@ class StepContext:
         undo = quote_argv(undo_argv) if undo_argv else (undo_text or "nothing to undo")
         if self.dry_run:
             return self._note(node, Change("command", command, undo))
+        # Reach the node (and sudo) before journaling: a refused login or sudo password must
+        # not leave a record open as if the command might have run.
+        remote = self.pool.get(node)
+        await remote.connect()
+        await remote.sudo_mode()
         rec_id = self._record(
             node,
             kind="command",
@@ -353,6 +391,7 @@ class StepContext:
             undo_ok_text=list(undo_ok_text),
         )
         result = await self.run(node, argv, timeout=timeout, stream=stream, input=input)
+        self.forget_files(node)
         _fault_point("after-write")
         already = not result.ok and any(t in result.output for t in ok_text)
         if result.exit_status is None:
@@ -376,6 +415,19 @@ class StepContext:
             return Change("command", command, "nothing (it was already in place)")
         self._end(rec_id, "done")
         return self._note(node, Change("command", command, undo, rec_id))
+
+
+def parse_file_dump(output: str, paths: list[str]) -> dict[str, str | None]:
+    """Files from read_texts' marker/base64 output; a path not in the output is absent."""
+    import base64
+
+    found: dict[str, str | None] = dict.fromkeys(paths)
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("==OMW ") and i + 1 < len(lines):
+            raw = base64.b64decode(lines[i + 1].strip() or b"")
+            found[line[6:]] = raw.decode("utf-8", errors="surrogateescape")
+    return found
 
 
 def now() -> float:

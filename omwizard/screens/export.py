@@ -8,15 +8,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 
 from omwizard.export import write_export
+from omwizard.screens.widgets import WizardHeader
 
 
 class ExportScreen(Screen[None]):
     BINDINGS = [
         Binding("ctrl+s", "write", "Write export"),
         Binding("escape", "back", "Back to verify"),
+        Binding("f2", "app.toggle_theme", "Theme"),
     ]
     PALETTE = [("Write export", "Write the plan and the report", "write")]
 
@@ -29,7 +31,7 @@ class ExportScreen(Screen[None]):
         cluster = app.plan.cluster.name  # type: ignore[attr-defined]
         state = app.state  # type: ignore[attr-defined]
         default = Path.cwd() / f"{cluster}-omwizard.yaml"
-        yield Header()
+        yield WizardHeader()
         with Vertical(id="export"):
             yield Label("Export", id="section-title")
             yield Static(
@@ -49,7 +51,7 @@ class ExportScreen(Screen[None]):
                 "omwizard again to resume.",
                 id="session-path",
             )
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "write":

@@ -24,7 +24,6 @@ from textual.widgets import (
     Checkbox,
     DataTable,
     Footer,
-    Header,
     Input,
     Label,
     Select,
@@ -32,6 +31,7 @@ from textual.widgets import (
 )
 
 from omwizard.plan import PlanError, PlanProblem
+from omwizard.screens.widgets import WizardHeader
 from omwizard.sections import steps_for
 
 ROLES = ("om", "storage", "database")
@@ -108,8 +108,8 @@ def node_index(path: str) -> int | None:
 class InventoryScreen(Screen[None]):
     BINDINGS = [
         Binding("ctrl+n", "add_node", "Add node"),
-        Binding("ctrl+r", "remove_node", "Remove node"),
-        Binding("ctrl+t", "test", "Test connections"),
+        Binding("ctrl+r", "remove_node", "Remove"),
+        Binding("ctrl+t", "test", "Test SSH", tooltip="Test connections"),
         Binding("ctrl+g", "continue", "Continue"),
         Binding("escape", "welcome", "Welcome"),
     ]
@@ -151,7 +151,7 @@ class InventoryScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         self.data = copy.deepcopy(self.app.plan_data or {})  # type: ignore[attr-defined]
         self.data.setdefault("nodes", [])
-        yield Header()
+        yield WizardHeader()
         with VerticalScroll(id="inventory"):
             yield Label("Nodes", classes="heading")
             yield DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
@@ -189,7 +189,7 @@ class InventoryScreen(Screen[None]):
                     yield Static("", classes="problem", id="p-database-password")
             yield Label("Problems", classes="heading")
             yield Static("", id="problems")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         nodes = self.query_one("#nodes", DataTable)

@@ -1,4 +1,5 @@
-"""Typed modal screens: confirmations, the host-key question, passwords, a skip reason.
+"""Typed modal screens: confirmations, the host-key question, passwords, a skip reason,
+a choice from a list (which node sends the multicast ping).
 
 Each one dismisses with its answer; callers await it through ``App.ask`` (a future resolved by
 the dismiss callback), so the engine's async callbacks can wait for the operator.
@@ -10,7 +11,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -93,6 +95,43 @@ class TextScreen(ModalScreen[str | None]):
             self.dismiss(self.query_one("#answer", Input).value)
         else:
             self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ChooseScreen(ModalScreen[str | None]):
+    """Pick one of a few choices (id, label); None when cancelled."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, prompt: str, choices: list[tuple[str, str]]) -> None:
+        super().__init__(classes="modal")
+        self.title_text = title
+        self.prompt = prompt
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.title_text, id="dialog-title")
+            yield Static(self.prompt, markup=False)
+            yield OptionList(*(Option(label, id=cid) for cid, label in self.choices),
+                             id="choices")
+            with Horizontal(id="dialog-buttons"):
+                yield Button("Cancel [esc]", id="cancel")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#choices", OptionList)
+        options.highlighted = 0
+        options.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

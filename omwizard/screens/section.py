@@ -7,6 +7,7 @@ events arrive here as EngineEvent messages.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,6 @@ from textual.screen import Screen
 from textual.widgets import (
     DataTable,
     Footer,
-    Header,
     Label,
     ProgressBar,
     RichLog,
@@ -39,6 +39,7 @@ from omwizard.events import (
     StepFinished,
     StepStarted,
 )
+from omwizard.screens.widgets import WizardHeader
 from omwizard.sections import SECTIONS, TITLES
 from omwizard.step import Step
 
@@ -54,6 +55,8 @@ SYMBOLS = {
 }
 LABELS = {"needs-change": "needs change", "would-change": "would change",
           "rolled-back": "rolled back"}
+LOG_FLUSH = 0.1  # seconds between two writes of the live log
+LOG_KEEP = 20000  # lines kept for re-filtering
 THEME_COLOUR = {"ok": "success", "changed": "accent", "rolled-back": "accent",
                 "would-change": "warning", "needs-change": "warning", "failed": "error",
                 "running": "primary", "skipped": "foreground"}
@@ -67,6 +70,26 @@ def status_text(status: str | None, theme: Any = None) -> Text:
     if status == "skipped":
         style = "dim"
     return Text(f"{SYMBOLS.get(status, '?')} {LABELS.get(status, status)}", style=style)
+
+
+def log_entry(ev: Event) -> tuple[str, str] | None:
+    """The live log's line for an engine event: (node, text)."""
+    if isinstance(ev, StepStarted):
+        return ev.node, f"{ev.phase} {ev.section}.{ev.step}"
+    if isinstance(ev, CommandRun):
+        return ev.node, f"$ {ev.command}"
+    if isinstance(ev, OutputLine):
+        return ev.node, ev.line
+    if isinstance(ev, ChangeMade):
+        return ev.node, f"changed {ev.change.get('kind')}: {ev.change.get('target')}"
+    if isinstance(ev, Notice):
+        return ev.node, ev.text
+    if isinstance(ev, StepFinished):
+        r = ev.result
+        status = r.get("status", "")
+        return (r.get("node", ""),
+                f"{SYMBOLS.get(status, '?')} {r.get('step')}: {status} {r.get('detail', '')}")
+    return None
 
 
 def describe_result(r: dict[str, Any]) -> str:
@@ -85,18 +108,21 @@ def describe_result(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SECTION_KEYS = Binding.Group("Next/Prev", compact=True)
+
+
 class SectionScreen(Screen[None]):
     BINDINGS = [
-        Binding("c", "check_step", "Re-check"),
+        Binding("c", "check_step", "Check"),
         Binding("C", "check_section", "Check all", show=False),
         Binding("a", "apply_step", "Apply"),
         Binding("A", "apply_section", "Apply all", show=False),
-        Binding("b", "rollback_step", "Roll back"),
+        Binding("b", "rollback_step", "Undo", tooltip="Roll back the step"),
         Binding("B", "rollback_section", "Roll back all", show=False),
         Binding("s", "skip", "Skip"),
-        Binding("f", "filter", "Log filter"),
-        Binding("n", "next", "Next"),
-        Binding("p", "previous", "Prev"),
+        Binding("f", "filter", "Filter"),
+        Binding("n", "next", "Next", group=SECTION_KEYS),
+        Binding("p", "previous", "Prev", group=SECTION_KEYS),
         Binding("i", "inventory", "Inventory", show=False),
         Binding("e", "export", "Export", show=False),
     ]
@@ -128,6 +154,11 @@ class SectionScreen(Screen[None]):
         self.log_filter: str | None = None
         self.busy = False
         self.last_dry_run: list[dict[str, Any]] = []
+        self._pending: list[tuple[str, str]] = []  # log lines not written yet
+        self.log_batches = 0
+        self.what = ""  # the long work running now, its current step, since when
+        self.doing = ""
+        self.started = 0.0
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -140,7 +171,7 @@ class SectionScreen(Screen[None]):
 
         self.steps = section_steps(self.section)
         index = SECTIONS.index(self.section) + 1 if self.section in SECTIONS else 0
-        yield Header()
+        yield WizardHeader()
         with Vertical(id="section"):
             yield Label(f"{index}/{len(SECTIONS)}  {TITLES.get(self.section, self.section)}",
                         id="section-title")
@@ -158,7 +189,7 @@ class SectionScreen(Screen[None]):
                 with TabPane("Details", id="tab-details"):
                     yield RichLog(id="details", wrap=True, markup=False)
                 yield from self.extra_panes()
-        yield Footer()
+        yield Footer(compact=True)
 
     def extra_panes(self) -> ComposeResult:
         return iter(())
@@ -190,6 +221,8 @@ class SectionScreen(Screen[None]):
         self.show_doc()
         grid.focus()
         self.app.bus.subscribe(self._listen)  # type: ignore[attr-defined]
+        self.set_interval(LOG_FLUSH, self.flush_log)
+        self.set_interval(1.0, self.tick)
         self.app.touch(section=self.section, step=self.current_step.name  # type: ignore[attr-defined]
                        if self.current_step else None)
 
@@ -197,7 +230,14 @@ class SectionScreen(Screen[None]):
         self.app.bus.unsubscribe(self._listen)  # type: ignore[attr-defined]
 
     def _listen(self, event: Event) -> None:
-        self.post_message(self.EngineEvent(event))
+        """Called by the engine for every event: log lines are queued and written in batches
+        (a tcpdump or a package install can print hundreds a second); grid changes travel as
+        messages."""
+        line = log_entry(event)
+        if line is not None:
+            self._pending.append(line)
+        if isinstance(event, (StepStarted, StepFinished)):
+            self.post_message(self.EngineEvent(event))
 
     # -- state of the grid --------------------------------------------------------------------
 
@@ -258,9 +298,30 @@ class SectionScreen(Screen[None]):
     # -- events -------------------------------------------------------------------------------
 
     def log_line(self, node: str, line: str) -> None:
-        self.log_lines.append((node, line))
-        if self.log_filter in (None, node):
-            self.query_one("#log", RichLog).write(f"[{node}] {line}" if node else line)
+        """Queue one line for the live log (written with the next batch)."""
+        self._pending.append((node, line))
+
+    def flush_log(self) -> None:
+        """Write the queued lines: one RichLog write per batch, filtered by node."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self.log_lines.extend(batch)
+        if len(self.log_lines) > LOG_KEEP:
+            del self.log_lines[: len(self.log_lines) - LOG_KEEP]
+        shown = [f"[{node}] {line}" if node else line for node, line in batch
+                 if self.log_filter in (None, node)]
+        if shown:
+            self.query_one("#log", RichLog).write("\n".join(shown))
+        self.log_batches += 1
+
+    def tick(self) -> None:
+        """While working: the elapsed time and what runs now (restarts take minutes)."""
+        if not self.busy:
+            return
+        elapsed = int(time.monotonic() - self.started)
+        doing = f" · {self.doing}" if self.doing else ""
+        self.query_one("#activity", Label).update(f"{self.what}{doing} · {elapsed}s")
 
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
@@ -268,21 +329,10 @@ class SectionScreen(Screen[None]):
         if isinstance(ev, StepStarted):
             if ev.section == self.section:
                 self.set_cell(ev.step, ev.node, "running")
-            self.log_line(ev.node, f"{ev.phase} {ev.section}.{ev.step}")
-        elif isinstance(ev, CommandRun):
-            self.log_line(ev.node, f"$ {ev.command}")
-        elif isinstance(ev, OutputLine):
-            self.log_line(ev.node, ev.line)
-        elif isinstance(ev, ChangeMade):
-            c = ev.change
-            self.log_line(ev.node, f"changed {c.get('kind')}: {c.get('target')}")
-        elif isinstance(ev, Notice):
-            self.log_line(ev.node, ev.text)
+            self.doing = f"{ev.phase} {ev.step} on {ev.node}"
         elif isinstance(ev, StepFinished):
             r = ev.result
             status = r.get("status", "")
-            self.log_line(r.get("node", ""), f"{SYMBOLS.get(status, '?')} {r.get('step')}: "
-                          f"{status} {r.get('detail', '')}")
             if r.get("section") == self.section:
                 if status != "would-change":
                     self.results[f"{r['step']}/{r['node']}"] = r
@@ -292,6 +342,7 @@ class SectionScreen(Screen[None]):
 
     @on(Select.Changed, "#log-filter")
     def _filter(self, event: Select.Changed) -> None:
+        self.flush_log()
         self.log_filter = None if event.value is Select.NULL else str(event.value)
         log = self.query_one("#log", RichLog)
         log.clear()
@@ -318,6 +369,7 @@ class SectionScreen(Screen[None]):
             self.notify("still working; wait for it to finish", severity="warning")
             return False
         self.busy = True
+        self.what, self.doing, self.started = what, "", time.monotonic()
         self.query_one("#progress-row").display = True
         self.query_one("#activity", Label).update(what)
         bar = self.query_one("#progress", ProgressBar)
@@ -326,6 +378,9 @@ class SectionScreen(Screen[None]):
 
     def end(self, text: str = "") -> None:
         self.busy = False
+        self.flush_log()
+        if self.started:
+            text = f"{text} in {int(time.monotonic() - self.started)}s"
         self.query_one("#activity", Label).update(text)
         self.query_one("#progress", ProgressBar).update(
             progress=self.query_one("#progress", ProgressBar).total)

@@ -25,6 +25,7 @@ class ManualCheck(Vertical):
     ManualCheck { height: auto; border: round $primary 50%; padding: 0 1; margin-bottom: 1; }
     ManualCheck .verdict { height: auto; }
     ManualCheck .verdict Button { margin-right: 1; }
+    ManualCheck .verdict Input { width: 1fr; }
     ManualCheck .answer { color: $text-muted; }
     """
 
@@ -57,7 +58,10 @@ class ManualCheck(Vertical):
 
 
 class VerifyScreen(SectionScreen):
-    BINDINGS = [*SectionScreen.BINDINGS, Binding("m", "manual", "Manual checks")]
+    BINDINGS = [
+        *SectionScreen.BINDINGS,
+        Binding("m", "manual", "Manual", tooltip="The manual checks"),
+    ]
 
     def __init__(self, step: str | None = None) -> None:
         super().__init__("verify", step=step)

@@ -9,9 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, OptionList, Static
+from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from omwizard.screens.widgets import WizardHeader
 from omwizard.sections import TITLES
 from omwizard.state import list_sessions
 
@@ -45,10 +46,11 @@ def describe_session(s: dict[str, Any]) -> str:
 class WelcomeScreen(Screen[None]):
     BINDINGS = [
         Binding("n", "new", "New plan"),
-        Binding("o", "open", "Open plan file"),
-        Binding("r", "resume", "Resume session"),
+        Binding("o", "open", "Open plan"),
+        Binding("r", "resume", "Resume"),
         Binding("p", "rehearse", "Practise"),
-        Binding("q", "app.quit", "Quit"),
+        Binding("q", "app.quit", "Quit", show=False),
+        Binding("f2", "app.toggle_theme", "Theme"),
     ]
     PALETTE = [
         ("New cluster plan", "Start the inventory from scratch", "new"),
@@ -62,7 +64,7 @@ class WelcomeScreen(Screen[None]):
         self.sessions: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield WizardHeader()
         with Vertical(id="welcome"):
             yield Label("Welcome to omwizard", id="welcome-title")
             yield Static(INTRO, id="welcome-intro")
@@ -75,7 +77,7 @@ class WelcomeScreen(Screen[None]):
             )
             yield Label("Saved sessions  [r] resume", classes="heading")
             yield OptionList(id="sessions")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.refresh_sessions()

@@ -424,8 +424,8 @@ class RoutePersistentStep(Step):
         iface = await node_interface(ctx, node)
         listing = await ctx.run(node, CONFIG_FILES_PROBE, sudo=False)
         paths = [line[5:] for line in listing.stdout.splitlines() if line.startswith("file:")]
-        texts = await asyncio.gather(*(ctx.read_text(node, p) for p in paths))
-        files = {p: t for p, t in zip(paths, texts, strict=True) if t is not None}
+        texts = await ctx.read_texts(node, paths) if paths else {}
+        files = {p: t for p, t in texts.items() if t is not None}
         conn, nm_routes, nm_evidence = await nm_facts(ctx, node, iface)
         cfg = netconf.detect(files, iface, route, nm_conn=conn, nm_routes=nm_routes)
         evidence = [listing.evidence(), *nm_evidence]

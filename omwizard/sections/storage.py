@@ -98,11 +98,8 @@ async def om_user(ctx: StepContext, node: Node) -> tuple[str, str, str]:
     cache = ctx.shared.setdefault("storage.om_user", {})
     if node.name in cache:
         return cache[node.name]
-    unit = None
-    for path in UNIT_PATHS:
-        unit = await ctx.read_text(node, path)
-        if unit is not None:
-            break
+    units = await ctx.read_texts(node, list(UNIT_PATHS))
+    unit = next((text for text in units.values() if text is not None), None)
     dropins = ""
     home_owner = None
     if unit is not None:

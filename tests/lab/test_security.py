@@ -202,7 +202,9 @@ def test_no_secret_in_any_file_output_or_argument_list(fresh_lab: Lab, tmp_path:
 
 
 def fingerprint(public_line: str) -> str:
-    key = asyncssh.import_public_key(" ".join(public_line.split()[-2:]))
+    parts = public_line.split()
+    i = next(i for i, p in enumerate(parts) if p.startswith(("ssh-", "ecdsa-")))
+    key = asyncssh.import_public_key(" ".join(parts[i:i + 2]))
     return key.get_fingerprint("sha256")
 
 
