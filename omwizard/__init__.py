@@ -1,3 +1,3 @@
-"""omwizard: turn a set of Apache OpenMeetings servers into a working cluster, and keep it working."""
+"""omwizard: turn Apache OpenMeetings servers into a working cluster, and keep it working."""
 
 __version__ = "0.1.0"
