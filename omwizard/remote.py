@@ -82,6 +82,17 @@ class CommandTimeout(RemoteError):
     """A command outlived its bound; the remote side was killed and its state is unknown."""
 
 
+def command_timeout_cap() -> float | None:
+    """OMW_COMMAND_TIMEOUT: an upper bound (seconds) for any one remote command, for operators
+    on slow links who want a hang reported sooner (and for the hang tests)."""
+    value = os.environ.get("OMW_COMMAND_TIMEOUT", "")
+    try:
+        cap = float(value)
+    except ValueError:
+        return None
+    return cap if cap > 0 else None
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -347,6 +358,7 @@ class Remote:
     ) -> RunResult:
         """Run one command; as root through sudo when asked and needed."""
         command = quote_argv(argv)
+        timeout = min(timeout, command_timeout_cap() or timeout)
         wire = command
         stdin: str | bytes | None = input
         if sudo:

@@ -386,6 +386,42 @@ CONFIG_FILES_PROBE = (
 )
 
 
+def route_config_probe(iface: str) -> str:
+    """CONFIG_FILES_PROBE, then NetworkManager's connection for iface (`@@nm-device`) and, when
+    there is one, its ipv4.routes (`@@nm-routes NAME`): route-persistent's facts at once."""
+    q = shlex.quote(iface)
+    return (
+        CONFIG_FILES_PROBE + "; command -v nmcli >/dev/null 2>&1 || exit 0; "
+        f"d=$(nmcli -t -f GENERAL.CONNECTION device show {q} 2>/dev/null); "
+        'echo @@nm-device; printf "%s\\n" "$d"; '
+        "c=$(printf '%s\\n' \"$d\" | sed -n 's/^GENERAL\\.CONNECTION://p' | head -n 1); "
+        'case "$c" in ""|--) ;; *) echo "@@nm-routes $c"; '
+        'nmcli -g ipv4.routes connection show "$c" 2>/dev/null;; esac; true'
+    )
+
+
+def parse_route_config(output: str) -> tuple[list[str], str | None, str | None, str]:
+    """route_config_probe's output -> (config paths, nmcli device output or None when nmcli is
+    absent, the connection whose routes were read or None, those routes)."""
+    paths: list[str] = []
+    device: list[str] | None = None
+    routes_of: str | None = None
+    routes: list[str] = []
+    for line in output.splitlines():
+        if line == "@@nm-device":
+            device = []
+        elif line.startswith("@@nm-routes "):
+            routes_of = line[12:]
+        elif routes_of is not None:
+            routes.append(line)
+        elif device is not None:
+            device.append(line)
+        elif line.startswith("file:"):
+            paths.append(line[5:])
+    dev = None if device is None else "\n".join(device)
+    return paths, dev, routes_of, "\n".join(routes)
+
+
 async def nm_facts(ctx: StepContext, node: Node, iface: str) -> tuple[str | None, str, list[str]]:
     """NetworkManager's connection for iface and its ipv4.routes (None: NM absent or idle)."""
     from omwizard.configs.netconf import nm_connection
@@ -422,12 +458,16 @@ class RoutePersistentStep(Step):
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         route = ctx.plan.network.route
         iface = await node_interface(ctx, node)
-        listing = await ctx.run(node, CONFIG_FILES_PROBE, sudo=False)
-        paths = [line[5:] for line in listing.stdout.splitlines() if line.startswith("file:")]
+        listing = await ctx.run(node, route_config_probe(iface), sudo=False)
+        paths, device, routes_of, routes = parse_route_config(listing.stdout)
         texts = await ctx.read_texts(node, paths) if paths else {}
         files = {p: t for p, t in texts.items() if t is not None}
-        conn, nm_routes, nm_evidence = await nm_facts(ctx, node, iface)
-        cfg = netconf.detect(files, iface, route, nm_conn=conn, nm_routes=nm_routes)
+        conn = netconf.nm_connection(device or "")
+        if conn is not None and conn != routes_of:  # the shell read the name otherwise
+            conn, routes, nm_evidence = await nm_facts(ctx, node, iface)
+        else:
+            routes, nm_evidence = (routes if conn is not None else ""), []
+        cfg = netconf.detect(files, iface, route, nm_conn=conn, nm_routes=routes)
         evidence = [listing.evidence(), *nm_evidence]
         data = {
             "interface": iface,

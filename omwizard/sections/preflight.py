@@ -256,6 +256,37 @@ def unit_probe(om_home: str) -> str:
     )
 
 
+def stray_probe(om_home: str) -> str:
+    """unit_probe, preceded by a look for hazelcast.xml in every directory OM may start in:
+    om_home, its bin/, and each WorkingDirectory= in the unit files (`@@checked DIR`, then
+    `@@exists DIR/hazelcast.xml`): the stray-config check's facts in one round trip."""
+    q = shlex.quote
+    files = " ".join(q(f) for f in UNIT_FILES)
+    return (
+        f"{{ printf '%s\\n' {q(om_home)} {q(om_home + '/bin')}; "
+        f"sed -n 's/^[[:space:]]*WorkingDirectory=[[:space:]]*-*//p' -- {files} "
+        "/etc/systemd/system/openmeetings.service.d/*.conf 2>/dev/null "
+        "| sed 's/[[:space:]]*$//'; } | while IFS= read -r d; do "
+        '[ -n "$d" ] || continue; echo "@@checked $d"; '
+        '[ -e "$d/hazelcast.xml" ] && echo "@@exists $d/hazelcast.xml"; done; '
+        + unit_probe(om_home)
+    )
+
+
+def stray_checks(output: str) -> tuple[set[str], set[str]]:
+    """stray_probe's `@@checked DIR` and `@@exists PATH` lines (before the first @@file)."""
+    checked: set[str] = set()
+    exists: set[str] = set()
+    for line in output.splitlines():
+        if line.startswith("@@file "):
+            break
+        if line.startswith("@@checked "):
+            checked.add(line[10:])
+        elif line.startswith("@@exists "):
+            exists.add(line[9:])
+    return checked, exists
+
+
 def split_files(output: str) -> dict[str, str]:
     """`@@file PATH` blocks -> {path: text}."""
     files: dict[str, list[str]] = {}
@@ -326,7 +357,7 @@ class StrayConfigStep(Step):
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         om_home = ctx.plan.cluster.om_home
-        probe = await ctx.run(node, unit_probe(om_home), sudo=True)
+        probe = await ctx.run(node, stray_probe(om_home), sudo=True)
         files = split_files(probe.stdout)
         prop = hazelcast_config_property(files)
         if prop:
@@ -337,30 +368,32 @@ class StrayConfigStep(Step):
                 probe.evidence(),
             )
         dirs = working_dir_candidates(files, om_home)
-        q = shlex.quote
-        look = await ctx.run(
-            node,
-            "; ".join(
-                f"[ -e {q(d + '/hazelcast.xml')} ] && echo {q(d + '/hazelcast.xml')}" for d in dirs
+        checked, exists = stray_checks(probe.stdout)
+        looked = [probe.evidence()]
+        if all(d in checked for d in dirs):
+            stray = [f"{d}/hazelcast.xml" for d in dirs if f"{d}/hazelcast.xml" in exists]
+        else:  # a WorkingDirectory the shell read otherwise than Python: look again
+            q = shlex.quote
+            look = await ctx.run(
+                node,
+                "; ".join(
+                    f"[ -e {q(d + '/hazelcast.xml')} ] && echo {q(d + '/hazelcast.xml')}"
+                    for d in dirs
+                )
+                + "; true",
+                sudo=True,
             )
-            + "; true",
-            sudo=True,
-        )
-        stray = [line.strip() for line in look.stdout.splitlines() if line.strip()]
+            looked.append(look.evidence())
+            stray = [line.strip() for line in look.stdout.splitlines() if line.strip()]
         where = ", ".join(dirs)
         if stray:
             return Finding.failed(
                 f"{node.name}: {', '.join(stray)} would override the webapp's hazelcast.xml",
                 f"move {stray[0]} away (e.g. rename it to hazelcast.xml.disabled) after "
                 "copying anything you need into WEB-INF/classes/hazelcast.xml; then check again",
-                probe.evidence(),
-                look.evidence(),
+                *looked,
             )
-        return Finding.ok(
-            f"no hazelcast.xml in OM's working directory ({where})",
-            probe.evidence(),
-            look.evidence(),
-        )
+        return Finding.ok(f"no hazelcast.xml in OM's working directory ({where})", *looked)
 
 
 # -- beyond: ports ----------------------------------------------------------------------------

@@ -22,10 +22,11 @@ from collections.abc import Callable
 from omwizard import storagefacts as sf
 from omwizard.configs.exports import ExportsConflict, exports_ensure
 from omwizard.configs.fstab import FstabConflict, fstab_ensure, fstab_line
+from omwizard.facts import run_parts
 from omwizard.javaopts_remote import UNIT_PATHS, add_java_opts, java_opts_status, locate
 from omwizard.layout import OmLayout
 from omwizard.plan import Node, Plan
-from omwizard.remote import RemoteError
+from omwizard.remote import RemoteError, RunResult
 from omwizard.step import Finding, Step, StepContext
 
 EXPORTS = "/etc/exports"
@@ -93,8 +94,22 @@ def client_line(plan: Plan) -> str:
     return fstab_line(f"{server.address}:{st.path}", st.path, "nfs", st.mount_options)
 
 
-async def om_user(ctx: StepContext, node: Node) -> tuple[str, str, str]:
-    """(user, group, where that came from) that OpenMeetings runs as on this node; cached."""
+def om_user_parts(ctx: StepContext) -> dict[str, str]:
+    """The fact commands om_user needs besides the unit files (for a caller's own script)."""
+    home = shlex.quote(ctx.plan.cluster.om_home)
+    return {
+        "dropins": f"cat -- {shlex.quote(DROPIN_DIR)}/*.conf 2>/dev/null; true",
+        "home_owner": f"stat -c '%U:%G' -- {home} 2>/dev/null; true",
+    }
+
+
+async def om_user(
+    ctx: StepContext, node: Node, prefetched: dict[str, RunResult] | None = None
+) -> tuple[str, str, str]:
+    """(user, group, where that came from) that OpenMeetings runs as on this node; cached.
+
+    prefetched: the results of om_user_parts run by the caller in its own round trip.
+    """
     cache = ctx.shared.setdefault("storage.om_user", {})
     if node.name in cache:
         return cache[node.name]
@@ -102,12 +117,13 @@ async def om_user(ctx: StepContext, node: Node) -> tuple[str, str, str]:
     unit = next((text for text in units.values() if text is not None), None)
     dropins = ""
     home_owner = None
+    parts = om_user_parts(ctx)
+    done = {k: r for k, r in (prefetched or {}).items() if r.exit_status is not None}
     if unit is not None:
-        listing = await ctx.run(node, f"cat -- {shlex.quote(DROPIN_DIR)}/*.conf 2>/dev/null; true")
+        listing = done.get("dropins") or await ctx.run(node, parts["dropins"])
         dropins = listing.stdout
     else:
-        home = shlex.quote(ctx.plan.cluster.om_home)
-        owner = await ctx.run(node, f"stat -c '%U:%G' -- {home} 2>/dev/null; true")
+        owner = done.get("home_owner") or await ctx.run(node, parts["home_owner"])
         home_owner = owner.stdout.strip() or None
     user, group = sf.unit_user(unit, dropins)
     user, group_or_none, source = sf.om_owner(unit is not None, user, group, home_owner)
@@ -222,15 +238,21 @@ class DataDirStep(Step):
         src = await locate(ctx, node)
         default = f"{OmLayout(ctx.plan.cluster.om_home).webapp}/data"
         current = sf.current_data_dir(src.effective, default)
-        user, group, source = await om_user(ctx, node)
-        probe = await ctx.run(node, sf.owner_probe(path))
+        olds = [o for o in dict.fromkeys((current, default)) if o.rstrip("/") != path.rstrip("/")]
+        # One round trip: the folder's owner, what is left in the old data dirs, and (unless
+        # known in this run) what om_user needs.
+        parts = {"owner": sf.owner_probe(path)}
+        parts.update({f"leftovers{i}": sf.leftovers_probe(old, path) for i, old in enumerate(olds)})
+        if node.name not in ctx.shared.get("storage.om_user", {}):
+            parts.update(om_user_parts(ctx))
+        got = await run_parts(ctx, node, parts)
+        user, group, source = await om_user(ctx, node, got)
+        probe = got["owner"]
         folder = sf.parse_owner(probe.stdout)
         evidence = [probe.evidence()]
         warnings = []
-        for old in dict.fromkeys((current, default)):
-            if old.rstrip("/") == path.rstrip("/"):
-                continue
-            listing = await ctx.run(node, sf.leftovers_probe(old, path))
+        for i, old in enumerate(olds):
+            listing = got[f"leftovers{i}"]
             warning = sf.leftovers_warning(old, path, listing.stdout)
             if warning:
                 warnings.append(warning)
@@ -562,11 +584,17 @@ class SharedStep(Step):
 
     async def check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
         path = ctx.plan.storage.path
-        users = await asyncio.gather(*(ctx.guard(n, _user_ids(ctx, n)) for n in nodes))
-        info = dict(zip([n.name for n in nodes], users, strict=True))
+        info: dict[str, tuple | Finding] = {}
         problems: dict[str, list[str]] = {n.name: [] for n in nodes}
         remedies: dict[str, list[str]] = {n.name: [] for n in nodes}
         evidence: dict[str, list[str]] = {n.name: [] for n in nodes}
+        # The file proof's own problems come after the uid/gid ones, as they always did.
+        file_problems: dict[str, list[str]] = {n.name: [] for n in nodes}
+        file_remedies: dict[str, list[str]] = {n.name: [] for n in nodes}
+        if len(nodes) < 2:
+            info[nodes[0].name] = await ctx.guard(nodes[0], _user_ids(ctx, nodes[0]))
+        else:
+            await _probe_file(ctx, nodes, info, path, file_problems, file_remedies, evidence)
         for name, got in info.items():
             if isinstance(got, Finding):  # a RemoteError on that node
                 problems[name].append(got.detail)
@@ -587,13 +615,14 @@ class SharedStep(Step):
             )
             fix = "; ".join(sf.id_fix(user, group, have, want))
             remedies[name].append(f"with OpenMeetings stopped on {name}, run: {fix}")
+        for node in nodes:
+            problems[node.name] += file_problems[node.name]
+            remedies[node.name] += file_remedies[node.name]
 
         if len(nodes) < 2:
             only = nodes[0].name
             if not problems[only]:
                 return {only: Finding.skipped("select two or more OM nodes to prove sharing")}
-        else:
-            await _probe_file(ctx, nodes, info, path, problems, remedies, evidence)
 
         out = {}
         for node in nodes:
@@ -613,11 +642,16 @@ class SharedStep(Step):
         return out
 
 
-async def _user_ids(ctx: StepContext, node: Node) -> tuple[str, str, int | None, int | None]:
+async def _user_ids(
+    ctx: StepContext, node: Node, also: dict[str, str] | None = None
+) -> tuple[str, str, int | None, int | None, dict[str, RunResult]]:
+    """The OM user, its uid/gid here, and the results of `also`'s parts (a write, a read):
+    one round trip once om_user is known in this run."""
     user, group, _source = await om_user(ctx, node)
-    result = await ctx.run(node, sf.ids_probe(user, group))
-    uid, gid = sf.parse_ids(result.stdout)
-    return user, group, uid, gid
+    parts = {"ids": sf.ids_probe(user, group), **(also or {})}
+    got = await run_parts(ctx, node, parts)
+    uid, gid = sf.parse_ids(got["ids"].stdout)
+    return user, group, uid, gid, got
 
 
 async def _probe_file(
@@ -629,13 +663,28 @@ async def _probe_file(
     remedies: dict[str, list[str]],
     evidence: dict[str, list[str]],
 ) -> None:
-    """Write a uniquely named file on the first node, read it on every other, remove it."""
+    """Write a uniquely named file on the first node, read it on every other, remove it.
+
+    Each node's uid/gid probe travels with its write or read (one round trip), the removal
+    is the writer's second; info gets every node's (user, group, uid, gid, ...) or Finding.
+    """
     writer = nodes[0]
     token = uuid.uuid4().hex
     probe = f"{path.rstrip('/')}/.omwizard-shared-{token}"
-    user = info[writer.name][0] if not isinstance(info[writer.name], Finding) else "root"
+    attempted = False
     try:
-        wrote = await ctx.run(writer, _write_argv(user, token, probe))
+        try:
+            user, _group, _source = await om_user(ctx, writer)
+        except RemoteError as exc:
+            info[writer.name] = Finding.failed(exc.message, exc.remedy)
+            user = "root"
+        attempted = True
+        if writer.name in info:  # its user is unknown: write as root, as a bare command
+            wrote = await ctx.run(writer, _write_argv(user, token, probe))
+        else:
+            got = await _user_ids(ctx, writer, {"write": _write_argv(user, token, probe)})
+            info[writer.name] = got
+            wrote = got[4]["write"]
         evidence[writer.name].append(wrote.evidence())
         if not wrote.ok:
             problems[writer.name].append(f"the OM user {user} cannot write in {path}")
@@ -646,17 +695,28 @@ async def _probe_file(
                 problems[other.name].append(
                     f"not proved: the test file could not be written on {writer.name}"
                 )
+            rest = await asyncio.gather(*(ctx.guard(n, _user_ids(ctx, n)) for n in nodes[1:]))
+            info.update({n.name: r for n, r in zip(nodes[1:], rest, strict=True)})
             return
+
+        cat = shlex.join(["cat", "--", probe])
 
         async def read(node: Node) -> None:
             try:
-                got = await ctx.run(node, ["cat", "--", probe])
+                got = await _user_ids(ctx, node, {"cat": cat})
             except RemoteError as exc:
-                problems[node.name].append(exc.message)
-                remedies[node.name].append(exc.remedy)
-                return
-            evidence[node.name].append(got.evidence())
-            if got.stdout != token:
+                info[node.name] = Finding.failed(exc.message, exc.remedy)
+                try:  # its user is unknown here: the file can still be read
+                    seen = await ctx.run(node, ["cat", "--", probe])
+                except RemoteError as exc2:
+                    problems[node.name].append(exc2.message)
+                    remedies[node.name].append(exc2.remedy)
+                    return
+            else:
+                info[node.name] = got
+                seen = got[4]["cat"]
+            evidence[node.name].append(seen.evidence())
+            if seen.stdout != token:
                 problems[node.name].append(
                     f"{path} is not shared with {writer.name}: the file written there is not here"
                 )
@@ -667,10 +727,11 @@ async def _probe_file(
 
         await asyncio.gather(*(read(n) for n in nodes[1:]))
     finally:
-        try:
-            await ctx.run(writer, ["rm", "-f", "--", probe])
-        except RemoteError:
-            pass
+        if attempted:
+            try:
+                await ctx.run(writer, ["rm", "-f", "--", probe])
+            except RemoteError:
+                pass
 
 
 STEPS: list[Step] = [DataDirStep(), NfsServerStep(), NfsClientStep(), SharedStep()]

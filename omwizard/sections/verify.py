@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from omwizard import verifyfacts
 from omwizard.layout import OmLayout
 from omwizard.plan import Node
-from omwizard.remote import RemoteError
+from omwizard.remote import RemoteError, RunResult
 from omwizard.sections import find_step
 from omwizard.step import Finding, Step, StepContext
 
@@ -93,6 +93,29 @@ def parse_probe(output: str) -> dict:
 async def probe(ctx: StepContext, node: Node) -> tuple[dict, str]:
     result = await ctx.run(node, _probe(ctx.plan.cluster.om_home))
     return parse_probe(result.stdout), result.evidence()
+
+
+TAIL_MARK = "@@omwizard-tail"
+
+
+def members_probe(om_home: str, default_log: str, lines: int = LOG_LINES) -> str:
+    """_probe, then (after a TAIL_MARK line) the last lines of the log it found, else of
+    default_log: the members check's facts in one round trip."""
+    q = shlex.quote
+    return (
+        _probe(om_home) + f"; echo {TAIL_MARK}; l={q(default_log)}; "
+        f"for f in {q(om_home + '/logs/openmeetings.log')} {q(om_home + '/log/openmeetings.log')}"
+        '; do [ -f "$f" ] && { l=$f; break; }; done; '
+        f'tail -n {int(lines)} -- "$l"'
+    )
+
+
+def split_tail(output: str) -> tuple[str, str]:
+    """members_probe's output -> (the probe's part, the log's tail)."""
+    head, mark, tail = output.partition(f"\n{TAIL_MARK}\n")
+    if not mark and output.startswith(f"{TAIL_MARK}\n"):
+        return "", output[len(TAIL_MARK) + 1:]
+    return head + ("\n" if mark else ""), tail
 
 
 def _log_path(ctx: StepContext, node: Node, facts: dict) -> str:
@@ -189,9 +212,15 @@ class MembersStep(Step):
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         expected = {n.name: n.address for n in ctx.plan.om_nodes}
         for attempt in range(MEMBERS_SETTLE + 1):
-            facts, evidence = await probe(ctx, node)
+            default = _log_path(ctx, node, {})
+            both = await ctx.run(node, members_probe(ctx.plan.cluster.om_home, default))
+            head, tail_out = split_tail(both.stdout)
+            facts = parse_probe(head)
+            evidence = RunResult(_probe(ctx.plan.cluster.om_home), both.exit_status, head,
+                                 "").evidence()
             log = _log_path(ctx, node, facts)
-            tail = await ctx.run(node, ["tail", "-n", str(LOG_LINES), log])
+            tail = RunResult(f"tail -n {LOG_LINES} {log}", both.exit_status, tail_out,
+                             both.stderr)
             verdict = verifyfacts.judge_members(verifyfacts.read_log(tail.stdout), node.name,
                                                 expected, log)
             if not facts["pids"] and verdict.ok:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -404,3 +405,36 @@ def test_two_clusters_at_once_both_work(fresh_lab: Lab, tmp_path: Path) -> None:
         text = lab.node(node).run(["cat", LAYOUT.hazelcast_xml], check=True).stdout
         owner = "beta" if node == "n3" else "alpha"
         assert f"<cluster-name>omwizard-{owner}</cluster-name>" in text, (node, text[:2000])
+
+
+HANG = "#!/bin/sh\necho $$ > /tmp/omw-hang.pid\nexec sleep 600\n"
+
+
+def test_a_hanging_command_fails_its_node_alone_and_is_settled_later(
+        fresh_lab: Lab, tmp_path: Path) -> None:
+    """`route add` hangs on n2: bounded, n2 failed with what happened, the others finish; the
+    change of unknown effect stays open in the journal and the next apply settles it."""
+    lab = fresh_lab
+    n2 = lab.node("n2")
+    state = tmp_path / "state"
+    plan = lab.write_plan(tmp_path / "plan.yaml")
+    n2.run(f"printf %s {shlex.quote(HANG)} > /tmp/omw-hang && chmod +x /tmp/omw-hang "
+           "&& mount --bind /tmp/omw-hang /usr/sbin/route", check=True)
+    try:
+        rc, doc, err = omw("apply", str(plan), "--section", "network", "--yes", state=state,
+                           OMW_COMMAND_TIMEOUT="5")
+        assert rc == 1, err
+        route = results(doc, "network.multicast-route")
+        assert route["n2"]["status"] == "failed"
+        assert "did not finish within 5s" in route["n2"]["detail"]
+        assert route["n2"]["remedy"]
+        assert route["n1"]["status"] == route["n3"]["status"] == "changed"
+        assert [r["node"] for r in StateStore(state).open_records()] == ["n2"]
+    finally:
+        n2.run("umount /usr/sbin/route; kill $(cat /tmp/omw-hang.pid) 2>/dev/null; true")
+    rc, doc, err = omw("apply", str(plan), "--section", "network", "--yes", state=state)
+    assert rc == 0, err + json.dumps(doc, indent=1)
+    assert results(doc, "network.multicast-route")["n2"]["status"] == "changed"
+    assert results(doc, "network.multicast-route")["n1"]["status"] == "ok"
+    assert StateStore(state).open_records() == []
+    assert "224.0.0.0/4" in n2.run(["ip", "route", "show", "224.0.0.0/4"], check=True).stdout
