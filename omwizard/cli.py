@@ -265,7 +265,8 @@ async def run_engine(args: argparse.Namespace, plan: Plan, out: Printer) -> tupl
     from omwizard.step import Redactor
 
     sections = args.section or list(SECTIONS)
-    redactor = Redactor([plan.database.password.value])
+    admin = plan.database.admin_password
+    redactor = Redactor([plan.database.password.value, admin.value if admin else None])
     confirm, ask = make_callbacks(out, redactor)
     pool = RemotePool(confirm_host_key=confirm, ask_password=ask)
     bus = EventBus()

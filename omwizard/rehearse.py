@@ -25,10 +25,6 @@ REHEARSAL_DIR = Path("/var/tmp/omwizard-rehearsal")
 PASSWORD_ENV = "OMW_DB_PASSWORD"
 
 
-def _printer_line(out: Any, text: str) -> None:
-    out.line(text)
-
-
 def requirements() -> str | None:
     """What is missing to rehearse here, said so the operator can fix it; None when ready."""
     from omwizard.lab import missing_requirements
@@ -56,6 +52,8 @@ def _start(n_nodes: int, om_version: str, db: str) -> tuple[Any, Path]:
             services.start_postgres(lab.db)
         else:
             services.start_mariadb(lab.db)
+        for node in lab.nodes.values():  # OpenMeetings' health endpoint, as the stand-in answers it
+            services.start_health_responder(node)
         REHEARSAL_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
         overrides: dict[str, Any] = {"cluster": {"name": "rehearsal"}}
         if db == "postgresql":

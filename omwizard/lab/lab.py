@@ -215,6 +215,8 @@ class Lab:
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
+        os.chown(self.shared_data, 0, 0)  # a storage apply may have given it to the OM user
+        self.shared_data.chmod(0o755)
         for node in self.all_nodes:
             node.start_sshd(wait=False)
         for node in self.all_nodes:

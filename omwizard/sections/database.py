@@ -134,12 +134,27 @@ def _undo(db: Database, argv: list[str]) -> list[str] | None:
     return argv if db.admin_user is None else None
 
 
+def manual_undo(db: Database, what: str, sql: str) -> str:
+    """What a change made with admin credentials leaves to the operator (rollback cannot:
+    an undo command gets no stdin, so no admin password, and none is stored on a node)."""
+    if db.admin_user is None:
+        return ""
+    return (f"{what} by hand: {sql} (as {db.admin_user}; rollback has no admin password "
+            "and leaves this in place)")
+
+
 def _mysql_undo(db: Database, sql: str) -> list[str] | None:
     return _undo(db, ["mysql", "-e", sql])
 
 
 def _pg_undo(db: Database, sql: str) -> list[str] | None:
     return _undo(db, ["sh", "-c", psql_script(db, "-c " + shlex.quote(sql))])
+
+
+def _know_admin_secret(ctx: StepContext, db: Database) -> None:
+    """Mask the admin password wherever the run shows or saves text (whoever built ctx)."""
+    if db.admin_user is not None and db.admin_password is not None:
+        ctx.redact.add(db.admin_password.value)
 
 
 MYSQL_CNF_PROBE = (
@@ -188,6 +203,12 @@ class RemoteUserStep(Step):
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         db = ctx.plan.database
+        _know_admin_secret(ctx, db)
+        if db.admin_user is not None and not _admin_prefix(db).strip("\n"):
+            return Finding.failed(
+                f"database.admin_user is {db.admin_user} but its password is empty",
+                "export the variable database.admin_password names (e.g. "
+                "OMW_DB_ADMIN_PASSWORD), or remove admin_user to use socket authentication")
         if db.type in MYSQL_KINDS:
             return await self._check_mysql(ctx, node, db)
         return await self._check_pg(ctx, node, db)
@@ -240,6 +261,7 @@ class RemoteUserStep(Step):
         if not db.password.value:
             raise RemoteError(node.name, "no database password to give the user",
                               "set database.password (e.g. ${OMW_DB_PASSWORD})")
+        _know_admin_secret(ctx, db)
         if db.type in MYSQL_KINDS:
             await self._apply_mysql(ctx, node, db)
         else:
@@ -253,16 +275,22 @@ class RemoteUserStep(Step):
         argv = cmd if isinstance(cmd, list) else ["sh", "-c", cmd]
         password = db.password.value or ""
         if decision.create_db:
-            await ctx.change_command(node, argv, _mysql_undo(db, dbsql.mysql_drop_db_sql(db.name)),
-                                     input=prefix + dbsql.mysql_create_db_sql(db.name))
+            drop = dbsql.mysql_drop_db_sql(db.name)
+            await ctx.change_command(node, argv, _mysql_undo(db, drop),
+                                     input=prefix + dbsql.mysql_create_db_sql(db.name),
+                                     undo_text=manual_undo(db, "drop database", drop))
         for host in decision.create_users:
+            drop = dbsql.mysql_drop_user_sql(db.user, host)
             await ctx.change_command(
-                node, argv, _mysql_undo(db, dbsql.mysql_drop_user_sql(db.user, host)),
-                input=prefix + dbsql.mysql_create_user_sql(db.user, host, password, db.name))
+                node, argv, _mysql_undo(db, drop),
+                input=prefix + dbsql.mysql_create_user_sql(db.user, host, password, db.name),
+                undo_text=manual_undo(db, "drop user", drop))
         for host in decision.grant_only:
+            revoke = dbsql.mysql_revoke_sql(db.user, host, db.name)
             await ctx.change_command(
-                node, argv, _mysql_undo(db, dbsql.mysql_revoke_sql(db.user, host, db.name)),
-                input=prefix + dbsql.mysql_grant_sql(db.user, host, db.name))
+                node, argv, _mysql_undo(db, revoke),
+                input=prefix + dbsql.mysql_grant_sql(db.user, host, db.name),
+                undo_text=manual_undo(db, "revoke", revoke))
         if decision.bind:
             await self._mysql_bind(ctx, node, facts)
 
@@ -296,20 +324,25 @@ class RemoteUserStep(Step):
                                    node.address)
         password = db.password.value or ""
         if decision.create_role or decision.fix_password:
-            undo = _pg_undo(db, dbsql.pg_drop_role_sql(db.user)) if decision.create_role else None
+            drop = dbsql.pg_drop_role_sql(db.user)
+            undo = _pg_undo(db, drop) if decision.create_role else None
             await ctx.change_command(
                 node, run_sql, undo,
-                input=prefix + dbsql.pg_role_sql(db.user, password, decision.create_role))
+                input=prefix + dbsql.pg_role_sql(db.user, password, decision.create_role),
+                undo_text=manual_undo(db, "drop role", drop) if decision.create_role else
+                "nothing to undo (the old password is not known)")
         if decision.create_db:
-            await ctx.change_command(node, run_sql, _pg_undo(db, dbsql.pg_drop_db_sql(db.name)),
-                                     input=prefix + dbsql.pg_create_db_sql(db.user, db.name))
+            drop = dbsql.pg_drop_db_sql(db.name)
+            await ctx.change_command(node, run_sql, _pg_undo(db, drop),
+                                     input=prefix + dbsql.pg_create_db_sql(db.user, db.name),
+                                     undo_text=manual_undo(db, "drop database", drop))
         if not (decision.listen or decision.hba):
             return
         if decision.listen:
             activate = ["sh", "-c", restart_script("postgresql")]
         else:
             activate = ["sh", "-c", psql_script(db, "-c 'SELECT pg_reload_conf()'")]
-        if db.admin_user is None:
+        if db.admin_user is None or decision.listen:  # a reload by SQL needs the password
             await ctx.change_command(node, ["true"], activate)  # rollback re-activates last
         if decision.hba:
             await ctx.edit_file(node, facts.hba_file, lambda t: dbsql.hba_with_lines(

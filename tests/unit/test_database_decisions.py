@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from omwizard import dblogin, dbsql
 from omwizard.configs import persistence
-from omwizard.sections.database import judge_db_type, pick_cnf, restart_script, tcp_probe
+from omwizard.plan import Database, Secret
+from omwizard.sections.database import (
+    _mysql_undo,
+    judge_db_type,
+    manual_undo,
+    mysql_client,
+    pick_cnf,
+    psql_script,
+    restart_script,
+    tcp_probe,
+)
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "openmeetings"
 HOSTS = ["198.18.0.11", "198.18.0.12"]
@@ -223,3 +234,56 @@ def test_login_blocking_reports_a_closed_port_as_unreachable():
         dblogin.UNREACHABLE
     assert dblogin.login_blocking("postgresql", port, "om", "x", "db", 2).verdict == \
         dblogin.UNREACHABLE
+
+
+# -- admin credentials (database.admin_user / admin_password) ----------------------------------
+
+ADMIN_PASSWORD = "Adm1n-'q\"x\\y#z $(id)`id`;%s"
+
+
+def admin_db(kind: str = "mariadb", password: str | None = ADMIN_PASSWORD) -> Database:
+    return Database(type=kind, host="198.18.0.10", port=3306, name="openmeetings", user="om",
+                    password=Secret("${OMW_DB_PASSWORD}", "pw"), admin_user="omwadmin",
+                    admin_password=Secret("${OMW_DB_ADMIN_PASSWORD}", password))
+
+
+def test_admin_mysql_client_keeps_the_password_off_argv_and_the_option_file_reads_back(
+        tmp_path):
+    """The script's option file, parsed by MariaDB's own my_print_defaults, holds the exact
+    password; the password is only in stdin; the temp file is gone afterwards."""
+    cmd, prefix = mysql_client(admin_db())
+    assert isinstance(cmd, str) and ADMIN_PASSWORD not in cmd
+    assert prefix == ADMIN_PASSWORD + "\n"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "mysql").write_text(  # stands in for the client: print what it would read
+        '#!/bin/sh\nprintf "%s\\n" "$1" > "$OMW_SEEN"\nexec my_print_defaults "$1" client\n')
+    (fake / "mysql").chmod(0o755)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "TMPDIR": str(tmp),
+           "OMW_SEEN": str(tmp_path / "seen")}
+    proc = subprocess.run(["sh", "-c", cmd], input=prefix + "SELECT 1;\n", env=env,
+                          capture_output=True, text=True, timeout=30, check=True)
+    assert proc.stdout.splitlines() == [f"--password={ADMIN_PASSWORD}"]
+    assert (tmp_path / "seen").read_text().startswith("--defaults-extra-file=" + str(tmp))
+    assert list(tmp.iterdir()) == []  # the trap removed the 0600 file
+
+
+def test_admin_psql_script_keeps_the_password_off_argv():
+    db = admin_db("postgresql")
+    script = psql_script(db, "-f -")
+    assert ADMIN_PASSWORD not in script
+    assert "-U omwadmin" in script and "PGPASSFILE=" in script and "read -r pw" in script
+
+
+def test_changes_made_with_admin_credentials_name_their_manual_undo():
+    db = admin_db()
+    drop = dbsql.mysql_drop_user_sql("om", "198.18.0.11")
+    text = manual_undo(db, "drop user", drop)
+    assert text.startswith("drop user by hand: DROP USER IF EXISTS 'om'@'198.18.0.11'")
+    assert "omwadmin" in text and ADMIN_PASSWORD not in text
+    assert _mysql_undo(db, drop) is None  # no undo command: it would have no password
+    plain = Database(type="mariadb", host="h", port=3306, name="openmeetings", user="om")
+    assert manual_undo(plain, "drop user", drop) == ""
+    assert _mysql_undo(plain, drop) == ["mysql", "-e", drop]
