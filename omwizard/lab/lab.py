@@ -322,6 +322,17 @@ def _om_versions(om_versions, names: list[str]) -> dict[str, str]:
             for i, n in enumerate(names)}
 
 
+def _node_passwd() -> str:
+    """The host's /etc/passwd with root's home moved to the node-private /home/root."""
+    lines = []
+    for line in Path("/etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) == 7 and fields[0] == "root":
+            fields[5] = "/home/root"
+        lines.append(":".join(fields))
+    return "\n".join(lines) + "\n"
+
+
 def _hosts_file(nodes: list[LabNode]) -> str:
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
              f"{netns.HOST_ADDRESS}\tomwlab-host"]
@@ -400,6 +411,10 @@ def _build(lab: Lab, n_nodes: int, om_versions, with_db: bool) -> None:
         known.append(f"{node.address} {' '.join(host_pub.split()[:2])}")
         (node.root / "sshd_config").write_text(_sshd_config(node, keys))
         (node.root / "home").mkdir()
+        # root's home is the node's own (/home/root), so a login never runs the host's
+        # ~/.bashrc (a host pyenv/rc file once hung every lab session on a stale lock)
+        (node.root / "home" / "root").mkdir(mode=0o700)
+        (upper / "passwd").write_text(_node_passwd())
         node.snapshot()
 
     lab.known_hosts.write_text("\n".join(known) + "\n")
