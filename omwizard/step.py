@@ -12,6 +12,7 @@ import asyncio
 import difflib
 import html
 import os
+import re
 import shlex
 import signal
 import time
@@ -164,7 +165,11 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         for value in self._values:
-            text = text.replace(value, "********")
+            if len(value) >= 6:
+                text = text.replace(value, "********")
+            else:  # a short secret only as a whole token: "x" must not turn exit into e***it
+                pattern = rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])"
+                text = re.sub(pattern, "********", text)
         return text
 
 

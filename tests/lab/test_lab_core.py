@@ -233,7 +233,7 @@ def test_reset_restores_node_state(fresh_lab: Lab):
         "198.18.0.0/24 dev eth0 proto kernel scope link src 198.18.0.11")
     assert n1.run(["hostname"], check=True).stdout.strip() == "n1"
     assert n1.run("ls -A /tmp /home /opt/om/logs", check=True).stdout.split() == [
-        "/home:", "/opt/om/logs:", "/tmp:"]
+        "/home:", "root", "/opt/om/logs:", "/tmp:"]  # root's node-private home, empty
     assert n1.run(["test", "-x", "/opt/om/bin/startup.sh"]).returncode == 0
     n2.unkeep(kept.pid)
     fresh_lab.reset()

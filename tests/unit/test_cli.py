@@ -109,3 +109,12 @@ def test_bad_section_is_argparse_error(tmp_path: Path) -> None:
     result = omw("check", str(write(tmp_path, PLAN)), "--section", "bogus")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_redactor_masks_secrets_without_mangling_text() -> None:
+    from omwizard.step import Redactor
+
+    red = Redactor(["x", "Pa&ss<word>"])
+    assert red("exit 1; pw=x") == "exit 1; pw=********"
+    assert red("Password=Pa&amp;ss&lt;word&gt;") == "Password=********"
+    assert red("Pa&ss<word>") == "********"
