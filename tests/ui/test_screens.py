@@ -96,9 +96,14 @@ async def test_every_screen_fits_80x24(state_home: Path, neutral_plan: Path, the
                 await pilot.pause()
                 for check in ("same-room", "different-rooms"):
                     # reachable with the keyboard: focusing scrolls it into view
-                    s.query_one(f"#pass-{check}").focus()
-                    await pilot.pause(0.3)
-                    visible(app, s.query_one(f"#pass-{check}"))
+                    button = s.query_one(f"#pass-{check}")
+                    button.focus()
+                    # the scroll into view is animated: give it a bounded number of frames
+                    for _ in range(50):
+                        await pilot.pause(0.1)
+                        if Region(0, 0, *SIZE).contains_region(button.region):
+                            break
+                    visible(app, button)
                     visible(app, s.query_one(f"#note-{check}"))
         await go(pilot, app, "export")
         s = app.screen
