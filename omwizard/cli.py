@@ -22,6 +22,7 @@ from omwizard import __version__
 from omwizard.events import Event, HostKeyPinned, Notice, StepFinished
 from omwizard.plan import Node, Plan, PlanError, load_plan
 from omwizard.sections import SECTIONS
+from omwizard.step import STATUS_SYMBOLS
 
 EXIT_OK, EXIT_CHANGE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3
 SECRET_SECTIONS = {"database", "verify"}
@@ -35,15 +36,7 @@ COLOURS = {
     "failed": "31;1",
     "skipped": "2",
 }
-SYMBOLS = {
-    "ok": "✓",
-    "changed": "✎",
-    "rolled-back": "↶",
-    "would-change": "~",
-    "needs-change": "!",
-    "failed": "✗",
-    "skipped": "-",
-}
+SYMBOLS = STATUS_SYMBOLS
 
 
 class UsageError(Exception):

@@ -36,6 +36,16 @@ ROLLED_BACK = "rolled-back"
 FAILED = "failed"
 SKIPPED = "skipped"
 STATUSES = (OK, NEEDS_CHANGE, WOULD_CHANGE, CHANGED, ROLLED_BACK, FAILED, SKIPPED)
+# one symbol per status, shared by the CLI and the TUI grid
+STATUS_SYMBOLS = {
+    OK: "✓",
+    CHANGED: "✎",
+    ROLLED_BACK: "↶",
+    WOULD_CHANGE: "~",
+    NEEDS_CHANGE: "!",
+    FAILED: "✗",
+    SKIPPED: "-",
+}
 
 BACKUP_DIR = "/var/backups/omwizard"
 

@@ -19,15 +19,9 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-DB_TYPES = ("mysql", "mariadb", "postgresql", "mssql", "oracle", "db2")
-DEFAULT_PORTS = {
-    "mysql": 3306,
-    "mariadb": 3306,
-    "postgresql": 5432,
-    "mssql": 1433,
-    "oracle": 1521,
-    "db2": 50000,
-}
+from omwizard.plan import DB_DEFAULT_PORTS, DB_TYPES
+
+DEFAULT_PORTS = DB_DEFAULT_PORTS
 # A plan type and a file kind that talk to the same server: OM ships only a MySQL template and
 # MySQL Connector/J speaks to MariaDB, so a plan "mariadb" matches a jdbc:mysql Url.
 _FAMILY = {"mysql": "mysql", "mariadb": "mysql"}

@@ -41,16 +41,10 @@ from omwizard.events import (
 )
 from omwizard.screens.widgets import WizardHeader
 from omwizard.sections import SECTIONS, TITLES
-from omwizard.step import Step
+from omwizard.step import STATUS_SYMBOLS, Step
 
 SYMBOLS = {
-    "ok": "✓",
-    "changed": "✎",
-    "rolled-back": "↶",
-    "would-change": "~",
-    "needs-change": "!",
-    "failed": "✗",
-    "skipped": "-",
+    **STATUS_SYMBOLS,
     "running": "⟳",
 }
 LABELS = {"needs-change": "needs change", "would-change": "would change",
