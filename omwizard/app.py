@@ -13,19 +13,21 @@ import copy
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from omwizard.engine import Engine
 from omwizard.events import EventBus
 from omwizard.plan import Node, Plan, PlanError, dump_plan, load_plan, plan_from_dict, plan_to_dict
-from omwizard.remote import RemotePool
 from omwizard.sections import SECTIONS, TITLES, steps_for
 from omwizard.state import StateError, StateStore, default_state_dir
 from omwizard.step import Redactor, Step
+
+if TYPE_CHECKING:  # asyncssh (behind the engine and the pool) is imported on first use:
+    from omwizard.engine import Engine  # the first screen is up ~0.1 s sooner without it
+    from omwizard.remote import RemotePool
 
 DONE = {"ok", "changed", "skipped"}
 DB_PASSWORD_VAR = "OMW_DB_PASSWORD"
@@ -216,6 +218,8 @@ class OmWizardApp(App[int]):
     @property
     def pool(self) -> RemotePool:
         if self._pool is None:
+            from omwizard.remote import RemotePool
+
             self._pool = RemotePool(
                 confirm_host_key=self.confirm_host_key, ask_password=self.ask_password
             )
@@ -260,6 +264,8 @@ class OmWizardApp(App[int]):
 
     def engine(self, sections: Iterable[str] | None = None, *, dry_run: bool = False,
                only_steps: Iterable[str] | None = None) -> Engine:
+        from omwizard.engine import Engine
+
         assert self.plan is not None
         return Engine(self.plan, pool=self.pool, state=self.state, bus=self.bus,
                       sections=sections, dry_run=dry_run, redact=self.redactor,

@@ -90,7 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--note", default="")
     re_ = sub.add_parser("rehearse", help="a throwaway local cluster to practise on (needs root)")
     re_.add_argument("--nodes", type=int, default=3)
-    re_.add_argument("--om-version", default="9.1.0")
+    re_.add_argument(
+        "--om-version", default=None, help="OpenMeetings release of the nodes (default 9.1.0)"
+    )
+    re_.add_argument(
+        "--om-files", metavar="DIR", default=None,
+        help="take the nodes' OpenMeetings files from this OpenMeetings home or release folder "
+             "(default: the project's fixtures beside a checkout)",
+    )
     re_.add_argument("--db", choices=("mariadb", "postgresql"), default="mariadb")
     re_.add_argument(
         "--headless", action="store_true", help="apply every section, print, tear down"

@@ -10,11 +10,11 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omwizard.events import ChangeMade, EventBus, Notice, StepFinished, StepStarted
 from omwizard.plan import Node, Plan
-from omwizard.remote import RemoteError, RemotePool, sha256
+from omwizard.remote_results import RemoteError, sha256
 from omwizard.sections import SECTIONS, steps_for
 from omwizard.state import StateStore
 from omwizard.step import (
@@ -31,6 +31,9 @@ from omwizard.step import (
     StepContext,
     unified_diff,
 )
+
+if TYPE_CHECKING:
+    from omwizard.remote import RemotePool
 
 NODES_AT_ONCE = 10
 

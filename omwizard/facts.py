@@ -18,7 +18,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
-from omwizard.remote import RunResult
+from omwizard.remote_results import RunResult
 
 if TYPE_CHECKING:
     from omwizard.plan import Node

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 REHEARSAL_DIR = Path("/var/tmp/omwizard-rehearsal")
+DEFAULT_OM_VERSION = "9.1.0"
 PASSWORD_ENV = "OMW_DB_PASSWORD"
 
 
@@ -42,10 +43,26 @@ def requirements() -> str | None:
     return None
 
 
-def _start(n_nodes: int, om_version: str, db: str) -> tuple[Any, Path]:
+def om_files(args: argparse.Namespace) -> Any:
+    """The OpenMeetings files the nodes get (raises OmFilesError naming the fix)."""
+    from omwizard.lab import OmFilesError, fixture_files, operator_files
+
+    if args.om_files:
+        files = operator_files(Path(args.om_files), args.om_version)
+    else:
+        files = fixture_files(args.om_version or DEFAULT_OM_VERSION)
+    template = "postgresql" if args.db == "postgresql" else "mysql"
+    if files.template(template) is None:
+        raise OmFilesError(f"{files.origin} has no {template}_persistence.xml, which a "
+                           f"--db {args.db} rehearsal needs: choose the other --db or a "
+                           "complete OpenMeetings")
+    return files
+
+
+def _start(n_nodes: int, files: Any, db: str) -> tuple[Any, Path]:
     from omwizard.lab import build_lab, services
 
-    lab = build_lab(n_nodes=n_nodes, om_versions=om_version)
+    lab = build_lab(n_nodes=n_nodes, om_files=files)
     try:
         services.ensure_lab_services(lab)
         if db == "postgresql":
@@ -79,20 +96,27 @@ def rehearse(args: argparse.Namespace, out: Any) -> int:
     if not 2 <= args.nodes <= 8:
         out.line("error: --nodes must be between 2 and 8")
         return 2
+    from omwizard.lab.omfiles import OmFilesError
+
+    try:
+        files = om_files(args)
+    except OmFilesError as exc:
+        out.line(f"error: {exc}. Nothing was changed.")
+        return 2
     problem = requirements()
     if problem:
         out.line(f"error: {problem}. Nothing was changed.")
         return 2
     os.environ.setdefault(PASSWORD_ENV, "rehearse-" + secrets.token_urlsafe(12).replace(",", ""))
     out.line(
-        f"building a {args.nodes}-node rehearsal cluster (OpenMeetings {args.om_version} "
-        f"files, {args.db}) in 198.18.0.0/24 ..."
+        f"building a {args.nodes}-node rehearsal cluster (OpenMeetings {files.version} "
+        f"files from {files.origin}, {args.db}) in 198.18.0.0/24 ..."
     )
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     lab = None
     try:
-        lab, plan = _start(args.nodes, args.om_version, args.db)
+        lab, plan = _start(args.nodes, files, args.db)
         out.line(f"plan: {plan}")
         if args.headless:
             return _headless(plan, out, json_out=getattr(args, "json", False))

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from omwizard.events import CommandRun, EventBus, OutputLine
-from omwizard.remote import RemoteError, RemotePool, RunResult, quote_argv, sha256
+from omwizard.remote_results import RemoteError, RunResult, quote_argv, sha256
 
 if TYPE_CHECKING:
     from omwizard.plan import Node, Plan
+    from omwizard.remote import RemotePool
     from omwizard.state import StateStore
 
 OK = "ok"

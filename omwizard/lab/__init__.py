@@ -11,10 +11,10 @@ from .lab import (
     build_om_tree,
     cleanup_leftovers,
     missing_requirements,
-    shared_dir,
 )
 from .netns import BRIDGE, HOST_ADDRESS, PREFIX, LabCommandError
 from .node import LabNode
+from .omfiles import OmFiles, OmFilesError, fixture_files, operator_files, shared_dir
 
 
 def set_timezone(node: LabNode, zone: str) -> None:
@@ -30,6 +30,7 @@ def add_user(node: LabNode, name: str, password: str | None = None,
 
 __all__ = [
     "BRIDGE", "DB_ADDRESS", "HOST_ADDRESS", "PREFIX", "Lab", "LabBusy", "LabCommandError",
-    "LabNode", "add_user", "build_lab", "build_om_tree", "cleanup_leftovers",
-    "missing_requirements", "set_timezone", "shared_dir",
+    "LabNode", "OmFiles", "OmFilesError", "add_user", "build_lab", "build_om_tree",
+    "cleanup_leftovers", "fixture_files", "missing_requirements", "operator_files",
+    "set_timezone", "shared_dir",
 ]

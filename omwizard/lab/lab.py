@@ -16,10 +16,9 @@ from pathlib import Path
 
 import yaml
 
-import omwizard
-
 from . import netns
 from .node import LabNode, kill_and_wait, processes_in_mount_ns
+from .omfiles import OmFiles, fixture_files
 
 LOCK_FILE = Path("/run/omwlab.lock")
 BASE_DIR = Path("/var/tmp/omwlab")
@@ -45,21 +44,6 @@ def missing_requirements() -> str | None:
     return None
 
 
-def shared_dir() -> Path:
-    """The project's shared folder (fixtures); $OMW_SHARED overrides."""
-    env = os.environ.get("OMW_SHARED")
-    if env:
-        return Path(env)
-    return Path(omwizard.__file__).resolve().parents[2] / "shared"
-
-
-def fixture_dir(version: str) -> Path:
-    path = shared_dir() / "fixtures" / "openmeetings" / version
-    if not (path / "hazelcast.xml").is_file():
-        raise FileNotFoundError(f"no OpenMeetings fixture for version {version} at {path}")
-    return path
-
-
 SETENV_SH = """#!/bin/sh
 # Tomcat's bin/setenv.sh, read by catalina.sh at start (OpenMeetings 4.x has no systemd unit).
 JAVA_OPTS="$JAVA_OPTS -Djava.awt.headless=true -Djava.security.egd=file:/dev/./urandom"
@@ -73,34 +57,29 @@ exit 1
 """
 
 
-def build_om_tree(opt: Path, etc_upper: Path, version: str, om_home: str = "/opt/om") -> None:
+def build_om_tree(opt: Path, etc_upper: Path, files: OmFiles, om_home: str = "/opt/om") -> None:
     """Lay out /opt/om (and the systemd unit in /etc) as an OpenMeetings install does."""
-    src = fixture_dir(version)
     om = opt / Path(om_home).relative_to("/opt")
     classes = om / "webapps" / "openmeetings" / "WEB-INF" / "classes"
     meta = classes / "META-INF"
     lib = om / "webapps" / "openmeetings" / "WEB-INF" / "lib"
     for d in (meta, lib, om / "bin", om / "logs", om / "conf"):
         d.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src / "hazelcast.xml", classes / "hazelcast.xml")
-    for template in sorted((src / "templates").glob("*_persistence.xml")):
+    shutil.copyfile(files.hazelcast, classes / "hazelcast.xml")
+    for template in files.templates:
         shutil.copyfile(template, meta / template.name)
-    installed = src / "persistence.xml"
-    if not installed.is_file():
-        installed = src / "templates" / "mysql_persistence.xml"
-    shutil.copyfile(installed, meta / "persistence.xml")
-    for jar in (f"openmeetings-web-{version}.jar", f"openmeetings-db-{version}.jar"):
+    shutil.copyfile(files.installed, meta / "persistence.xml")
+    for jar in (f"openmeetings-web-{files.version}.jar", f"openmeetings-db-{files.version}.jar"):
         (lib / jar).touch()
     for script in ("startup.sh", "shutdown.sh"):
         path = om / "bin" / script
         path.write_text(PLACEHOLDER_SH.format(name=script))
         path.chmod(0o755)
-    unit = src / "openmeetings.service"
-    if unit.is_file():
+    if files.unit is not None:
         dest = etc_upper / "systemd" / "system" / "openmeetings.service"
         dest.parent.mkdir(parents=True, exist_ok=True)
         # the unit names /opt/openmeetings; point it at this install's home
-        dest.write_text(unit.read_text().replace("/opt/openmeetings", om_home))
+        dest.write_text(files.unit.read_text().replace("/opt/openmeetings", om_home))
     else:
         (om / "bin" / "setenv.sh").write_text(SETENV_SH)
         (om / "bin" / "setenv.sh").chmod(0o755)
@@ -341,11 +320,12 @@ def _hosts_file(nodes: list[LabNode]) -> str:
 
 
 def build_lab(n_nodes: int = 3, om_versions=None, workdir: str | os.PathLike | None = None,
-              with_db: bool = True, wait: float = 0) -> Lab:
+              with_db: bool = True, wait: float = 0, om_files: OmFiles | None = None) -> Lab:
     """Build the lab: n_nodes OM nodes (n1.. at 198.18.0.11..) and a db node (198.18.0.10).
 
     om_versions: None (9.1.0 everywhere), one version, a list per node or {name: version}.
-    Every node runs sshd; each OM node has /opt/om from the fixtures of its version.
+    Every node runs sshd; each OM node has /opt/om from the fixtures of its version, or from
+    om_files on every node (an operator's OpenMeetings, see omfiles.operator_files).
     wait: seconds to wait for another process's lab to be torn down (else LabBusy).
     """
     reason = missing_requirements()
@@ -353,6 +333,14 @@ def build_lab(n_nodes: int = 3, om_versions=None, workdir: str | os.PathLike | N
         raise RuntimeError(reason)
     if not 1 <= n_nodes <= 9:
         raise ValueError("n_nodes must be 1..9")
+    names = [f"n{i}" for i in range(1, n_nodes + 1)]
+    versions = _om_versions(om_versions, names)
+    if om_files is not None:
+        files = dict.fromkeys(names, om_files)
+        versions = dict.fromkeys(names, om_files.version)
+    else:  # before anything is built: a missing release changes nothing
+        by_version = {v: fixture_files(v) for v in sorted(set(versions.values()))}
+        files = {n: by_version[v] for n, v in versions.items()}
     fd = _lock(wait)
     lab: Lab | None = None
     try:
@@ -363,7 +351,8 @@ def build_lab(n_nodes: int = 3, om_versions=None, workdir: str | os.PathLike | N
         wd.mkdir(parents=True, exist_ok=True)
         wd.chmod(0o755)  # sshd reads authorized_keys as the login user
         lab = Lab(wd, fd)
-        _build(lab, n_nodes, om_versions, with_db)
+        lab.versions = versions
+        _build(lab, files, with_db)
         return lab
     except BaseException:
         if lab is not None:
@@ -374,7 +363,7 @@ def build_lab(n_nodes: int = 3, om_versions=None, workdir: str | os.PathLike | N
         raise
 
 
-def _build(lab: Lab, n_nodes: int, om_versions, with_db: bool) -> None:
+def _build(lab: Lab, files: dict[str, OmFiles], with_db: bool) -> None:
     wd = lab.workdir
     (wd / "pids").mkdir()
     keys = wd / "authorized_keys"
@@ -384,9 +373,7 @@ def _build(lab: Lab, n_nodes: int, om_versions, with_db: bool) -> None:
     (keys / "root").write_text(client_pub + "\n")
     (keys / "root").chmod(0o644)
 
-    names = [f"n{i}" for i in range(1, n_nodes + 1)]
-    lab.versions = _om_versions(om_versions, names)
-    for i, name in enumerate(names):
+    for i, name in enumerate(files):
         lab.nodes[name] = LabNode(name, f"198.18.0.{11 + i}", wd / "nodes" / name, wd,
                                   lab.shared_data)
     if with_db:
@@ -405,8 +392,8 @@ def _build(lab: Lab, n_nodes: int, om_versions, with_db: bool) -> None:
         (upper / "localtime").symlink_to(f"/usr/share/zoneinfo/{DEFAULT_ZONE}")
         (upper / "fstab").write_text("# /etc/fstab: static file system information (lab node)\n")
         (node.opt / "omdata").mkdir(parents=True)  # the mount point must be in pristine/opt
-        if node.name in lab.versions:
-            build_om_tree(node.opt, upper, lab.versions[node.name])
+        if node.name in files:
+            build_om_tree(node.opt, upper, files[node.name])
         host_pub = _keygen(node.root / "ssh_host_ed25519_key", f"omwlab-{node.name}")
         known.append(f"{node.address} {' '.join(host_pub.split()[:2])}")
         (node.root / "sshd_config").write_text(_sshd_config(node, keys))

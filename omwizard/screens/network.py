@@ -10,7 +10,7 @@ from textual.binding import Binding
 
 from omwizard.engine import Result
 from omwizard.events import StepFinished, StepStarted
-from omwizard.remote import RemoteError
+from omwizard.remote_results import RemoteError
 from omwizard.screens.section import SYMBOLS, SectionScreen
 from omwizard.step import FAILED, OK, Finding
 

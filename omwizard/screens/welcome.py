@@ -27,7 +27,9 @@ REHEARSAL = (
     "throwaway local cluster first: real sshd, a real MariaDB and real Hazelcast members in "
     "network namespaces on this machine (198.18.0.0/24 only), torn down when you quit.\n\n"
     "Quit, then run:  sudo scripts/wizard rehearse   (installed: sudo omwizard rehearse)\n"
-    "Options: --nodes N, --om-version 9.1.0, --db postgresql, --keep; clean up: --down."
+    "Options: --nodes N, --om-version 9.1.0, --db postgresql, --keep; clean up: --down.\n"
+    "The nodes get real OpenMeetings files: from the project's shared/ folder beside a "
+    "checkout, or from an OpenMeetings you have: --om-files /path/to/openmeetings."
 )
 
 

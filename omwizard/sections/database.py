@@ -20,7 +20,7 @@ from omwizard.configs.javaopts import SERIALIZATION_OPTS
 from omwizard.javaopts_remote import add_java_opts, java_opts_status
 from omwizard.layout import OmLayout
 from omwizard.plan import Database, Node
-from omwizard.remote import RemoteError
+from omwizard.remote_results import RemoteError
 from omwizard.step import Finding, Step, StepContext
 
 H2_DOC = "Db other than H2 should be used"

@@ -25,7 +25,7 @@ from omwizard.netfacts import (
     tcpdump_listening,
 )
 from omwizard.plan import Node
-from omwizard.remote import RemoteError, RunResult, quote_argv
+from omwizard.remote_results import RemoteError, RunResult, quote_argv
 from omwizard.step import Finding, Step, StepContext
 
 PING_FROM = "network.multicast-ping.from"  # ctx.shared key: the node that sends the pings

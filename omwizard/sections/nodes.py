@@ -13,7 +13,7 @@ from __future__ import annotations
 from omwizard.configs import hazelcast
 from omwizard.layout import OmLayout
 from omwizard.plan import Node, Plan
-from omwizard.remote import RemoteError
+from omwizard.remote_results import RemoteError
 from omwizard.step import Finding, Step, StepContext
 
 HAZELCAST_DOC = """In the file /opt/om/webapps/openmeetings/WEB-INF/classes/hazelcast.xml:

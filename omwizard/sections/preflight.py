@@ -19,7 +19,7 @@ from omwizard.netfacts import (
     plan_probes,
 )
 from omwizard.plan import Node
-from omwizard.remote import RemoteError, RunResult
+from omwizard.remote_results import RemoteError, RunResult
 from omwizard.sections.network import run_streaming
 from omwizard.step import Finding, Step, StepContext
 

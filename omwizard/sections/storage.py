@@ -26,7 +26,7 @@ from omwizard.facts import run_parts
 from omwizard.javaopts_remote import UNIT_PATHS, add_java_opts, java_opts_status, locate
 from omwizard.layout import OmLayout
 from omwizard.plan import Node, Plan
-from omwizard.remote import RemoteError, RunResult
+from omwizard.remote_results import RemoteError, RunResult
 from omwizard.step import Finding, Step, StepContext
 
 EXPORTS = "/etc/exports"

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from omwizard import verifyfacts
 from omwizard.layout import OmLayout
 from omwizard.plan import Node
-from omwizard.remote import RemoteError, RunResult
+from omwizard.remote_results import RemoteError, RunResult
 from omwizard.sections import find_step
 from omwizard.step import Finding, Step, StepContext
 

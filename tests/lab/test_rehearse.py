@@ -11,9 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from omwizard.lab import netns as lab_netns
+from omwizard.lab.omfiles import CLASSES
 from omwizard.rehearse import REHEARSAL_DIR
+from tests.unit.test_omfiles import install_tree
 
 pytestmark = pytest.mark.lab_build
 
@@ -52,9 +55,29 @@ def test_headless_rehearsal_forms_a_cluster_and_leaves_nothing(own_lab_slot) -> 
     nothing_left()
 
 
-def test_killed_rehearsal_is_cleaned_by_down(own_lab_slot) -> None:
+def node_file(plan: dict, address: str, path: str) -> str:
+    """A file on a rehearsal node, read with plain OpenSSH and the rehearsal plan's key."""
+    ssh = plan["ssh"]
+    return subprocess.run(
+        ["ssh", "-i", ssh["identity"], "-o", f"UserKnownHostsFile={ssh['known_hosts']}",
+         "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", f"root@{address}",
+         "cat", path],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+
+
+def test_killed_rehearsal_with_operator_files_is_cleaned_by_down(own_lab_slot, tmp_path) -> None:
+    """--om-files: the nodes get the operator's OpenMeetings files (never its installed
+    persistence.xml, which holds a real password); a SIGKILLed run is removed by --down."""
+    om_home = install_tree(tmp_path / "open810", "8.1.0")
+    hazelcast = (om_home / CLASSES / "hazelcast.xml").read_text()
+    (om_home / CLASSES / "hazelcast.xml").write_text(
+        hazelcast.replace("<hazelcast ", "<!-- the operator's own copy -->\n<hazelcast ", 1))
+    mysql = (om_home / CLASSES / "META-INF" / "mysql_persistence.xml").read_text()
+    assert "Operator-Secret" in (om_home / CLASSES / "META-INF" / "persistence.xml").read_text()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "omwizard", "rehearse", "--nodes", "2", "--headless"],
+        [sys.executable, "-m", "omwizard", "rehearse", "--nodes", "2", "--headless",
+         "--om-files", str(om_home)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -63,11 +86,23 @@ def test_killed_rehearsal_is_cleaned_by_down(own_lab_slot) -> None:
     try:
         deadline = time.monotonic() + 300
         assert proc.stdout is not None
+        said = []
         for line in proc.stdout:  # wait until the cluster is up and the apply has begun
+            said.append(line)
             if line.startswith("plan:") or time.monotonic() > deadline:
                 break
-        time.sleep(1)
+        assert any("OpenMeetings 8.1.0 files from " + str(om_home) in line for line in said), said
         assert lab_netns.lab_namespaces(), "the rehearsal cluster should be up"
+        plan = yaml.safe_load((REHEARSAL_DIR / "plan.yaml").read_text())
+        n1 = plan["nodes"][0]["address"]
+        classes = "/opt/om/webapps/openmeetings/WEB-INF/classes"
+        assert "the operator's own copy" in node_file(plan, n1, f"{classes}/hazelcast.xml")
+        # the MySQL template stands in for the operator's persistence.xml (the apply may
+        # already be editing it: its first element is all this compares)
+        persistence = node_file(plan, n1, f"{classes}/META-INF/persistence.xml")
+        assert "Operator-Secret" not in persistence
+        assert persistence.split("<persistence-unit")[0] == mysql.split("<persistence-unit")[0]
+        time.sleep(1)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
     finally:

@@ -62,3 +62,21 @@ def test_verify_reruns_point_at_real_steps() -> None:
 
     for step_id in ("storage.shared", "database.db-login", "preflight.ports"):
         assert find_step(step_id).id == step_id
+
+
+def test_tui_first_screen_loads_without_asyncssh() -> None:
+    """asyncssh costs ~0.1 s of the TUI's start; only the SSH pool may import it (#11)."""
+    code = (
+        "import asyncio, sys, tempfile\n"
+        "from pathlib import Path\n"
+        "from omwizard.app import make_app\n"
+        "async def main():\n"
+        "    app = make_app(state_base=Path(tempfile.mkdtemp()), env={})\n"
+        "    async with app.run_test(headless=True) as pilot:\n"
+        "        await pilot.pause()\n"
+        "        print(type(app.screen).__name__, 'asyncssh' in sys.modules)\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["WelcomeScreen", "False"]

@@ -22,7 +22,7 @@ def test_not_root_is_refused_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> No
     built = []
     monkeypatch.setattr(rehearse, "_start", lambda *a: built.append(a))
     out = Out()
-    args = argparse.Namespace(down=False, nodes=2, om_version="9.1.0", db="mariadb",
+    args = argparse.Namespace(down=False, nodes=2, om_version="9.1.0", om_files=None, db="mariadb",
                               headless=True, keep=False, json=False)
     assert rehearse.rehearse(args, out) == 2
     assert built == []
@@ -40,7 +40,7 @@ def test_missing_packages_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_node_count_bounds() -> None:
     out = Out()
-    args = argparse.Namespace(down=False, nodes=1, om_version="9.1.0", db="mariadb",
+    args = argparse.Namespace(down=False, nodes=1, om_version="9.1.0", om_files=None, db="mariadb",
                               headless=True, keep=False, json=False)
     assert rehearse.rehearse(args, out) == 2
     assert "between 2 and 8" in out.lines[0]
