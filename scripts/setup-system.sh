@@ -31,6 +31,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   apt-get install -y -q --no-install-recommends "${missing[@]}"
   [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
+  # services this run brought in stay off at boot too: an operator's workstation that only
+  # rehearses must not start a public sshd or a database (the lab runs its own, namespaced)
+  disabled=()
+  for pair in openssh-server:ssh mariadb-server:mariadb postgresql:postgresql \
+              nfs-kernel-server:nfs-server; do
+    if [[ " ${missing[*]} " == *" ${pair%%:*} "* ]] && command -v systemctl >/dev/null; then
+      systemctl disable --quiet "${pair#*:}.service" 2>/dev/null && disabled+=("${pair#*:}")
+    fi
+  done
+  [ "${#disabled[@]}" -eq 0 ] || echo "left disabled at boot (the lab starts its own): ${disabled[*]}"
 fi
 
 if [ -x "$here/.ci/lab-deps.sh" ] || [ -f "$here/.ci/lab-deps.sh" ]; then
