@@ -19,8 +19,16 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+services=(ssh.service mariadb.service mariadb.socket postgresql.service nfs-server.service
+          rpcbind.service rpcbind.socket)
+enabled_units() {
+  for unit in "${services[@]}"; do
+    if compgen -G "/etc/systemd/system/*.wants/$unit" >/dev/null; then echo "$unit"; fi
+  done
+}
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing: ${missing[*]}"
+  enabled_before=$(enabled_units)
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   # services must not start on install: the lab starts its own, inside its namespaces
@@ -32,13 +40,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
   [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
   # services this run brought in stay off at boot too: an operator's workstation that only
-  # rehearses must not start a public sshd or a database (the lab runs its own, namespaced)
+  # rehearses must not start a public sshd, rpcbind or a database (the lab runs its own)
   disabled=()
-  for pair in openssh-server:ssh mariadb-server:mariadb postgresql:postgresql \
-              nfs-kernel-server:nfs-server; do
-    if [[ " ${missing[*]} " == *" ${pair%%:*} "* ]] && command -v systemctl >/dev/null; then
-      systemctl disable --quiet "${pair#*:}.service" 2>/dev/null && disabled+=("${pair#*:}")
-    fi
+  for unit in $(enabled_units); do
+    grep -qx "$unit" <<<"$enabled_before" && continue
+    if command -v systemctl >/dev/null; then systemctl disable --quiet "$unit" 2>/dev/null
+    else rm -f /etc/systemd/system/*.wants/"$unit"  # no systemctl (a chroot): its links
+    fi && disabled+=("$unit")
   done
   [ "${#disabled[@]}" -eq 0 ] || echo "left disabled at boot (the lab starts its own): ${disabled[*]}"
 fi
