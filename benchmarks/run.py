@@ -342,6 +342,8 @@ def measure(n_nodes: int, reps: int, sections: list[str], *, cli: bool, apply: b
                 ]
                 for job in pair if rep % 2 == 0 else reversed(pair):
                     job()
+                log(f"{n_nodes} nodes, repetition {rep + 1}: check {checks[-1]:.3f}s, "
+                    f"OpenSSH {bases[-1]:.3f}s")
         finally:
             ssh.close_masters(list(addresses.values()))
         sample = Sample(n_nodes, statistics.median(checks), statistics.median(bases), reps, first,

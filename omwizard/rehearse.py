@@ -96,6 +96,7 @@ def rehearse(args: argparse.Namespace, out: Any) -> int:
     if not 2 <= args.nodes <= 8:
         out.line("error: --nodes must be between 2 and 8")
         return 2
+    from omwizard.lab import LabBusy
     from omwizard.lab.omfiles import OmFilesError
 
     try:
@@ -116,7 +117,17 @@ def rehearse(args: argparse.Namespace, out: Any) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     lab = None
     try:
-        lab, plan = _start(args.nodes, files, args.db)
+        try:
+            lab, plan = _start(args.nodes, files, args.db)
+        except LabBusy:
+            out.line("error: a lab or rehearsal cluster already runs on this machine (one at a "
+                     "time): quit it, or remove a leftover one with `sudo omwizard rehearse "
+                     "--down`. Nothing was changed.")
+            return 2
+        except (RuntimeError, OSError) as exc:  # a set-up command or service that failed
+            out.line(f"error: the rehearsal cluster could not be built: {exc}\n"
+                     "What it had made was removed again.")
+            return 1
         out.line(f"plan: {plan}")
         if args.headless:
             return _headless(plan, out, json_out=getattr(args, "json", False))

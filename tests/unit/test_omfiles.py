@@ -145,3 +145,25 @@ def test_rehearse_needs_the_template_of_its_database(tmp_path: Path) -> None:
     assert rehearse.om_files(args(om_files=str(root))).version == "9.1.0"
     assert rehearse.om_files(args()).version == rehearse.DEFAULT_OM_VERSION
     assert rehearse.om_files(args(om_version="5.0.0")).version == "5.0.0"
+
+
+@pytest.mark.parametrize(("error", "code", "words"), [
+    ("busy", 2, "already runs on this machine"),
+    ("command", 1, "could not be built: ip -n omwlab-n1 link set lo up exited 255"),
+])
+def test_a_failed_build_is_one_clear_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, error: str, code: int, words: str
+) -> None:
+    from omwizard.lab import LabBusy, LabCommandError
+
+    def fail(*_: object) -> None:
+        if error == "busy":
+            raise LabBusy("lock held")
+        raise LabCommandError("ip -n omwlab-n1 link set lo up exited 255: no")
+
+    monkeypatch.setattr(rehearse, "requirements", lambda: None)
+    monkeypatch.setattr(rehearse, "_start", fail)
+    monkeypatch.setenv("OMW_DB_PASSWORD", "unit-test")  # rehearse sets it when unset
+    out = Out()
+    assert rehearse.rehearse(args(), out) == code
+    assert any(words in line for line in out.lines), out.lines
