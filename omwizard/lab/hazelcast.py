@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import time
 from pathlib import Path, PurePosixPath
@@ -108,6 +109,25 @@ def _host_path(node: Node, path: str) -> Path:
     """Where a path under the node's /opt lives on the host (node.root/opt is /opt inside)."""
     rel = PurePosixPath(path).relative_to("/opt")
     return node.root / "opt" / rel
+
+
+NODE_PRIVATE = ("/home", "/tmp", "/opt", "/run")  # each node mounts its own over these
+
+
+def visible_in_nodes(jars: list[Path], workdir: Path) -> list[Path]:
+    """The jars at paths a node sees: ones under a node-private folder (a Maven repository in
+    a user's home, say) are copied into the lab's workdir first."""
+    out = []
+    for jar in jars:
+        resolved = jar.resolve()
+        if any(resolved.is_relative_to(p) for p in NODE_PRIVATE):
+            dest = workdir / "jars" / resolved.name
+            dest.parent.mkdir(mode=0o755, exist_ok=True)
+            if not dest.is_file():
+                shutil.copyfile(resolved, dest)
+            resolved = dest
+        out.append(resolved)
+    return out
 
 
 def install_hazelcast_standin(node: Node, jars: list[Path], om_home: str = "/opt/om") -> None:

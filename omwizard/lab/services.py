@@ -260,8 +260,10 @@ def _wait_listening(node: Node, proc: subprocess.Popen, port: int, timeout: floa
 def start_health_responder(node: Node, port: int = 5080, healthy: bool = True,
                            version: str = "9.1.0", timeout: float = 15) -> int:
     """Serve OM's info/health and info/version on node.address:port; returns its pid."""
-    argv = ["python3", str(HEALTH_SCRIPT), "--bind", node.address, "--port", str(port),
-            "--version", version]
+    # the script's text, not its path: a checkout under /home is hidden inside a node, whose
+    # /home is its own
+    argv = ["python3", "-c", HEALTH_SCRIPT.read_text(), "--bind", node.address,
+            "--port", str(port), "--version", version]
     if not healthy:
         argv.append("--unhealthy")
     proc = node.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -279,7 +281,7 @@ def ensure_lab_services(lab, jars: list[Path] | None = None) -> bool:
     """
     if all(hazelcast.standin_installed(n) for n in lab.nodes.values()):
         return False
-    jars = jars or hazelcast.ensure_hazelcast_jars()
+    jars = hazelcast.visible_in_nodes(jars or hazelcast.ensure_hazelcast_jars(), lab.workdir)
     lab.reset()
     for node in lab.nodes.values():
         hazelcast.install_hazelcast_standin(node, jars)
