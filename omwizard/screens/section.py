@@ -219,6 +219,10 @@ class SectionScreen(Screen[None]):
         self.set_interval(1.0, self.tick)
         self.app.touch(section=self.section, step=self.current_step.name  # type: ignore[attr-defined]
                        if self.current_step else None)
+        if self.steps and not self.results:  # a first visit: say how to start (read-only)
+            self.notify("Nothing checked here yet: C checks every step on every node, c the "
+                        "highlighted one. Checks only read; nothing changes before you apply.",
+                        title=TITLES.get(self.section, self.section), timeout=8)
 
     def on_unmount(self) -> None:
         self.app.bus.unsubscribe(self._listen)  # type: ignore[attr-defined]

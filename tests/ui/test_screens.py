@@ -210,3 +210,15 @@ async def test_ping_from_lists_the_om_nodes(state_home: Path, neutral_plan: Path
         await pilot.pause()
         assert isinstance(app.screen, NetworkScreen) and not app.screen.busy
         await pilot.press("ctrl+q")
+
+
+async def test_first_visit_says_how_to_check(state_home: Path, neutral_plan: Path) -> None:
+    """A section with no results yet tells a newcomer which key checks it (read-only)."""
+    app = make_app(str(neutral_plan), env=ENV)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.goto_section("network")
+        await pilot.pause(0.2)
+        texts = [n.message for n in app._notifications]
+        assert any("Nothing checked here yet" in t and "C checks every step" in t for t in texts)
+        await pilot.press("ctrl+q")
