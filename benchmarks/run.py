@@ -91,6 +91,7 @@ class Captured:
     input: str | bytes | None
     start: float = 0.0  # perf_counter in the engine's run
     end: float = 0.0
+    first_line: float | None = None  # when its first line reached the engine's on_line
 
 
 @dataclass
@@ -133,6 +134,15 @@ def _recording_pool(commands: dict[str, list[Captured]], current: list[str]) -> 
                     cmd = Captured(current[0], quote_argv(argv), kw.get("input"),
                                    time.perf_counter())
                     commands.setdefault(node.name, []).append(cmd)
+                    sink = kw.get("on_line")
+                    if sink is not None:  # the engine waits on lines (tcpdump's "listening")
+
+                        def on_line(line: str, sink: Any = sink, cmd: Captured = cmd) -> None:
+                            if cmd.first_line is None:
+                                cmd.first_line = time.perf_counter()
+                            sink(line)
+
+                        kw["on_line"] = on_line
                     try:
                         return await plain(argv, **kw)
                     finally:
@@ -223,27 +233,48 @@ class OpenSSH:
             subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
                            check=False)
 
-    async def run_one(self, address: str, cmd: Captured) -> None:
+    async def run_one(self, address: str, cmd: Captured, ready: asyncio.Event) -> None:
+        """One command; `ready` is set at its first output line (or its end)."""
         data = cmd.input.encode() if isinstance(cmd.input, str) else cmd.input
         proc = await asyncio.create_subprocess_exec(
             *self.argv(address), cmd.command,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
-        await proc.communicate(data or b"")
+
+        async def drain(stream: asyncio.StreamReader | None) -> None:
+            while stream is not None and await stream.readline():
+                ready.set()
+
+        assert proc.stdin is not None
+        proc.stdin.write(data or b"")
+        proc.stdin.close()
+        try:
+            await asyncio.gather(drain(proc.stdout), drain(proc.stderr), proc.wait())
+        finally:
+            ready.set()
 
     async def replay(self, addresses: dict[str, str], commands: dict[str, list[Captured]],
                      step_order: list[str]) -> float:
-        """The captured commands: step by step, nodes in parallel, one node's in sequence."""
+        """The captured commands: step by step, nodes in parallel, one node's in sequence.
 
-        async def node_step(name: str, step: str) -> None:
-            # In sequence, except where the engine overlapped commands on this node (a
-            # listener and a probe, tcpdump and ping): then the later one starts as long
-            # after the earlier one as it did in the engine's run.
+        Where the engine overlapped commands (tcpdump on every node, then one ping; a
+        listener, then a probe) the replay keeps the engine's synchronisation: a command that
+        the engine started after another's first output line (tcpdump's "listening on", a
+        listener's READY) waits for that line here too, on whichever node it ran; an
+        overlap without such a line starts as long after the earlier one as in the engine.
+        """
+
+        async def node_step(name: str, step: str, ready: dict[int, asyncio.Event],
+                            everyone: list[Captured]) -> None:
             pending: list[asyncio.Task[None]] = []
             busy_until = 0.0
             last: tuple[float, float] | None = None  # (engine start, our start) of the last
             for cmd in (c for c in commands.get(name, []) if c.step == step):
-                if last is not None and cmd.start < busy_until:
+                waits_for = [d for d in everyone if d is not cmd and d.first_line is not None
+                             and d.first_line <= cmd.start < d.end]
+                if waits_for:
+                    await asyncio.gather(*(ready[id(d)].wait() for d in waits_for))
+                elif last is not None and cmd.start < busy_until:
                     delay = last[1] + (cmd.start - last[0]) - time.perf_counter()
                     await asyncio.sleep(max(0.0, delay))
                 else:
@@ -251,13 +282,16 @@ class OpenSSH:
                     pending = []
                 last = (cmd.start, time.perf_counter())
                 busy_until = max(busy_until, cmd.end)
-                pending.append(asyncio.create_task(self.run_one(addresses[name], cmd)))
+                pending.append(asyncio.create_task(
+                    self.run_one(addresses[name], cmd, ready[id(cmd)])))
             await asyncio.gather(*pending)
 
         start = time.perf_counter()
         for step in step_order:
             began = time.perf_counter()
-            await asyncio.gather(*(node_step(n, step) for n in commands))
+            everyone = [c for cmds in commands.values() for c in cmds if c.step == step]
+            ready = {id(c): asyncio.Event() for c in everyone}
+            await asyncio.gather(*(node_step(n, step, ready, everyone) for n in commands))
             self.step_s[step] = time.perf_counter() - began
         return time.perf_counter() - start
 
@@ -351,6 +385,9 @@ def compare(plan: Plan, addresses: dict[str, str], lab: Lab, work: Path, section
                         f"(check warm-up {first.step_s.get(step, 0.0):.3f}s)")
     finally:
         ssh.close_masters(list(addresses.values()))
+    slowest = sorted(first.step_s.items(), key=lambda kv: -kv[1])[:5]
+    log(f"{label}: slowest steps (check warm-up): "
+        + ", ".join(f"{step} {secs:.2f}s" for step, secs in slowest))
     return statistics.median(checks), statistics.median(bases), first, dict(ssh.step_s)
 
 
