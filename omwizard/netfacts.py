@@ -445,6 +445,23 @@ class PathVerdict:
     text: str
 
 
+def listener_for(probe: Probe, ready: dict[str, dict]) -> str:
+    """"ours", "busy" or "none": what listened at the probe's far end (from READY lines)."""
+    info = ready.get(probe.dst_node or "")
+    if info is None:
+        return "none"
+    if probe.port in info.get("busy", {}).get(probe.proto, []):
+        return "busy"
+    return "ours"
+
+
+def worth_probing(probe: Probe, listener: str) -> bool:
+    """False for UDP to a port a running service holds: it stays silent whatever the path,
+    so the probe could only wait out its timeout (seconds, on a working cluster) to learn
+    nothing. TCP connects or not, so it is always probed."""
+    return not (probe.proto == "udp" and listener == "busy")
+
+
 def path_verdict(probe: Probe, result: str, error: str, listener: str) -> PathVerdict:
     """Open path or firewall? listener: "ours" (our listener was bound), "busy" (a real service
     holds the port), "none" (no listener could be started: not a plan node or not reachable).
@@ -457,6 +474,11 @@ def path_verdict(probe: Probe, result: str, error: str, listener: str) -> PathVe
     """
     if result == "error":
         return PathVerdict(probe, True, f"probe failed: {error}")
+    if result == "not-probed":
+        return PathVerdict(
+            probe, False, "not probed: a running service holds it (UDP cannot be told apart "
+            "without omwizard's listener)"
+        )
     if result == "open":
         how = "reaches the running service" if listener == "busy" else "open"
         return PathVerdict(probe, False, how)

@@ -11,12 +11,14 @@ from omwizard.layout import OmLayout, version_from_jars, version_text
 from omwizard.netfacts import (
     ClockSample,
     clock_outliers,
+    listener_for,
     listener_ports,
     parse_date,
     parse_listener_ready,
     parse_probe_results,
     path_verdict,
     plan_probes,
+    worth_probing,
 )
 from omwizard.plan import Node
 from omwizard.remote_results import RemoteError, RunResult
@@ -561,7 +563,8 @@ class PortsStep(Step):
                 w.cancel()
 
         async def prober(node: Node) -> RunResult | None:
-            mine = [p for p in probes if p.src == node.name]
+            mine = [p for p in probes if p.src == node.name
+                    and worth_probing(p, listener_for(p, ready))]
             if not mine:
                 return None
             targets = json.dumps(sorted({(p.proto, p.address, p.port) for p in mine}))
@@ -595,16 +598,14 @@ class PortsStep(Step):
 
         verdicts = []
         for probe in probes:
+            listener = listener_for(probe, ready)
+            if not worth_probing(probe, listener):
+                if probe.src in live_names and probe.src not in found:
+                    verdicts.append(path_verdict(probe, "not-probed", "", listener))
+                continue
             got = results.get(probe.src, {}).get(probe.key)
             if got is None:
                 continue
-            info = ready.get(probe.dst_node or "")
-            if info is None:
-                listener = "none"
-            elif probe.port in info.get("busy", {}).get(probe.proto, []):
-                listener = "busy"
-            else:
-                listener = "ours"
             verdicts.append(path_verdict(probe, got[0], got[1], listener))
 
         names = {n.name for n in ctx.plan.nodes}
@@ -636,8 +637,12 @@ class PortsStep(Step):
             else:
                 skipped = [n.name for n in nodes if n.name not in live_names]
                 extra = f"; not tested with {', '.join(skipped)} (unreachable)" if skipped else ""
+                unprobed = [v for v in mine if v.text.startswith("not probed")]
+                if unprobed:
+                    extra += (f"; {len(unprobed)} UDP not probed (a running service holds the "
+                              "port)")
                 found[node.name] = Finding.ok(
-                    f"{len(mine)} paths to and from {node.name} open{extra}", *ev
+                    f"{len(mine) - len(unprobed)} paths to and from {node.name} open{extra}", *ev
                 )
         return found
 

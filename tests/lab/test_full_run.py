@@ -85,6 +85,13 @@ def test_apply_export_replay_rollback(fresh_lab, tmp_path: Path) -> None:  # noq
         if (r["section"], r["step"]) == ("database", "db-login") and r["node"] in lab.nodes
     ]
     assert logins and all(r["status"] == "ok" for r in logins)
+    # on the working cluster the members hold the multicast port: verify.ports does not wait
+    # out UDP probes there, and says so
+    ports = [r for r in done if (r["section"], r["step"]) == ("verify", "ports")
+             and r["node"] in lab.nodes]
+    assert ports and all(r["status"] == "ok" for r in ports), ports
+    assert all("UDP not probed (a running service holds the port)" in r["detail"]
+               for r in ports), [r["detail"] for r in ports]
     assert PASSWORD not in applied.stdout and PASSWORD not in applied.stderr
     assert not any(Path("/tmp").glob("pwned*"))
 

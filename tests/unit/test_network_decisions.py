@@ -14,6 +14,7 @@ from omwizard.netfacts import (
     echo_requests,
     ifconfig_multicast,
     interface_for_address,
+    listener_for,
     listener_ports,
     multicast_ping_verdicts,
     parse_date,
@@ -27,6 +28,7 @@ from omwizard.netfacts import (
     route_to_net_mask,
     route_verdict,
     tcpdump_listening,
+    worth_probing,
 )
 from omwizard.sections.network import route_commands, split_probe
 from omwizard.sections.preflight import (
@@ -243,6 +245,21 @@ def test_path_verdicts_tell_refused_from_filtered():
     assert path_verdict(udp, "filtered", "", "ours").blocked
     assert path_verdict(tcp, "error", "No route to host", "ours").blocked
     assert "n1 → n2 TCP 5701 (Hazelcast)" == tcp.describe("n2")
+
+
+def test_udp_to_a_port_a_service_holds_is_not_probed():
+    """A working cluster's multicast port is the member's: UDP silence there proves nothing,
+    so the probe's timeout is not waited out (seconds per check), and the report says so."""
+    tcp = Probe("n1", "n2", "10.0.0.2", "tcp", 5701, "Hazelcast")
+    udp = Probe("n1", "n2", "10.0.0.2", "udp", 54327, "Hazelcast multicast")
+    ready = {"n2": {"bound": {"tcp": [], "udp": []}, "busy": {"tcp": [5701], "udp": [54327]}}}
+    assert listener_for(udp, ready) == "busy" and listener_for(tcp, ready) == "busy"
+    assert listener_for(udp, {"n2": {"bound": {"udp": [54327]}, "busy": {}}}) == "ours"
+    assert listener_for(udp, {}) == "none"
+    assert not worth_probing(udp, "busy")
+    assert worth_probing(tcp, "busy") and worth_probing(udp, "ours") and worth_probing(udp, "none")
+    verdict = path_verdict(udp, "not-probed", "", "busy")
+    assert not verdict.blocked and "not probed" in verdict.text
 
 
 UNIT = """[Unit]
