@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,8 +72,10 @@ def test_killed_rehearsal_with_operator_files_is_cleaned_by_down(own_lab_slot, t
     persistence.xml, which holds a real password); a SIGKILLed run is removed by --down."""
     om_home = install_tree(tmp_path / "open810", "8.1.0")
     hazelcast = (om_home / CLASSES / "hazelcast.xml").read_text()
-    (om_home / CLASSES / "hazelcast.xml").write_text(
-        hazelcast.replace("<hazelcast ", "<!-- the operator's own copy -->\n<hazelcast ", 1))
+    marked = re.sub(r"<hazelcast(?=[\s>])", "<!-- the operator's own copy -->\n<hazelcast",
+                    hazelcast, count=1)
+    assert marked != hazelcast
+    (om_home / CLASSES / "hazelcast.xml").write_text(marked)
     mysql = (om_home / CLASSES / "META-INF" / "mysql_persistence.xml").read_text()
     assert "Operator-Secret" in (om_home / CLASSES / "META-INF" / "persistence.xml").read_text()
     proc = subprocess.Popen(
