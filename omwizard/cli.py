@@ -36,8 +36,6 @@ COLOURS = {
     "failed": "31;1",
     "skipped": "2",
 }
-SYMBOLS = STATUS_SYMBOLS
-
 
 class UsageError(Exception):
     """Bad command line or plan: exit 2, nothing contacted."""
@@ -128,7 +126,8 @@ class Printer:
 
     def result(self, r: dict[str, Any]) -> None:
         status = r["status"]
-        tag = self.paint(f"{SYMBOLS.get(status, '?')} {status:<12}", COLOURS.get(status, "0"))
+        symbol = STATUS_SYMBOLS.get(status, "?")
+        tag = self.paint(f"{symbol} {status:<12}", COLOURS.get(status, "0"))
         self.line(f"{tag} {r['section']}.{r['step']} [{r['node']}] {r['detail']}")
         for change in r.get("changes", []):
             self.line(f"    {change['kind']}: {change['target']}  (undo: {change['undo']})")

@@ -454,15 +454,15 @@ class Engine:
             self.state.journal_end(record["id"], "undone")
             return record.get("undo", ""), change
         argv = record.get("undo_argv")
-        change = {"kind": "command", "target": " ".join(argv or []), "undo": record["target"]}
         if not argv:
             # Nothing omwizard can run; the record's words say what is left (e.g. SQL to run
-            # by hand as the admin), so the rollback result says it too.
-            change["undo"] = record.get("undo", "")
+            # by hand as the admin: change_command's undo_text), so the rollback says it too.
+            left = record.get("undo", "")
+            change = {"kind": "command", "target": "", "undo": left}
             if not self.dry_run and self.state is not None:
                 self.state.journal_end(record["id"], "undone", note="nothing to undo")
-            left = record.get("undo", "")
             return ("" if left.startswith("nothing") else left), change
+        change = {"kind": "command", "target": " ".join(argv), "undo": record["target"]}
         if self.dry_run:
             return f"would run {change['target']}", change
         result = await remote.run(argv, sudo=True)

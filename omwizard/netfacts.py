@@ -443,6 +443,7 @@ class PathVerdict:
     probe: Probe
     blocked: bool
     text: str
+    probed: bool = True  # False: judged without a probe (see worth_probing)
 
 
 def listener_for(probe: Probe, ready: dict[str, dict]) -> str:
@@ -477,7 +478,7 @@ def path_verdict(probe: Probe, result: str, error: str, listener: str) -> PathVe
     if result == "not-probed":
         return PathVerdict(
             probe, False, "not probed: a running service holds it (UDP cannot be told apart "
-            "without omwizard's listener)"
+            "without omwizard's listener)", probed=False
         )
     if result == "open":
         how = "reaches the running service" if listener == "busy" else "open"

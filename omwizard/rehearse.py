@@ -19,10 +19,12 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omwizard.lab import OmFiles
 
 REHEARSAL_DIR = Path("/var/tmp/omwizard-rehearsal")
-DEFAULT_OM_VERSION = "9.1.0"
 PASSWORD_ENV = "OMW_DB_PASSWORD"
 
 
@@ -43,14 +45,15 @@ def requirements() -> str | None:
     return None
 
 
-def om_files(args: argparse.Namespace) -> Any:
+def om_files(args: argparse.Namespace) -> OmFiles:
     """The OpenMeetings files the nodes get (raises OmFilesError naming the fix)."""
     from omwizard.lab import OmFilesError, fixture_files, operator_files
+    from omwizard.lab.lab import DEFAULT_VERSION
 
     if args.om_files:
         files = operator_files(Path(args.om_files), args.om_version)
     else:
-        files = fixture_files(args.om_version or DEFAULT_OM_VERSION)
+        files = fixture_files(args.om_version or DEFAULT_VERSION)
     template = "postgresql" if args.db == "postgresql" else "mysql"
     if files.template(template) is None:
         raise OmFilesError(f"{files.origin} has no {template}_persistence.xml, which a "
@@ -59,7 +62,7 @@ def om_files(args: argparse.Namespace) -> Any:
     return files
 
 
-def _start(n_nodes: int, files: Any, db: str) -> tuple[Any, Path]:
+def _start(n_nodes: int, files: OmFiles, db: str) -> tuple[Any, Path]:
     from omwizard.lab import build_lab, services
 
     lab = build_lab(n_nodes=n_nodes, om_files=files)
@@ -96,8 +99,7 @@ def rehearse(args: argparse.Namespace, out: Any) -> int:
     if not 2 <= args.nodes <= 8:
         out.line("error: --nodes must be between 2 and 8")
         return 2
-    from omwizard.lab import LabBusy
-    from omwizard.lab.omfiles import OmFilesError
+    from omwizard.lab import LabBusy, OmFilesError
 
     try:
         files = om_files(args)

@@ -21,7 +21,6 @@ from lxml import etree
 
 from omwizard.plan import DB_DEFAULT_PORTS, DB_TYPES
 
-DEFAULT_PORTS = DB_DEFAULT_PORTS
 # A plan type and a file kind that talk to the same server: OM ships only a MySQL template and
 # MySQL Connector/J speaks to MariaDB, so a plan "mariadb" matches a jdbc:mysql Url.
 _FAMILY = {"mysql": "mysql", "mariadb": "mysql"}
@@ -120,7 +119,7 @@ class PersistenceFacts:
         """The port the driver uses: the Url's, else the database's default."""
         if self.port is not None:
             return self.port
-        return DEFAULT_PORTS.get(self.db_kind or "")
+        return DB_DEFAULT_PORTS.get(self.db_kind or "")
 
     @property
     def server_timezone(self) -> str | None:
@@ -448,7 +447,7 @@ def _new_url(url: JdbcUrl, settings: ConnectionSettings) -> JdbcUrl:
         raise ValueError(f"cannot change a {url.kind} Url without a server part: {url.text()}")
     # An absent port stays absent when the plan's port is the driver default (minimal edit).
     port: int | None = settings.port
-    if url.port is None and settings.port == DEFAULT_PORTS[settings.db_type]:
+    if url.port is None and settings.port == DB_DEFAULT_PORTS[settings.db_type]:
         port = None
     host = url.host if url.host.lower() == settings.host.lower() else settings.host
     if url.kind == "mssql":

@@ -19,6 +19,8 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from .node import NODE_PRIVATE
+
 HAZELCAST_VERSION = "5.5.0"
 SLF4J_VERSION = "2.0.16"
 ARTIFACTS = (
@@ -109,9 +111,6 @@ def _host_path(node: Node, path: str) -> Path:
     """Where a path under the node's /opt lives on the host (node.root/opt is /opt inside)."""
     rel = PurePosixPath(path).relative_to("/opt")
     return node.root / "opt" / rel
-
-
-NODE_PRIVATE = ("/home", "/tmp", "/opt", "/run")  # each node mounts its own over these
 
 
 def visible_in_nodes(jars: list[Path], workdir: Path) -> list[Path]:

@@ -334,11 +334,10 @@ def build_lab(n_nodes: int = 3, om_versions=None, workdir: str | os.PathLike | N
     if not 1 <= n_nodes <= 9:
         raise ValueError("n_nodes must be 1..9")
     names = [f"n{i}" for i in range(1, n_nodes + 1)]
-    versions = _om_versions(om_versions, names)
     if om_files is not None:
         files = dict.fromkeys(names, om_files)
-        versions = dict.fromkeys(names, om_files.version)
     else:  # before anything is built: a missing release changes nothing
+        versions = _om_versions(om_versions, names)
         by_version = {v: fixture_files(v) for v in sorted(set(versions.values()))}
         files = {n: by_version[v] for n, v in versions.items()}
     fd = _lock(wait)
@@ -351,7 +350,7 @@ def build_lab(n_nodes: int = 3, om_versions=None, workdir: str | os.PathLike | N
         wd.mkdir(parents=True, exist_ok=True)
         wd.chmod(0o755)  # sshd reads authorized_keys as the login user
         lab = Lab(wd, fd)
-        lab.versions = versions
+        lab.versions = {name: f.version for name, f in files.items()}
         _build(lab, files, with_db)
         return lab
     except BaseException:

@@ -22,6 +22,9 @@ from . import netns
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NODE_ENV = {"PATH": NODE_PATH, "HOME": "/root", "LANG": "C.UTF-8", "USER": "root",
             "LOGNAME": "root", "SHELL": "/bin/sh"}
+# the holder mounts a node's own folder over each of these (see _holder_script): a host path
+# under one of them is not what a process in the node sees there
+NODE_PRIVATE = ("/home", "/tmp", "/opt", "/run")
 SSHD_WAIT = 10.0  # seconds until a starting sshd must accept connections
 
 

@@ -11,17 +11,14 @@ password, so a rehearsal node gets the MySQL template in its place.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
 
 import omwizard
+from omwizard.layout import OmLayout, version_from_jars, version_text
 
-CLASSES = Path("webapps/openmeetings/WEB-INF/classes")
-LIB = Path("webapps/openmeetings/WEB-INF/lib")
-JAR_VERSION = re.compile(r"^openmeetings-(?:web|db|core)-(\d+\.\d+\.\d+(?:-M\d+)?)\.jar$")
 OM_FILES_HELP = (
     "pass --om-files DIR (an unpacked OpenMeetings release or an installed server's home: "
     "only hazelcast.xml and the *_persistence.xml templates are read), or run omwizard from a "
@@ -75,14 +72,18 @@ def operator_files(root: Path, version: str | None = None) -> OmFiles:
     root = root.expanduser()
     if not root.is_dir():
         raise OmFilesError(f"--om-files {root}: no such directory: {OM_FILES_HELP}")
-    classes = next((c for c in (root / CLASSES, root) if (c / "hazelcast.xml").is_file()), None)
+    layout = OmLayout(str(root))
+    home_classes = Path(layout.classes)
+    classes = next((c for c in (home_classes, root) if (c / "hazelcast.xml").is_file()), None)
     if classes is None:
         raise OmFilesError(
-            f"--om-files {root}: neither {root / CLASSES / 'hazelcast.xml'} nor "
+            f"--om-files {root}: neither {home_classes / 'hazelcast.xml'} nor "
             f"{root / 'hazelcast.xml'} exists: point it at the OpenMeetings home (the folder "
             "with webapps/) or at WEB-INF/classes"
         )
-    detected = _jar_version(root / LIB)
+    lib = Path(layout.lib)
+    jars = version_from_jars([p.name for p in lib.iterdir()]) if lib.is_dir() else None
+    detected = version_text(jars) if jars else None
     if detected and version and detected != version:
         raise OmFilesError(
             f"--om-files {root} is OpenMeetings {detected} (its jars say so) but --om-version "
@@ -92,22 +93,12 @@ def operator_files(root: Path, version: str | None = None) -> OmFiles:
     if not found:
         raise OmFilesError(
             f"--om-files {root}: its version is not known (no openmeetings-web-*.jar under "
-            f"{root / LIB}): add --om-version X.Y.Z"
+            f"{lib}): add --om-version X.Y.Z"
         )
     unit = next((u for u in (root / "openmeetings.service", root / "bin" / "openmeetings.service")
                  if u.is_file()), None)
     return _checked(root, found, classes / "hazelcast.xml", classes / "META-INF",
                     installed=None, unit=unit)
-
-
-def _jar_version(lib: Path) -> str | None:
-    if not lib.is_dir():
-        return None
-    for jar in sorted(lib.iterdir()):
-        match = JAR_VERSION.match(jar.name)
-        if match:
-            return match.group(1)
-    return None
 
 
 def _checked(origin: Path, version: str, hazelcast: Path, templates_dir: Path, *,

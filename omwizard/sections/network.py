@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Callable
 
 from omwizard.configs import netconf
+from omwizard.facts import run_parts
 from omwizard.netfacts import (
     Capture,
     echo_requests,
@@ -386,28 +387,29 @@ CONFIG_FILES_PROBE = (
 )
 
 
-def route_config_probe(iface: str) -> str:
-    """CONFIG_FILES_PROBE, then NetworkManager's connection for iface (`@@nm-device`) and, when
-    there is one, its ipv4.routes (`@@nm-routes NAME`): route-persistent's facts at once."""
-    q = shlex.quote(iface)
-    return (
-        CONFIG_FILES_PROBE + "; command -v nmcli >/dev/null 2>&1 || exit 0; "
-        f"d=$(nmcli -t -f GENERAL.CONNECTION device show {q} 2>/dev/null); "
+def route_config_parts(iface: str) -> dict[str, str]:
+    """route-persistent's facts for facts.run_parts: the config files there are, and
+    NetworkManager's connection for iface (`@@nm-device`) with, when there is one, its
+    ipv4.routes (`@@nm-routes NAME`)."""
+    nm = (
+        "command -v nmcli >/dev/null 2>&1 || exit 0; "
+        f"d=$(nmcli -t -f GENERAL.CONNECTION device show {shlex.quote(iface)} 2>/dev/null); "
         'echo @@nm-device; printf "%s\\n" "$d"; '
         "c=$(printf '%s\\n' \"$d\" | sed -n 's/^GENERAL\\.CONNECTION://p' | head -n 1); "
         'case "$c" in ""|--) ;; *) echo "@@nm-routes $c"; '
         'nmcli -g ipv4.routes connection show "$c" 2>/dev/null;; esac; true'
     )
+    return {"files": CONFIG_FILES_PROBE, "nm": nm}
 
 
-def parse_route_config(output: str) -> tuple[list[str], str | None, str | None, str]:
-    """route_config_probe's output -> (config paths, nmcli device output or None when nmcli is
+def parse_route_config(files: str, nm: str) -> tuple[list[str], str | None, str | None, str]:
+    """The two parts' output -> (config paths, nmcli device output or None when nmcli is
     absent, the connection whose routes were read or None, those routes)."""
-    paths: list[str] = []
+    paths = [line[5:] for line in files.splitlines() if line.startswith("file:")]
     device: list[str] | None = None
     routes_of: str | None = None
     routes: list[str] = []
-    for line in output.splitlines():
+    for line in nm.splitlines():
         if line == "@@nm-device":
             device = []
         elif line.startswith("@@nm-routes "):
@@ -416,8 +418,6 @@ def parse_route_config(output: str) -> tuple[list[str], str | None, str | None, 
             routes.append(line)
         elif device is not None:
             device.append(line)
-        elif line.startswith("file:"):
-            paths.append(line[5:])
     dev = None if device is None else "\n".join(device)
     return paths, dev, routes_of, "\n".join(routes)
 
@@ -458,8 +458,9 @@ class RoutePersistentStep(Step):
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         route = ctx.plan.network.route
         iface = await node_interface(ctx, node)
-        listing = await ctx.run(node, route_config_probe(iface), sudo=False)
-        paths, device, routes_of, routes = parse_route_config(listing.stdout)
+        got = await run_parts(ctx, node, route_config_parts(iface), sudo=False)
+        paths, device, routes_of, routes = parse_route_config(got["files"].stdout,
+                                                              got["nm"].stdout)
         texts = await ctx.read_texts(node, paths) if paths else {}
         files = {p: t for p, t in texts.items() if t is not None}
         conn = netconf.nm_connection(device or "")
@@ -468,7 +469,7 @@ class RoutePersistentStep(Step):
         else:
             routes, nm_evidence = (routes if conn is not None else ""), []
         cfg = netconf.detect(files, iface, route, nm_conn=conn, nm_routes=routes)
-        evidence = [listing.evidence(), *nm_evidence]
+        evidence = [got["files"].evidence(), got["nm"].evidence(), *nm_evidence]
         data = {
             "interface": iface,
             "kind": cfg.kind,

@@ -7,6 +7,7 @@ import json
 import shlex
 import time
 
+from omwizard.facts import run_parts
 from omwizard.layout import OmLayout, version_from_jars, version_text
 from omwizard.netfacts import (
     ClockSample,
@@ -258,30 +259,28 @@ def unit_probe(om_home: str) -> str:
     )
 
 
-def stray_probe(om_home: str) -> str:
-    """unit_probe, preceded by a look for hazelcast.xml in every directory OM may start in:
-    om_home, its bin/, and each WorkingDirectory= in the unit files (`@@checked DIR`, then
-    `@@exists DIR/hazelcast.xml`): the stray-config check's facts in one round trip."""
+def stray_parts(om_home: str) -> dict[str, str]:
+    """The stray-config check's facts for facts.run_parts: a look for hazelcast.xml in every
+    directory OM may start in (om_home, its bin/, each WorkingDirectory= of the unit files:
+    `@@checked DIR`, then `@@exists DIR/hazelcast.xml`), and unit_probe's files."""
     q = shlex.quote
     files = " ".join(q(f) for f in UNIT_FILES)
-    return (
-        f"{{ printf '%s\\n' {q(om_home)} {q(om_home + '/bin')}; "
+    looks = (
+        f"{{ printf '%s\n' {q(om_home)} {q(om_home + '/bin')}; "
         f"sed -n 's/^[[:space:]]*WorkingDirectory=[[:space:]]*-*//p' -- {files} "
         "/etc/systemd/system/openmeetings.service.d/*.conf 2>/dev/null "
         "| sed 's/[[:space:]]*$//'; } | while IFS= read -r d; do "
         '[ -n "$d" ] || continue; echo "@@checked $d"; '
-        '[ -e "$d/hazelcast.xml" ] && echo "@@exists $d/hazelcast.xml"; done; '
-        + unit_probe(om_home)
+        '[ -e "$d/hazelcast.xml" ] && echo "@@exists $d/hazelcast.xml"; done; true'
     )
+    return {"looks": looks, "units": unit_probe(om_home)}
 
 
 def stray_checks(output: str) -> tuple[set[str], set[str]]:
-    """stray_probe's `@@checked DIR` and `@@exists PATH` lines (before the first @@file)."""
+    """The looks part's `@@checked DIR` and `@@exists PATH` lines."""
     checked: set[str] = set()
     exists: set[str] = set()
     for line in output.splitlines():
-        if line.startswith("@@file "):
-            break
         if line.startswith("@@checked "):
             checked.add(line[10:])
         elif line.startswith("@@exists "):
@@ -359,7 +358,8 @@ class StrayConfigStep(Step):
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         om_home = ctx.plan.cluster.om_home
-        probe = await ctx.run(node, stray_probe(om_home), sudo=True)
+        got = await run_parts(ctx, node, stray_parts(om_home), sudo=True)
+        probe, looks = got["units"], got["looks"]
         files = split_files(probe.stdout)
         prop = hazelcast_config_property(files)
         if prop:
@@ -370,8 +370,8 @@ class StrayConfigStep(Step):
                 probe.evidence(),
             )
         dirs = working_dir_candidates(files, om_home)
-        checked, exists = stray_checks(probe.stdout)
-        looked = [probe.evidence()]
+        checked, exists = stray_checks(looks.stdout)
+        looked = [probe.evidence(), looks.evidence()]
         if all(d in checked for d in dirs):
             stray = [f"{d}/hazelcast.xml" for d in dirs if f"{d}/hazelcast.xml" in exists]
         else:  # a WorkingDirectory the shell read otherwise than Python: look again
@@ -637,7 +637,7 @@ class PortsStep(Step):
             else:
                 skipped = [n.name for n in nodes if n.name not in live_names]
                 extra = f"; not tested with {', '.join(skipped)} (unreachable)" if skipped else ""
-                unprobed = [v for v in mine if v.text.startswith("not probed")]
+                unprobed = [v for v in mine if not v.probed]
                 if unprobed:
                     extra += (f"; {len(unprobed)} UDP not probed (a running service holds the "
                               "port)")

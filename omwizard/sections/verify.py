@@ -17,9 +17,10 @@ import ssl
 from urllib.parse import urlsplit
 
 from omwizard import verifyfacts
+from omwizard.facts import run_parts
 from omwizard.layout import OmLayout
 from omwizard.plan import Node
-from omwizard.remote_results import RemoteError, RunResult
+from omwizard.remote_results import RemoteError
 from omwizard.sections import find_step
 from omwizard.step import Finding, Step, StepContext
 
@@ -95,27 +96,17 @@ async def probe(ctx: StepContext, node: Node) -> tuple[dict, str]:
     return parse_probe(result.stdout), result.evidence()
 
 
-TAIL_MARK = "@@omwizard-tail"
-
-
-def members_probe(om_home: str, default_log: str, lines: int = LOG_LINES) -> str:
-    """_probe, then (after a TAIL_MARK line) the last lines of the log it found, else of
-    default_log: the members check's facts in one round trip."""
+def members_parts(om_home: str, default_log: str, lines: int = LOG_LINES) -> dict[str, str]:
+    """The members check's facts for facts.run_parts: the probe, and the last lines of the log
+    the probe would find (else of default_log)."""
     q = shlex.quote
-    return (
-        _probe(om_home) + f"; echo {TAIL_MARK}; l={q(default_log)}; "
+    tail = (
+        f"l={q(default_log)}; "
         f"for f in {q(om_home + '/logs/openmeetings.log')} {q(om_home + '/log/openmeetings.log')}"
         '; do [ -f "$f" ] && { l=$f; break; }; done; '
         f'tail -n {int(lines)} -- "$l"'
     )
-
-
-def split_tail(output: str) -> tuple[str, str]:
-    """members_probe's output -> (the probe's part, the log's tail)."""
-    head, mark, tail = output.partition(f"\n{TAIL_MARK}\n")
-    if not mark and output.startswith(f"{TAIL_MARK}\n"):
-        return "", output[len(TAIL_MARK) + 1:]
-    return head + ("\n" if mark else ""), tail
+    return {"probe": _probe(om_home), "tail": tail}
 
 
 def _log_path(ctx: StepContext, node: Node, facts: dict) -> str:
@@ -213,14 +204,11 @@ class MembersStep(Step):
         expected = {n.name: n.address for n in ctx.plan.om_nodes}
         for attempt in range(MEMBERS_SETTLE + 1):
             default = _log_path(ctx, node, {})
-            both = await ctx.run(node, members_probe(ctx.plan.cluster.om_home, default))
-            head, tail_out = split_tail(both.stdout)
-            facts = parse_probe(head)
-            evidence = RunResult(_probe(ctx.plan.cluster.om_home), both.exit_status, head,
-                                 "").evidence()
+            got = await run_parts(ctx, node, members_parts(ctx.plan.cluster.om_home, default))
+            facts = parse_probe(got["probe"].stdout)
+            evidence = got["probe"].evidence()
             log = _log_path(ctx, node, facts)
-            tail = RunResult(f"tail -n {LOG_LINES} {log}", both.exit_status, tail_out,
-                             both.stderr)
+            tail = got["tail"]
             verdict = verifyfacts.judge_members(verifyfacts.read_log(tail.stdout), node.name,
                                                 expected, log)
             if not facts["pids"] and verdict.ok:

@@ -30,11 +30,11 @@ from omwizard.lab.services import (
     start_mariadb,
     start_postgres,
 )
+from tests.conftest import LAB_WAIT
 from tests.lab.test_security import CmdlineWatch, files_holding
 
 pytestmark = pytest.mark.lab
 
-LAB_WAIT = float(os.environ.get("OMW_LAB_WAIT", "600"))  # as tests/conftest.py
 DB_PASSWORD = "Om-pw'q\"x\\y"
 # quotes, backslash, '#', ':' (pgpass separator), a space and shell syntax
 ADMIN_PASSWORD = "Adm1n-'q\"x\\y#z: $(touch /tmp/pwned-admin)`id`;%s"

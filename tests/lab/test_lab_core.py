@@ -23,9 +23,9 @@ from omwizard.lab import (
 from omwizard.lab import netns as lab_netns
 from omwizard.lab.lab import BASE_DIR
 from omwizard.plan import plan_from_dict
+from tests.conftest import LAB_WAIT
 
 pytestmark = pytest.mark.lab
-LAB_WAIT = float(os.environ.get("OMW_LAB_WAIT", "600"))  # as tests/conftest.py
 
 
 def ssh(lab: Lab, node: LabNode, command: str, user: str = "root",

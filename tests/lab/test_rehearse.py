@@ -15,9 +15,8 @@ import pytest
 import yaml
 
 from omwizard.lab import netns as lab_netns
-from omwizard.lab.omfiles import CLASSES
 from omwizard.rehearse import REHEARSAL_DIR
-from tests.unit.test_omfiles import install_tree
+from tests.unit.test_omfiles import CLASSES, install_tree
 
 pytestmark = pytest.mark.lab_build
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 ENGINE_MODULES = [
     "omwizard.plan",
@@ -29,6 +30,13 @@ ENGINE_MODULES = [
 ]
 
 
+def fresh_python(code: str) -> str:
+    """Run code in a new interpreter (nothing imported yet); its stdout, after it succeeded."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_engine_modules_do_not_import_textual() -> None:
     code = (
         "import importlib, sys\n"
@@ -38,9 +46,7 @@ def test_engine_modules_do_not_import_textual() -> None:
         "print(len(bad))\n"
         "assert not bad, bad[:5]\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "0"
+    assert fresh_python(code).strip() == "0"
 
 
 def test_every_section_module_lists_steps_in_order() -> None:
@@ -64,19 +70,17 @@ def test_verify_reruns_point_at_real_steps() -> None:
         assert find_step(step_id).id == step_id
 
 
-def test_tui_first_screen_loads_without_asyncssh() -> None:
+def test_tui_first_screen_loads_without_asyncssh(tmp_path: Path) -> None:
     """asyncssh costs ~0.1 s of the TUI's start; only the SSH pool may import it (#11)."""
     code = (
-        "import asyncio, sys, tempfile\n"
+        "import asyncio, sys\n"
         "from pathlib import Path\n"
         "from omwizard.app import make_app\n"
         "async def main():\n"
-        "    app = make_app(state_base=Path(tempfile.mkdtemp()), env={})\n"
+        f"    app = make_app(state_base=Path({str(tmp_path)!r}), env={{}})\n"
         "    async with app.run_test(headless=True) as pilot:\n"
         "        await pilot.pause()\n"
         "        print(type(app.screen).__name__, 'asyncssh' in sys.modules)\n"
         "asyncio.run(main())\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["WelcomeScreen", "False"]
+    assert fresh_python(code).split() == ["WelcomeScreen", "False"]

@@ -9,14 +9,19 @@ import pytest
 
 from omwizard.facts import part_results, parts_script, split_parts
 from omwizard.remote import RunResult
-from omwizard.sections.network import parse_route_config, route_config_probe
-from omwizard.sections.preflight import split_files, stray_checks, stray_probe
-from omwizard.sections.verify import TAIL_MARK, members_probe, parse_probe, split_tail
+from omwizard.sections.network import parse_route_config, route_config_parts
+from omwizard.sections.preflight import split_files, stray_checks, stray_parts
+from omwizard.sections.verify import members_parts, parse_probe
 
 
 def sh(script: str) -> RunResult:
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
     return RunResult(script, done.returncode, done.stdout, done.stderr)
+
+
+def sh_parts(parts: dict[str, str]) -> dict[str, RunResult]:
+    """The parts run as run_parts runs them (one script), here in a local shell."""
+    return part_results(parts, sh(parts_script(parts)))
 
 
 def test_parts_keep_each_output_and_exit_status_apart() -> None:
@@ -53,46 +58,54 @@ def test_stray_probe_looks_in_om_home_and_bin(tmp_path: Path) -> None:
     home = tmp_path / "om"
     (home / "bin").mkdir(parents=True)
     (home / "bin" / "hazelcast.xml").write_text("<hazelcast/>")
-    out = sh(stray_probe(str(home))).stdout
-    checked, exists = stray_checks(out)
+    got = sh_parts(stray_parts(str(home)))
+    checked, exists = stray_checks(got["looks"].stdout)
     assert checked == {str(home), f"{home}/bin"}
     assert exists == {f"{home}/bin/hazelcast.xml"}
-    assert split_files(out) == {}  # the looks come before any @@file block
+    assert split_files(got["units"].stdout) == {}  # no unit files here
+    assert got["looks"].exit_status == 0 and got["units"].exit_status == 0
 
 
-def test_stray_checks_stop_at_the_files() -> None:
-    out = "@@checked /srv/om\n@@exists /srv/om/hazelcast.xml\n@@file /x\n@@checked /y\n"
-    assert stray_checks(out) == ({"/srv/om"}, {"/srv/om/hazelcast.xml"})
+def test_stray_checks_and_the_files_stay_apart() -> None:
+    looks = "@@checked /srv/om\n@@exists /srv/om/hazelcast.xml\n"
+    units = "@@file /x\nWorkingDirectory=/y\n"
+    assert stray_checks(looks) == ({"/srv/om"}, {"/srv/om/hazelcast.xml"})
+    assert stray_checks(units) == (set(), set())
+    assert split_files(looks) == {}
 
 
 def test_parse_route_config() -> None:
     no_nm = "file:/etc/netplan/01.yaml\nfile:/etc/network/interfaces\n"
-    assert parse_route_config(no_nm) == (
+    assert parse_route_config(no_nm, "") == (
         ["/etc/netplan/01.yaml", "/etc/network/interfaces"], None, None, "")
     idle = "@@nm-device\nGENERAL.CONNECTION:--\n"
-    assert parse_route_config(idle) == ([], "GENERAL.CONNECTION:--", None, "")
-    nm = ("file:/etc/netplan/a.yaml\n@@nm-device\nGENERAL.CONNECTION:Wired 1\n"
+    assert parse_route_config("", idle) == ([], "GENERAL.CONNECTION:--", None, "")
+    nm = ("@@nm-device\nGENERAL.CONNECTION:Wired 1\n"
           "@@nm-routes Wired 1\n224.0.0.0/4, 10.0.0.0/8 10.1.1.1 100\n")
-    assert parse_route_config(nm) == (
+    assert parse_route_config("file:/etc/netplan/a.yaml\n", nm) == (
         ["/etc/netplan/a.yaml"], "GENERAL.CONNECTION:Wired 1", "Wired 1",
         "224.0.0.0/4, 10.0.0.0/8 10.1.1.1 100")
 
 
 def test_route_config_probe_runs_without_nmcli() -> None:
-    paths, device, routes_of, _ = parse_route_config(sh(route_config_probe("eth0")).stdout)
+    got = sh_parts(route_config_parts("eth0"))
+    paths, device, routes_of, _ = parse_route_config(got["files"].stdout, got["nm"].stdout)
     assert all(p.startswith("/etc/") for p in paths)
     assert routes_of is None or device is not None
+    assert got["files"].exit_status == 0 and got["nm"].exit_status == 0
 
 
 def test_members_probe_tails_the_log_it_finds(tmp_path: Path) -> None:
     home = tmp_path / "om"
     (home / "logs").mkdir(parents=True)
     (home / "logs" / "openmeetings.log").write_text("".join(f"{i}\n" for i in range(10)))
-    head, tail = split_tail(sh(members_probe(str(home), "/nonexistent.log", 3)).stdout)
-    assert tail == "7\n8\n9\n"
-    facts = parse_probe(head)
+    got = sh_parts(members_parts(str(home), "/nonexistent.log", 3))
+    assert got["tail"].stdout == "7\n8\n9\n"
+    facts = parse_probe(got["probe"].stdout)
     assert facts["log"] == f"{home}/logs/openmeetings.log"
     assert facts["now"] and facts["log_size"] == 20
-    assert split_tail(f"now 5\n{TAIL_MARK}\nx\n") == ("now 5\n", "x\n")
-    assert split_tail(f"{TAIL_MARK}\nx\n") == ("", "x\n")
-    assert split_tail("now 5\n") == ("now 5\n", "")
+    # no log anywhere: the tail part fails on its own, the probe's facts stay whole
+    (home / "logs" / "openmeetings.log").unlink()
+    got = sh_parts(members_parts(str(home), "/nonexistent.log", 3))
+    assert got["tail"].stdout == "" and got["tail"].exit_status != 0
+    assert parse_probe(got["probe"].stdout)["now"] and got["probe"].exit_status == 0

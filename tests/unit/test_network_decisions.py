@@ -259,7 +259,8 @@ def test_udp_to_a_port_a_service_holds_is_not_probed():
     assert not worth_probing(udp, "busy")
     assert worth_probing(tcp, "busy") and worth_probing(udp, "ours") and worth_probing(udp, "none")
     verdict = path_verdict(udp, "not-probed", "", "busy")
-    assert not verdict.blocked and "not probed" in verdict.text
+    assert not verdict.blocked and "not probed" in verdict.text and not verdict.probed
+    assert path_verdict(udp, "filtered", "", "busy").probed
 
 
 UNIT = """[Unit]

@@ -9,16 +9,18 @@ from pathlib import Path
 import pytest
 
 from omwizard import rehearse
+from omwizard.lab.lab import DEFAULT_VERSION
 from omwizard.lab.omfiles import (
-    CLASSES,
-    LIB,
     OmFilesError,
     fixture_files,
     operator_files,
     shared_dir,
 )
+from omwizard.layout import OmLayout
 
 FIXTURES = shared_dir() / "fixtures" / "openmeetings"
+CLASSES = Path(OmLayout(".").classes)  # relative to an OpenMeetings home
+LIB = Path(OmLayout(".").lib)
 
 
 def install_tree(root: Path, version: str, *, jar: bool = True) -> Path:
@@ -143,7 +145,7 @@ def test_rehearse_needs_the_template_of_its_database(tmp_path: Path) -> None:
     with pytest.raises(OmFilesError, match="postgresql_persistence.xml.*--db"):
         rehearse.om_files(args(om_files=str(root), db="postgresql"))
     assert rehearse.om_files(args(om_files=str(root))).version == "9.1.0"
-    assert rehearse.om_files(args()).version == rehearse.DEFAULT_OM_VERSION
+    assert rehearse.om_files(args()).version == DEFAULT_VERSION
     assert rehearse.om_files(args(om_version="5.0.0")).version == "5.0.0"
 
 
