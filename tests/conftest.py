@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from omwizard.lab import Lab, build_lab, missing_requirements
+from omwizard.lab import Lab, build_lab, missing_requirements, shared_dir
 
 SESSION_NODES = 3
 SESSION_VERSION = "9.1.0"
@@ -24,6 +24,11 @@ LAB_WAIT = float(os.environ.get("OMW_LAB_WAIT", "600"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    fixtures = shared_dir() / "fixtures" / "openmeetings"
+    if not (fixtures / "Clustering.xml").is_file():  # one clear line, not 170 failures
+        raise pytest.UsageError(
+            f"the project's shared fixtures are not at {fixtures}: the checkout must sit "
+            "beside the shared/ folder (or set OMW_SHARED=/path/to/shared)")
     config.addinivalue_line(
         "markers", "lab: needs root and the namespaced test lab "
         "(OMW_LAB=required turns a skip into a failure)")
