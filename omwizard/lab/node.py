@@ -154,6 +154,13 @@ class LabNode:
             )
         return proc
 
+    def write_file(self, path: str, text: str) -> None:
+        """Write text to path inside the node (atomically, parents made). The text travels
+        on stdin: a host path under /tmp or /home is not what the node sees there."""
+        q = shlex.quote
+        self.run(f"mkdir -p {q(os.path.dirname(path))} && cat > {q(path)}.omwlab.tmp && "
+                 f"mv -f {q(path)}.omwlab.tmp {q(path)}", input=text, check=True)
+
     def spawn(self, argv: list[str] | str, **popen_kw) -> subprocess.Popen:
         """Start a process inside the node; it is killed by reset() unless keep() is called."""
         popen_kw.setdefault("env", NODE_ENV)

@@ -53,6 +53,8 @@ class Node(Protocol):
     def run(self, cmd: list[str] | str, *, check: bool = False, input: str | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[str]: ...
 
+    def write_file(self, path: str, text: str) -> None: ...
+
     def spawn(self, argv: list[str] | str, **popen_kw) -> subprocess.Popen: ...
 
 
@@ -123,12 +125,6 @@ log-error = {log}
 """
 
 
-def _write_node_file(node: Node, path: str, text: str) -> None:
-    q = shlex.quote
-    node.run(f"mkdir -p {q(str(Path(path).parent))} && cat > {q(path)}.omwlab.tmp && "
-             f"mv -f {q(path)}.omwlab.tmp {q(path)}", input=text, check=True)
-
-
 def mariadb_pid(node: Node) -> int | None:
     """The running mariadbd's pid (from its pid file in the node), or None."""
     proc = node.run(f"p=$(cat {MARIADB_PIDFILE} 2>/dev/null) && kill -0 \"$p\" 2>/dev/null "
@@ -164,8 +160,8 @@ def start_mariadb(node: Node, datadir: Path | None = None) -> int:
     logdir = node.root / "mariadb-log"  # mysqld_safe's helper writes it as mysql
     errlog = logdir / "error.log"
     stop_mariadb(node)
-    _write_node_file(node, MARIADB_CNF, mariadb_config(datadir))
-    _write_node_file(node, MARIADB_SAFE_CNF, _mariadb_safe_config(errlog))
+    node.write_file(MARIADB_CNF, mariadb_config(datadir))
+    node.write_file(MARIADB_SAFE_CNF, _mariadb_safe_config(errlog))
     _fresh_dir(node, datadir, "mysql", "0700")
     _fresh_dir(node, logdir, "mysql", "0755")
     node.run(f"rm -f {MARIADB_PIDFILE} {MARIADB_SOCKET}")

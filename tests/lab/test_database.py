@@ -141,8 +141,8 @@ def test_postgresql_cycle(fresh_lab, tmp_path):
     start_postgres(lab.db)
     drop_serialization_opts(lab.node("n1"))
     source = FIXTURES / "9.1.0" / "persistence-postgresql.xml"
-    for node in lab.nodes.values():
-        node.run(["cp", str(source), PERSISTENCE], check=True)
+    for node in lab.nodes.values():  # the host's copy need not be visible in the node
+        node.write_file(PERSISTENCE, source.read_text())
     plan = lab.write_plan(tmp_path / "plan.yaml",
                           database={"type": "postgresql", "port": 5432})
 

@@ -179,8 +179,8 @@ def test_postgresql_with_admin_credentials(fresh_lab, tmp_path):
     lab.db.run(["su", "postgres", "-c", "psql -X -At -v ON_ERROR_STOP=1 -f -"], check=True,
                input=f"CREATE ROLE omwadmin LOGIN SUPERUSER PASSWORD '{escaped}';\n")
     source = FIXTURES / "9.1.0" / "persistence-postgresql.xml"
-    for node in lab.nodes.values():
-        node.run(["cp", str(source), PERSISTENCE], check=True)
+    for node in lab.nodes.values():  # the host's copy need not be visible in the node
+        node.write_file(PERSISTENCE, source.read_text())
     plan = lab.write_plan(tmp_path / "plan.yaml",
                           database={"type": "postgresql", "port": 5432, **ADMIN_PLAN})
     state = tmp_path / "state"
