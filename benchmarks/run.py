@@ -40,14 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from omwizard.engine import Engine  # noqa: E402
-from omwizard.events import Event, StepStarted  # noqa: E402
+from omwizard.engine.events import Event, StepStarted  # noqa: E402
+from omwizard.engine.runner import Engine  # noqa: E402
+from omwizard.engine.state import StateStore  # noqa: E402
 from omwizard.lab import Lab, build_lab  # noqa: E402
 from omwizard.lab.lab import LabBusy  # noqa: E402
-from omwizard.plan import Node, Plan, load_plan  # noqa: E402
-from omwizard.remote import Remote, RemotePool, RunResult  # noqa: E402
+from omwizard.plan.model import Node, Plan, load_plan  # noqa: E402
+from omwizard.remote.ssh import Remote, RemotePool, RunResult  # noqa: E402
 from omwizard.sections import SECTIONS, steps_for  # noqa: E402
-from omwizard.state import StateStore  # noqa: E402
 
 FIGURES = (
     "check_vs_openssh_3",
@@ -129,7 +129,7 @@ def _recording_pool(commands: dict[str, list[Captured]], current: list[str]) -> 
                 plain = remote.run
 
                 async def run(argv: list[str] | str, **kw: Any) -> RunResult:
-                    from omwizard.remote import quote_argv
+                    from omwizard.remote.ssh import quote_argv
 
                     cmd = Captured(current[0], quote_argv(argv), kw.get("input"),
                                    time.perf_counter())
@@ -444,7 +444,7 @@ import time
 t0 = time.perf_counter()
 import asyncio, sys, tempfile
 from pathlib import Path
-from omwizard.app import make_app
+from omwizard.tui.app import make_app
 
 async def main():
     with tempfile.TemporaryDirectory() as base:

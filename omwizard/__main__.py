@@ -1,5 +1,5 @@
 """`python -m omwizard` runs the same entry point as the console script."""
 
-from omwizard.cli import main
+from omwizard.cli.main import main
 
 raise SystemExit(main())

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from omwizard.plan import DB_DEFAULT_PORTS, DB_TYPES
+from omwizard.plan.model import DB_DEFAULT_PORTS, DB_TYPES
 
 # A plan type and a file kind that talk to the same server: OM ships only a MySQL template and
 # MySQL Connector/J speaks to MariaDB, so a plan "mariadb" matches a jdbc:mysql Url.

@@ -17,7 +17,7 @@ from pathlib import Path
 from lxml import etree
 
 import omwizard
-from omwizard.layout import OmLayout, version_from_jars, version_text
+from omwizard.om.layout import OmLayout, version_from_jars, version_text
 
 OM_FILES_HELP = (
     "pass --om-files DIR (an unpacked OpenMeetings release or an installed server's home: "

@@ -7,7 +7,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from omwizard.step import Step
+    from omwizard.engine.step import Step
 
 SECTIONS: tuple[str, ...] = ("preflight", "network", "database", "storage", "nodes", "verify")
 

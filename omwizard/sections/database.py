@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import shlex
 
-from omwizard import dblogin, dbsql
 from omwizard.configs import persistence
 from omwizard.configs.javaopts import SERIALIZATION_OPTS
-from omwizard.javaopts_remote import add_java_opts, java_opts_status
-from omwizard.layout import OmLayout
-from omwizard.plan import Database, Node
-from omwizard.remote_results import RemoteError
-from omwizard.step import Finding, Step, StepContext
+from omwizard.engine.step import Finding, Step, StepContext
+from omwizard.facts import database as dbsql
+from omwizard.om.layout import OmLayout
+from omwizard.plan.model import Database, Node
+from omwizard.remote import dblogin
+from omwizard.remote.results import RemoteError
+from omwizard.sections._javaopts import add_java_opts, java_opts_status
 
 H2_DOC = "Db other than H2 should be used"
 REMOTE_USER_DOC = "user used to connect to DB should have remote access"

@@ -12,8 +12,8 @@ import shlex
 from collections.abc import Callable
 
 from omwizard.configs import netconf
-from omwizard.facts import run_parts
-from omwizard.netfacts import (
+from omwizard.engine.step import Finding, Step, StepContext
+from omwizard.facts.network import (
     Capture,
     echo_requests,
     interface_for_address,
@@ -25,9 +25,9 @@ from omwizard.netfacts import (
     route_verdict,
     tcpdump_listening,
 )
-from omwizard.plan import Node
-from omwizard.remote_results import RemoteError, RunResult, quote_argv
-from omwizard.step import Finding, Step, StepContext
+from omwizard.plan.model import Node
+from omwizard.remote.parts import run_parts
+from omwizard.remote.results import RemoteError, RunResult, quote_argv
 
 PING_FROM = "network.multicast-ping.from"  # ctx.shared key: the node that sends the pings
 ROUTE_PENDING = "network.route-pending"  # ctx.shared: nodes whose route a dry-run only showed

@@ -11,10 +11,10 @@ anything while the planned instance names would clash (OpenMeetings keys its ser
 from __future__ import annotations
 
 from omwizard.configs import hazelcast
-from omwizard.layout import OmLayout
-from omwizard.plan import Node, Plan
-from omwizard.remote_results import RemoteError
-from omwizard.step import Finding, Step, StepContext
+from omwizard.engine.step import Finding, Step, StepContext
+from omwizard.om.layout import OmLayout
+from omwizard.plan.model import Node, Plan
+from omwizard.remote.results import RemoteError
 
 HAZELCAST_DOC = """In the file /opt/om/webapps/openmeetings/WEB-INF/classes/hazelcast.xml:
 - Set instance-name for each server to unique value

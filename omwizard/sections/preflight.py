@@ -7,9 +7,8 @@ import json
 import shlex
 import time
 
-from omwizard.facts import run_parts
-from omwizard.layout import OmLayout, version_from_jars, version_text
-from omwizard.netfacts import (
+from omwizard.engine.step import Finding, Step, StepContext
+from omwizard.facts.network import (
     ClockSample,
     clock_outliers,
     listener_for,
@@ -21,10 +20,11 @@ from omwizard.netfacts import (
     plan_probes,
     worth_probing,
 )
-from omwizard.plan import Node
-from omwizard.remote_results import RemoteError, RunResult
+from omwizard.om.layout import OmLayout, version_from_jars, version_text
+from omwizard.plan.model import Node
+from omwizard.remote.parts import run_parts
+from omwizard.remote.results import RemoteError, RunResult
 from omwizard.sections.network import run_streaming
-from omwizard.step import Finding, Step, StepContext
 
 TIMEZONE_DOC = (
     "All servers should be configured to have same Time zone (To avoid Schedulers to drop "

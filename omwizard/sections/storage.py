@@ -9,7 +9,7 @@ two NFS steps are skipped and `shared` still proves the folder is shared.
 
 A failure after a file edit (exportfs, mount) puts the file back at once, through the same
 journaled edit path, so a failed apply never leaves a half-configured /etc/exports or fstab.
-Decisions are pure functions in omwizard.storagefacts and omwizard.configs.{exports,fstab}.
+Decisions are pure functions in omwizard.facts.storage and omwizard.configs.{exports,fstab}.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ import shlex
 import uuid
 from collections.abc import Callable
 
-from omwizard import storagefacts as sf
 from omwizard.configs.exports import ExportsConflict, exports_ensure
 from omwizard.configs.fstab import FstabConflict, fstab_ensure, fstab_line
-from omwizard.facts import run_parts
-from omwizard.javaopts_remote import UNIT_PATHS, add_java_opts, java_opts_status, locate
-from omwizard.layout import OmLayout
-from omwizard.plan import Node, Plan
-from omwizard.remote_results import RemoteError, RunResult
-from omwizard.step import Finding, Step, StepContext
+from omwizard.engine.step import Finding, Step, StepContext
+from omwizard.facts import storage as sf
+from omwizard.om.layout import OmLayout
+from omwizard.plan.model import Node, Plan
+from omwizard.remote.parts import run_parts
+from omwizard.remote.results import RemoteError, RunResult
+from omwizard.sections._javaopts import UNIT_PATHS, add_java_opts, java_opts_status, locate
 
 EXPORTS = "/etc/exports"
 FSTAB = "/etc/fstab"

@@ -6,7 +6,7 @@ or setenv.sh), so a second apply does not restart again. `members` reads Hazelca
 from OM's log, `health` asks OM's REST service through an SSH forward (the wizard often cannot
 reach a node's web port), and the storage, database and port proofs of the earlier sections
 run again now that everything is in place. The documentation's two manual checks are data in
-omwizard.export (MANUAL_CHECKS), shown by both faces.
+omwizard.engine.export (MANUAL_CHECKS), shown by both faces.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import shlex
 import ssl
 from urllib.parse import urlsplit
 
-from omwizard import verifyfacts
-from omwizard.facts import run_parts
-from omwizard.layout import OmLayout
-from omwizard.plan import Node
-from omwizard.remote_results import RemoteError
+from omwizard.engine.step import Finding, Step, StepContext
+from omwizard.facts import verify as verifyfacts
+from omwizard.om.layout import OmLayout
+from omwizard.plan.model import Node
+from omwizard.remote.parts import run_parts
+from omwizard.remote.results import RemoteError
 from omwizard.sections import find_step
-from omwizard.step import Finding, Step, StepContext
 
 UNIT = "openmeetings"
 UNIT_FILES = (

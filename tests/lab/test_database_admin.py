@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from omwizard.configs.javaopts import SERIALIZATION_OPTS
-from omwizard.dbsql import mysql_string
+from omwizard.facts.database import mysql_string
 from omwizard.lab import build_lab
 from omwizard.lab.services import (
     MARIADB_CNF,

@@ -22,7 +22,7 @@ from omwizard.lab import (
 )
 from omwizard.lab import netns as lab_netns
 from omwizard.lab.lab import BASE_DIR
-from omwizard.plan import plan_from_dict
+from omwizard.plan.model import plan_from_dict
 from tests.conftest import LAB_WAIT
 
 pytestmark = pytest.mark.lab

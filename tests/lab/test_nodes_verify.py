@@ -17,7 +17,7 @@ import pytest
 
 from omwizard.lab import hazelcast as hz
 from omwizard.lab import services
-from omwizard.layout import OmLayout
+from omwizard.om.layout import OmLayout
 
 pytestmark = pytest.mark.lab
 

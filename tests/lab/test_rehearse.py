@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from omwizard.cli.rehearse import REHEARSAL_DIR
 from omwizard.lab import netns as lab_netns
-from omwizard.rehearse import REHEARSAL_DIR
 from tests.unit.test_omfiles import CLASSES, install_tree
 
 pytestmark = pytest.mark.lab_build

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from omwizard.engine.state import StateStore
 from omwizard.lab import Lab, faults, set_timezone
-from omwizard.layout import OmLayout
-from omwizard.state import StateStore
+from omwizard.om.layout import OmLayout
 
 pytestmark = pytest.mark.lab
 

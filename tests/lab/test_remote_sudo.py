@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from omwizard.plan import Node, SSHConfig
-from omwizard.remote import RemoteError, RemotePool
+from omwizard.plan.model import Node, SSHConfig
+from omwizard.remote.ssh import RemoteError, RemotePool
 
 pytestmark = pytest.mark.lab
 

@@ -21,7 +21,7 @@ from lxml import etree
 from omwizard.configs.persistence import parse_connection_properties
 from omwizard.lab import Lab
 from omwizard.lab.services import start_mariadb
-from omwizard.layout import OmLayout
+from omwizard.om.layout import OmLayout
 
 pytestmark = pytest.mark.lab
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from omwizard.state import StateStore
+from omwizard.engine.state import StateStore
 
 pytestmark = pytest.mark.lab
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from omwizard.plan import Node, SSHConfig
-from omwizard.remote import (
+from omwizard.plan.model import Node, SSHConfig
+from omwizard.remote.ssh import (
     CommandTimeout,
     HostKeyError,
     RemoteError,

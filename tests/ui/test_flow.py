@@ -7,13 +7,13 @@ from pathlib import Path
 import yaml
 from textual.widgets import DataTable, Input, OptionList, Static
 
-from omwizard.app import make_app
-from omwizard.screens.export import ExportScreen
-from omwizard.screens.inventory import InventoryScreen
-from omwizard.screens.section import SectionScreen
-from omwizard.screens.verify import VerifyScreen
-from omwizard.screens.welcome import WelcomeScreen
-from omwizard.state import StateStore
+from omwizard.engine.state import StateStore
+from omwizard.tui.app import make_app
+from omwizard.tui.screens.export import ExportScreen
+from omwizard.tui.screens.inventory import InventoryScreen
+from omwizard.tui.screens.section import SectionScreen
+from omwizard.tui.screens.verify import VerifyScreen
+from omwizard.tui.screens.welcome import WelcomeScreen
 
 ENV = {"OMW_DB_PASSWORD": "s3cret-pw"}
 
@@ -84,7 +84,7 @@ async def test_inventory_valid_plan_saved_without_secrets(
 async def test_resume_opens_first_unfinished_section_and_step(
     state_home: Path, neutral_plan: Path
 ) -> None:
-    from omwizard.plan import dump_plan, load_plan
+    from omwizard.plan.model import dump_plan, load_plan
 
     plan = load_plan(neutral_plan, env=ENV)
     store = StateStore(state_home / "demo")

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from textual.widgets import DataTable
 
-from omwizard.app import make_app, section_steps
-from omwizard.screens.inventory import InventoryScreen
-from omwizard.screens.modals import ConfirmScreen, HostKeyScreen
-from omwizard.screens.section import SectionScreen
+from omwizard.tui.app import make_app, section_steps
+from omwizard.tui.screens.inventory import InventoryScreen
+from omwizard.tui.screens.modals import ConfirmScreen, HostKeyScreen
+from omwizard.tui.screens.section import SectionScreen
 
 pytestmark = pytest.mark.lab
 ENV = {"OMW_DB_PASSWORD": "labpass"}
@@ -153,7 +153,7 @@ async def test_sudo_password_modal_used_and_never_written(
     from textual.widgets import Input
 
     from omwizard.lab import add_user
-    from omwizard.screens.modals import TextScreen
+    from omwizard.tui.screens.modals import TextScreen
 
     lab = fresh_lab
     add_user(lab.nodes["n2"], "omwop", password=SUDO_PW, nopasswd=False)
@@ -232,9 +232,9 @@ async def test_whole_wizard_every_section_rollback_resume_export(
     from textual.widgets import Input
 
     from omwizard.lab import services
-    from omwizard.screens.export import ExportScreen
-    from omwizard.screens.modals import ChooseScreen
-    from omwizard.screens.verify import VerifyScreen
+    from omwizard.tui.screens.export import ExportScreen
+    from omwizard.tui.screens.modals import ChooseScreen
+    from omwizard.tui.screens.verify import VerifyScreen
 
     lab = fresh_lab
     services.ensure_lab_services(lab)

@@ -11,16 +11,16 @@ from textual.widget import Widget
 from textual.widgets import OptionList, RichLog, Select
 from textual.widgets._header import HeaderTitle
 
-from omwizard.app import make_app
-from omwizard.events import CommandRun, OutputLine, StepFinished, StepStarted
-from omwizard.screens.export import ExportScreen
-from omwizard.screens.inventory import InventoryScreen
-from omwizard.screens.modals import ChooseScreen, ConfirmScreen, HostKeyScreen, TextScreen
-from omwizard.screens.network import NetworkScreen
-from omwizard.screens.section import SectionScreen
-from omwizard.screens.verify import VerifyScreen
-from omwizard.screens.welcome import WelcomeScreen
-from omwizard.screens.widgets import WizardHeader
+from omwizard.engine.events import CommandRun, OutputLine, StepFinished, StepStarted
+from omwizard.tui.app import make_app
+from omwizard.tui.screens.export import ExportScreen
+from omwizard.tui.screens.inventory import InventoryScreen
+from omwizard.tui.screens.modals import ChooseScreen, ConfirmScreen, HostKeyScreen, TextScreen
+from omwizard.tui.screens.network import NetworkScreen
+from omwizard.tui.screens.section import SectionScreen
+from omwizard.tui.screens.verify import VerifyScreen
+from omwizard.tui.screens.welcome import WelcomeScreen
+from omwizard.tui.screens.widgets import WizardHeader
 
 ENV = {"OMW_DB_PASSWORD": "s3cret-pw"}
 SIZE = (80, 24)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from omwizard.app import make_app
-from omwizard.plan import dump_plan, plan_from_dict
-from omwizard.state import StateStore
+from omwizard.engine.state import StateStore
+from omwizard.plan.model import dump_plan, plan_from_dict
+from omwizard.tui.app import make_app
 from tests.ui.conftest import neutral_plan_dict
 
 ENV = {"OMW_DB_PASSWORD": "pw"}
@@ -74,7 +74,7 @@ def test_section_snapshot(snap_compare, fixed_home: Path) -> None:
 
 
 def test_hostkey_modal_snapshot(snap_compare, fixed_home: Path) -> None:
-    from omwizard.screens.modals import HostKeyScreen
+    from omwizard.tui.screens.modals import HostKeyScreen
 
     app = make_app(None, env=ENV, state_base=fixed_home)
 

@@ -112,7 +112,7 @@ def test_bad_section_is_argparse_error(tmp_path: Path) -> None:
 
 
 def test_redactor_masks_secrets_without_mangling_text() -> None:
-    from omwizard.step import Redactor
+    from omwizard.engine.step import Redactor
 
     red = Redactor(["x", "Pa&ss<word>"])
     assert red("exit 1; pw=x") == "exit 1; pw=********"

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from omwizard import dblogin, dbsql
 from omwizard.configs import persistence
-from omwizard.plan import Database, Secret
+from omwizard.facts import database as dbsql
+from omwizard.plan.model import Database, Secret
+from omwizard.remote import dblogin
 from omwizard.sections.database import (
     _mysql_undo,
     judge_db_type,

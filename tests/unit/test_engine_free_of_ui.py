@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 ENGINE_MODULES = [
-    "omwizard.plan",
-    "omwizard.state",
-    "omwizard.remote",
-    "omwizard.step",
-    "omwizard.engine",
-    "omwizard.events",
-    "omwizard.layout",
+    "omwizard.plan.model",
+    "omwizard.engine.state",
+    "omwizard.remote.ssh",
+    "omwizard.engine.step",
+    "omwizard.engine.runner",
+    "omwizard.engine.events",
+    "omwizard.om.layout",
     "omwizard.configs.hazelcast",
     "omwizard.configs.persistence",
     "omwizard.configs.javaopts",
@@ -25,8 +25,8 @@ ENGINE_MODULES = [
     "omwizard.sections.storage",
     "omwizard.sections.nodes",
     "omwizard.sections.verify",
-    "omwizard.export",
-    "omwizard.cli",
+    "omwizard.engine.export",
+    "omwizard.cli.main",
 ]
 
 
@@ -75,7 +75,7 @@ def test_tui_first_screen_loads_without_asyncssh(tmp_path: Path) -> None:
     code = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
-        "from omwizard.app import make_app\n"
+        "from omwizard.tui.app import make_app\n"
         "async def main():\n"
         f"    app = make_app(state_base=Path({str(tmp_path)!r}), env={{}})\n"
         "    async with app.run_test(headless=True) as pilot:\n"

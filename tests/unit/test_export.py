@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from omwizard.export import MANUAL_CHECKS, manual_instructions, record_answer, write_export
-from omwizard.plan import load_plan, plan_from_dict, plan_to_dict
-from omwizard.state import StateStore
+from omwizard.engine.export import MANUAL_CHECKS, manual_instructions, record_answer, write_export
+from omwizard.engine.state import StateStore
+from omwizard.plan.model import load_plan, plan_from_dict, plan_to_dict
 
 SECRET = "s3cret-Pw_9!"
 ADMIN = "adm1n-Pw_7?"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from omwizard.configs import netconf
-from omwizard.netfacts import (
+from omwizard.facts.network import (
     Capture,
     ClockSample,
     PingResult,

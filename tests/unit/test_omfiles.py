@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from omwizard import rehearse
+from omwizard.cli import rehearse
 from omwizard.lab.lab import DEFAULT_VERSION
 from omwizard.lab.omfiles import (
     OmFilesError,
@@ -16,7 +16,7 @@ from omwizard.lab.omfiles import (
     operator_files,
     shared_dir,
 )
-from omwizard.layout import OmLayout
+from omwizard.om.layout import OmLayout
 
 FIXTURES = shared_dir() / "fixtures" / "openmeetings"
 CLASSES = Path(OmLayout(".").classes)  # relative to an OpenMeetings home

@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omwizard.plan import (
+from omwizard.plan.model import (
     Database,
     Network,
     Node,

@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omwizard.plan import Plan, PlanError, dump_plan, parse_plan_text, plan_from_dict
+from omwizard.plan.model import Plan, PlanError, dump_plan, parse_plan_text, plan_from_dict
 
 SECRET = "pw-$(touch /tmp/pwned)`id`;|&'\"<x>]]>"
 ENV = {"OMW_DB_PASSWORD": SECRET, "OMW_OTHER": "$(reboot)"}

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from omwizard import rehearse
+from omwizard.cli import rehearse
 
 
 class Out:

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from omwizard import state as state_mod
-from omwizard.plan import Secret
-from omwizard.state import (
+from omwizard.engine import state as state_mod
+from omwizard.engine.state import (
     StateError,
     StateLocked,
     StateStore,
     default_state_dir,
     list_sessions,
 )
+from omwizard.plan.model import Secret
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -305,7 +305,7 @@ def test_journal_rejects_bad_input(store: StateStore) -> None:
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from omwizard.state import StateStore
+    from omwizard.engine.state import StateStore
     s = StateStore(sys.argv[1])
     s.lock()
     print("locked", flush=True)

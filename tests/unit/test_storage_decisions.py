@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from omwizard import storagefacts as sf
 from omwizard.configs.exports import ExportsConflict, exports_remove
 from omwizard.configs.fstab import FstabConflict, fstab_ensure, fstab_remove
-from omwizard.plan import plan_from_dict
+from omwizard.facts import storage as sf
+from omwizard.plan.model import plan_from_dict
 from omwizard.sections.storage import (
     client_addresses,
     client_line,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omwizard.sections.verify import health_target, parse_probe
-from omwizard.verifyfacts import (
+from omwizard.facts.verify import (
     STANDALONE,
     judge_health,
     judge_members,
@@ -14,6 +13,7 @@ from omwizard.verifyfacts import (
     read_log,
     running_current,
 )
+from omwizard.sections.verify import health_target, parse_probe
 
 EXPECTED = {"n1": "198.18.0.11", "n2": "198.18.0.12", "n3": "198.18.0.13"}
 P = "2026-11-25 08:02:38.765 [main] INFO com.hazelcast.core.LifecycleService - " \
@@ -134,7 +134,7 @@ def test_parse_probe() -> None:
     ("http://om1.example.org/om", (False, 5080, "/om")),
 ])
 def test_health_target(url: str, want: tuple) -> None:
-    from omwizard.plan import Node, SSHConfig
+    from omwizard.plan.model import Node, SSHConfig
 
     node = Node(name="n1", host="h", address="10.0.0.1", interface=None, server_url=url,
                 roles=("om",), ssh=SSHConfig(), ssh_overrides={})
@@ -142,7 +142,7 @@ def test_health_target(url: str, want: tuple) -> None:
 
 
 def test_nodes_settings_and_name_clashes() -> None:
-    from omwizard.plan import plan_from_dict
+    from omwizard.plan.model import plan_from_dict
     from omwizard.sections.nodes import name_clashes, settings_for
 
     plan = plan_from_dict({

@@ -19,15 +19,23 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from omwizard.events import EventBus
-from omwizard.plan import Node, Plan, PlanError, dump_plan, load_plan, plan_from_dict, plan_to_dict
+from omwizard.engine.events import EventBus
+from omwizard.engine.state import StateError, StateStore, default_state_dir
+from omwizard.engine.step import Redactor, Step
+from omwizard.plan.model import (
+    Node,
+    Plan,
+    PlanError,
+    dump_plan,
+    load_plan,
+    plan_from_dict,
+    plan_to_dict,
+)
 from omwizard.sections import SECTIONS, TITLES, steps_for
-from omwizard.state import StateError, StateStore, default_state_dir
-from omwizard.step import Redactor, Step
 
 if TYPE_CHECKING:  # asyncssh (behind the engine and the pool) is imported on first use:
-    from omwizard.engine import Engine  # the first screen is up ~0.1 s sooner without it
-    from omwizard.remote import RemotePool
+    from omwizard.engine.runner import Engine  # the first screen is up ~0.1 s sooner without it
+    from omwizard.remote.ssh import RemotePool
 
 DONE = {"ok", "changed", "skipped"}
 DB_PASSWORD_VAR = "OMW_DB_PASSWORD"
@@ -98,7 +106,7 @@ class OmWizardApp(App[int]):
     # -- start --------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        from omwizard.screens.welcome import WelcomeScreen
+        from omwizard.tui.screens.welcome import WelcomeScreen
 
         self.push_screen(WelcomeScreen())
         if self.plan_path:
@@ -131,7 +139,7 @@ class OmWizardApp(App[int]):
         if not text:
             self.notify(f"{directory}: no plan saved in this session", severity="error")
             return False
-        from omwizard.plan import parse_plan_text
+        from omwizard.plan.model import parse_plan_text
 
         try:
             plan = parse_plan_text(text, env=self.secret_env(), source=directory / "plan.yaml")
@@ -146,7 +154,7 @@ class OmWizardApp(App[int]):
         return True
 
     def offer_resume(self) -> None:
-        from omwizard.screens.modals import ConfirmScreen
+        from omwizard.tui.screens.modals import ConfirmScreen
 
         assert self.state is not None
         meta = self.state.meta()
@@ -218,7 +226,7 @@ class OmWizardApp(App[int]):
     @property
     def pool(self) -> RemotePool:
         if self._pool is None:
-            from omwizard.remote import RemotePool
+            from omwizard.remote.ssh import RemotePool
 
             self._pool = RemotePool(
                 confirm_host_key=self.confirm_host_key, ask_password=self.ask_password
@@ -242,7 +250,7 @@ class OmWizardApp(App[int]):
         return await future
 
     async def confirm_host_key(self, node: Node, host: str, port: int, fingerprint: str) -> bool:
-        from omwizard.screens.modals import HostKeyScreen
+        from omwizard.tui.screens.modals import HostKeyScreen
 
         if node.ssh.host_keys == "accept-new":
             self.notify(f"{node.name}: new host key pinned: {fingerprint}")
@@ -253,7 +261,7 @@ class OmWizardApp(App[int]):
         return answer
 
     async def ask_password(self, node: Node, prompt: str) -> str | None:
-        from omwizard.screens.modals import TextScreen
+        from omwizard.tui.screens.modals import TextScreen
 
         if not self.sudo_password:
             value = await self.ask(TextScreen("sudo password", prompt + " (kept in memory only)",
@@ -264,7 +272,7 @@ class OmWizardApp(App[int]):
 
     def engine(self, sections: Iterable[str] | None = None, *, dry_run: bool = False,
                only_steps: Iterable[str] | None = None) -> Engine:
-        from omwizard.engine import Engine
+        from omwizard.engine.runner import Engine
 
         assert self.plan is not None
         return Engine(self.plan, pool=self.pool, state=self.state, bus=self.bus,
@@ -317,12 +325,12 @@ class OmWizardApp(App[int]):
         self.goto_section(section, step)
 
     def goto_welcome(self) -> None:
-        from omwizard.screens.welcome import WelcomeScreen
+        from omwizard.tui.screens.welcome import WelcomeScreen
 
         self.switch_screen(WelcomeScreen())
 
     def goto_inventory(self) -> None:
-        from omwizard.screens.inventory import InventoryScreen
+        from omwizard.tui.screens.inventory import InventoryScreen
 
         if self.plan_data is None:
             self.plan_data = new_plan_dict()
@@ -335,16 +343,16 @@ class OmWizardApp(App[int]):
                         severity="warning")
             return
         if section == "verify":
-            from omwizard.screens.verify import VerifyScreen
+            from omwizard.tui.screens.verify import VerifyScreen
 
             self.switch_screen(VerifyScreen(step=step))
             return
         if section == "network":
-            from omwizard.screens.network import NetworkScreen
+            from omwizard.tui.screens.network import NetworkScreen
 
             self.switch_screen(NetworkScreen(step=step))
             return
-        from omwizard.screens.section import SectionScreen
+        from omwizard.tui.screens.section import SectionScreen
 
         self.switch_screen(SectionScreen(section, step=step))
 
@@ -352,7 +360,7 @@ class OmWizardApp(App[int]):
         if self.plan is None:
             self.notify("no valid plan yet", severity="warning")
             return
-        from omwizard.screens.export import ExportScreen
+        from omwizard.tui.screens.export import ExportScreen
 
         self.switch_screen(ExportScreen())
 

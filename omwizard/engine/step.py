@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from omwizard.events import CommandRun, EventBus, OutputLine
-from omwizard.remote_results import RemoteError, RunResult, quote_argv, sha256
+from omwizard.engine.events import CommandRun, EventBus, OutputLine
+from omwizard.remote.results import RemoteError, RunResult, quote_argv, sha256
 
 if TYPE_CHECKING:
-    from omwizard.plan import Node, Plan
-    from omwizard.remote import RemotePool
-    from omwizard.state import StateStore
+    from omwizard.engine.state import StateStore
+    from omwizard.plan.model import Node, Plan
+    from omwizard.remote.ssh import RemotePool
 
 OK = "ok"
 NEEDS_CHANGE = "needs-change"

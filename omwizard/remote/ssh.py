@@ -18,8 +18,8 @@ from pathlib import Path
 
 import asyncssh
 
-from omwizard.plan import Node
-from omwizard.remote_results import (  # re-exported: the public names of this module
+from omwizard.plan.model import Node
+from omwizard.remote.results import (  # re-exported: the public names of this module
     CommandTimeout,
     HostKeyError,
     RemoteError,

@@ -1,6 +1,6 @@
 """What a remote command gives back and the errors a node raises: no asyncssh here.
 
-Kept apart from omwizard.remote so the step API, the sections and the TUI's first screen load
+Kept apart from omwizard.remote.ssh so the step API, the sections and the TUI's first screen load
 without importing asyncssh (about a tenth of a second), which only the pool needs.
 """
 

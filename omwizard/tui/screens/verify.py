@@ -14,8 +14,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static, TabbedContent, TabPane
 
-from omwizard.export import MANUAL_CHECKS, manual_instructions, record_answer
-from omwizard.screens.section import SectionScreen
+from omwizard.engine.export import MANUAL_CHECKS, manual_instructions, record_answer
+from omwizard.tui.screens.section import SectionScreen
 
 
 class ManualCheck(Vertical):

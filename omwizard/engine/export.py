@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from omwizard.plan import Plan, plan_to_dict
-from omwizard.state import StateStore, now_iso
-from omwizard.step import Redactor
+from omwizard.engine.state import StateStore, now_iso
+from omwizard.engine.step import Redactor
+from omwizard.plan.model import Plan, plan_to_dict
 
 # -- manual checks (the documentation's "Ensure everything works as expected") -------------------
 

@@ -30,9 +30,9 @@ from textual.widgets import (
     Static,
 )
 
-from omwizard.plan import PlanError, PlanProblem
-from omwizard.screens.widgets import WizardHeader
+from omwizard.plan.model import PlanError, PlanProblem
 from omwizard.sections import steps_for
+from omwizard.tui.screens.widgets import WizardHeader
 
 ROLES = ("om", "storage", "database")
 

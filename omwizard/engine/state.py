@@ -36,7 +36,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from omwizard.plan import Secret
+from omwizard.plan.model import Secret
 
 STATE_VERSION = 1
 

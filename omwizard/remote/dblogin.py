@@ -116,7 +116,7 @@ def login_blocking(kind: str, port: int, user: str, password: str, database: str
 
 async def login_through(remote: object, kind: str, db_host: str, db_port: int, user: str,
                         password: str, database: str, timeout: float = 8.0) -> Verdict:
-    """Forward through the node's SSH connection (omwizard.remote.Remote), then log in."""
+    """Forward through the node's SSH connection (omwizard.remote.ssh.Remote), then log in."""
     listener, port = await remote.forward_local(db_host, db_port)  # type: ignore[attr-defined]
     try:
         return await asyncio.wait_for(

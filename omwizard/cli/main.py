@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from omwizard import __version__
-from omwizard.events import Event, HostKeyPinned, Notice, StepFinished
-from omwizard.plan import Node, Plan, PlanError, load_plan
+from omwizard.engine.events import Event, HostKeyPinned, Notice, StepFinished
+from omwizard.engine.step import STATUS_SYMBOLS
+from omwizard.plan.model import Node, Plan, PlanError, load_plan
 from omwizard.sections import SECTIONS
-from omwizard.step import STATUS_SYMBOLS
 
 EXIT_OK, EXIT_CHANGE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3
 SECRET_SECTIONS = {"database", "verify"}
@@ -242,7 +242,7 @@ def _check_nodes(plan: Plan, names: list[str] | None) -> None:
 
 
 def open_state(plan: Plan, args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from omwizard.state import StateLocked, StateStore, default_state_dir
+    from omwizard.engine.state import StateLocked, StateStore, default_state_dir
 
     directory = (
         Path(args.state).expanduser()
@@ -258,10 +258,10 @@ def open_state(plan: Plan, args: argparse.Namespace):  # type: ignore[no-untyped
 
 
 async def run_engine(args: argparse.Namespace, plan: Plan, out: Printer) -> tuple[list[Any], Any]:
-    from omwizard.engine import Engine
-    from omwizard.events import EventBus
-    from omwizard.remote import RemotePool
-    from omwizard.step import Redactor
+    from omwizard.engine.events import EventBus
+    from omwizard.engine.runner import Engine
+    from omwizard.engine.step import Redactor
+    from omwizard.remote.ssh import RemotePool
 
     sections = args.section or list(SECTIONS)
     admin = plan.database.admin_password
@@ -281,7 +281,7 @@ async def run_engine(args: argparse.Namespace, plan: Plan, out: Printer) -> tupl
     bus.subscribe(show)
     state = open_state(plan, args)
     try:
-        from omwizard.plan import dump_plan
+        from omwizard.plan.model import dump_plan
 
         if args.command != "check" and not getattr(args, "dry_run", False):
             state.save_plan(dump_plan(plan))
@@ -325,7 +325,7 @@ def confirm_changes(args: argparse.Namespace, plan: Plan, out: Printer) -> None:
 
 
 def cmd_engine(args: argparse.Namespace, out: Printer) -> int:
-    from omwizard.engine import summarize
+    from omwizard.engine.runner import summarize
 
     plan = load(args.plan)
     _check_nodes(plan, args.node)
@@ -351,7 +351,7 @@ def cmd_engine(args: argparse.Namespace, out: Printer) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: Printer) -> int:
-    from omwizard.export import write_export
+    from omwizard.engine.export import write_export
 
     plan = load(args.plan)
     state = open_state(plan, args)
@@ -375,7 +375,7 @@ def cmd_export(args: argparse.Namespace, out: Printer) -> int:
 
 
 def cmd_answer(args: argparse.Namespace, out: Printer) -> int:
-    from omwizard.export import record_answer
+    from omwizard.engine.export import record_answer
 
     plan = load(args.plan)
     state = open_state(plan, args)
@@ -390,7 +390,7 @@ def cmd_answer(args: argparse.Namespace, out: Printer) -> int:
 
 
 def cmd_tui(args: argparse.Namespace, out: Printer) -> int:
-    from omwizard.app import run_app
+    from omwizard.tui.app import run_app
 
     plan_path = getattr(args, "plan", None)
     if plan_path:
@@ -399,7 +399,7 @@ def cmd_tui(args: argparse.Namespace, out: Printer) -> int:
 
 
 def cmd_rehearse(args: argparse.Namespace, out: Printer) -> int:
-    from omwizard.rehearse import rehearse
+    from omwizard.cli.rehearse import rehearse
 
     return rehearse(args, out)
 
@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         "rehearse": cmd_rehearse,
         None: cmd_tui,
     }
-    from omwizard.state import StateError
+    from omwizard.engine.state import StateError
 
     try:
         return handlers[args.command](args, human)

@@ -10,8 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from omwizard.export import write_export
-from omwizard.screens.widgets import WizardHeader
+from omwizard.engine.export import write_export
+from omwizard.tui.screens.widgets import WizardHeader
 
 
 class ExportScreen(Screen[None]):

@@ -1,7 +1,7 @@
 """Runs steps over nodes: check, apply, rollback. Sections in order, nodes concurrently.
 
 The engine is the one thing both faces drive. It knows nothing of terminals or screens: it
-reports progress as events (omwizard.events) and returns results in the contract's shape.
+reports progress as events (omwizard.engine.events) and returns results in the contract's shape.
 """
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from omwizard.events import ChangeMade, EventBus, Notice, StepFinished, StepStarted
-from omwizard.plan import Node, Plan
-from omwizard.remote_results import RemoteError, sha256
-from omwizard.sections import SECTIONS, steps_for
-from omwizard.state import StateStore
-from omwizard.step import (
+from omwizard.engine.events import ChangeMade, EventBus, Notice, StepFinished, StepStarted
+from omwizard.engine.state import StateStore
+from omwizard.engine.step import (
     CHANGED,
     FAILED,
     NEEDS_CHANGE,
@@ -31,9 +28,12 @@ from omwizard.step import (
     StepContext,
     unified_diff,
 )
+from omwizard.plan.model import Node, Plan
+from omwizard.remote.results import RemoteError, sha256
+from omwizard.sections import SECTIONS, steps_for
 
 if TYPE_CHECKING:
-    from omwizard.remote import RemotePool
+    from omwizard.remote.ssh import RemotePool
 
 NODES_AT_ONCE = 10
 

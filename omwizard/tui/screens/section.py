@@ -30,7 +30,7 @@ from textual.widgets import (
     TabPane,
 )
 
-from omwizard.events import (
+from omwizard.engine.events import (
     ChangeMade,
     CommandRun,
     Event,
@@ -39,9 +39,9 @@ from omwizard.events import (
     StepFinished,
     StepStarted,
 )
-from omwizard.screens.widgets import WizardHeader
+from omwizard.engine.step import STATUS_SYMBOLS, Step
 from omwizard.sections import SECTIONS, TITLES
-from omwizard.step import STATUS_SYMBOLS, Step
+from omwizard.tui.screens.widgets import WizardHeader
 
 SYMBOLS = {
     **STATUS_SYMBOLS,
@@ -161,7 +161,7 @@ class SectionScreen(Screen[None]):
         return [n.name for n in self.app.plan.nodes]  # type: ignore[attr-defined]
 
     def compose(self) -> ComposeResult:
-        from omwizard.app import section_steps
+        from omwizard.tui.app import section_steps
 
         self.steps = section_steps(self.section)
         index = SECTIONS.index(self.section) + 1 if self.section in SECTIONS else 0
@@ -413,7 +413,7 @@ class SectionScreen(Screen[None]):
 
     @work(exclusive=True, group="engine")
     async def run_apply(self, steps: list[Step]) -> None:
-        from omwizard.screens.modals import ConfirmScreen
+        from omwizard.tui.screens.modals import ConfirmScreen
 
         if not self.begin("applying…", len(steps) * len(self.nodes) * 2):
             return
@@ -492,7 +492,7 @@ class SectionScreen(Screen[None]):
 
     @work(exclusive=True, group="engine")
     async def run_rollback(self, step: str | None) -> None:
-        from omwizard.screens.modals import ConfirmScreen
+        from omwizard.tui.screens.modals import ConfirmScreen
 
         records = self.undo_records(step)
         what = f"step {step}" if step else f"section {self.section}"
@@ -520,7 +520,7 @@ class SectionScreen(Screen[None]):
             self.end("rolled back")
 
     def action_skip(self) -> None:
-        from omwizard.screens.modals import TextScreen
+        from omwizard.tui.screens.modals import TextScreen
 
         step = self.current_step
         if step is None:

@@ -8,11 +8,11 @@ from typing import Any
 from textual import work
 from textual.binding import Binding
 
-from omwizard.engine import Result
-from omwizard.events import StepFinished, StepStarted
-from omwizard.remote_results import RemoteError
-from omwizard.screens.section import SYMBOLS, SectionScreen
-from omwizard.step import FAILED, OK, Finding
+from omwizard.engine.events import StepFinished, StepStarted
+from omwizard.engine.runner import Result
+from omwizard.engine.step import FAILED, OK, Finding
+from omwizard.remote.results import RemoteError
+from omwizard.tui.screens.section import SYMBOLS, SectionScreen
 
 PING_STEP = "multicast-ping"
 EACH = "*each*"
@@ -44,7 +44,7 @@ class NetworkScreen(SectionScreen):
                 if step.applies(ctx, n) is None]
 
     def action_ping_from(self) -> None:
-        from omwizard.screens.modals import ChooseScreen
+        from omwizard.tui.screens.modals import ChooseScreen
 
         nodes = self.ping_nodes()
         if not nodes:

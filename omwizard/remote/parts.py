@@ -18,11 +18,11 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
-from omwizard.remote_results import RunResult
+from omwizard.remote.results import RunResult
 
 if TYPE_CHECKING:
-    from omwizard.plan import Node
-    from omwizard.step import StepContext
+    from omwizard.engine.step import StepContext
+    from omwizard.plan.model import Node
 
 MARK = "\n\036OMW "
 END = "-end-"

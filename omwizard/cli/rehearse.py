@@ -133,7 +133,7 @@ def rehearse(args: argparse.Namespace, out: Any) -> int:
         out.line(f"plan: {plan}")
         if args.headless:
             return _headless(plan, out, json_out=getattr(args, "json", False))
-        from omwizard.app import run_app
+        from omwizard.tui.app import run_app
 
         return run_app(str(plan))
     except KeyboardInterrupt:
@@ -155,11 +155,11 @@ def rehearse(args: argparse.Namespace, out: Any) -> int:
 
 def _headless(plan_path: Path, out: Any, *, json_out: bool) -> int:
     """Apply every section on the rehearsal cluster and print the results (CI's rehearsal)."""
-    from omwizard.engine import Engine, summarize
-    from omwizard.events import EventBus, StepFinished
-    from omwizard.plan import load_plan
-    from omwizard.remote import RemotePool
-    from omwizard.state import StateStore
+    from omwizard.engine.events import EventBus, StepFinished
+    from omwizard.engine.runner import Engine, summarize
+    from omwizard.engine.state import StateStore
+    from omwizard.plan.model import load_plan
+    from omwizard.remote.ssh import RemotePool
 
     plan = load_plan(plan_path)
     bus = EventBus()

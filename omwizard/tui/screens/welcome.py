@@ -12,9 +12,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from omwizard.screens.widgets import WizardHeader
+from omwizard.engine.state import list_sessions
 from omwizard.sections import TITLES
-from omwizard.state import list_sessions
+from omwizard.tui.screens.widgets import WizardHeader
 
 INTRO = (
     "omwizard turns Apache OpenMeetings servers into a cluster, following OpenMeetings' own "
@@ -110,7 +110,7 @@ class WelcomeScreen(Screen[None]):
             self.resume(self.sessions[int(oid[1:])])
 
     def action_new(self) -> None:
-        from omwizard.app import new_plan_dict
+        from omwizard.tui.app import new_plan_dict
 
         app = self.app
         app.plan = None  # type: ignore[attr-defined]
@@ -118,7 +118,7 @@ class WelcomeScreen(Screen[None]):
         app.goto_inventory()  # type: ignore[attr-defined]
 
     def action_open(self) -> None:
-        from omwizard.screens.modals import TextScreen
+        from omwizard.tui.screens.modals import TextScreen
 
         def opened(path: str | None) -> None:
             if path:
@@ -127,7 +127,7 @@ class WelcomeScreen(Screen[None]):
         self.app.push_screen(TextScreen("Open a plan file", "Path of the plan (YAML):"), opened)
 
     def action_rehearse(self) -> None:
-        from omwizard.screens.modals import ConfirmScreen
+        from omwizard.tui.screens.modals import ConfirmScreen
 
         self.app.push_screen(ConfirmScreen("Practise first", REHEARSAL, yes="OK", no="Back"))
 

@@ -30,9 +30,9 @@ from omwizard.configs.javaopts import (
     missing_opts,
     setenv_with_opts,
 )
-from omwizard.layout import OmLayout
-from omwizard.plan import Node
-from omwizard.step import Finding, StepContext
+from omwizard.engine.step import Finding, StepContext
+from omwizard.om.layout import OmLayout
+from omwizard.plan.model import Node
 
 UNIT_PATHS = (
     "/etc/systemd/system/openmeetings.service",

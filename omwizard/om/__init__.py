@@ -1,0 +1,1 @@
+"""What an OpenMeetings install looks like: paths, units, drop-ins, versions. Pure."""

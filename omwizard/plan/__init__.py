@@ -1,0 +1,1 @@
+"""The plan: the model of a cluster, its validation, and its YAML form."""

@@ -1,0 +1,1 @@
+"""The Textual face: the App, its screens, widgets, messages and CSS."""
