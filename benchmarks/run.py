@@ -41,8 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from omwizard.engine.events import Event, StepStarted  # noqa: E402
-from omwizard.engine.runner import Engine  # noqa: E402
-from omwizard.engine.state import StateStore  # noqa: E402
+from omwizard.engine.session import Session  # noqa: E402
 from omwizard.lab import Lab, build_lab  # noqa: E402
 from omwizard.lab.lab import LabBusy  # noqa: E402
 from omwizard.plan.model import Node, Plan, load_plan  # noqa: E402
@@ -118,7 +117,9 @@ def available_sections() -> list[str]:
     return out
 
 
-def _recording_pool(commands: dict[str, list[Captured]], current: list[str]) -> RemotePool:
+def _recording_pool(
+    commands: dict[str, list[Captured]], current: list[str], **hooks: Any
+) -> RemotePool:
     """A pool whose Remotes note every run() (command, stdin) under the current step."""
 
     class RecordingPool(RemotePool):
@@ -151,7 +152,7 @@ def _recording_pool(commands: dict[str, list[Captured]], current: list[str]) -> 
                 remote.run = run  # type: ignore[method-assign]
             return remote
 
-    return RecordingPool()
+    return RecordingPool(**hooks)
 
 
 async def run_check(
@@ -161,9 +162,18 @@ async def run_check(
     """One full check (or apply) through the Engine with a fresh pool; timed end to end."""
     commands: dict[str, list[Captured]] = {}
     current = [""]
-    pool = _recording_pool(commands, current) if record else RemotePool()
-    state = StateStore(state_dir) if state_dir else None
-    engine = Engine(plan, pool=pool, state=state, sections=sections)
+
+    def recording(**hooks: Any) -> RemotePool:
+        return _recording_pool(commands, current, **hooks)
+
+    factory = recording if record else None
+    session = (
+        Session.open(plan, state_dir, pool_factory=factory)
+        if state_dir
+        else Session(plan, pool_factory=factory)
+    )
+    pool = session.pool  # kept: its per-node counters are read after the session is closed
+    engine = session.engine(sections)
 
     began: dict[str, float] = {}
 
@@ -172,13 +182,11 @@ async def run_check(
             current[0] = f"{event.section}.{event.step}"
             began.setdefault(current[0], time.perf_counter())
 
-    engine.bus.subscribe(on_event)
+    session.bus.subscribe(on_event)
     start = time.perf_counter()
-    try:
+    async with session:
         results = await (engine.apply() if apply else engine.check())
         wall = time.perf_counter() - start
-    finally:
-        await pool.close()
     remotes = pool.remotes
     marks = sorted(began.items(), key=lambda kv: kv[1]) + [("", start + wall)]
     step_s = {name: marks[i + 1][1] - t for i, (name, t) in enumerate(marks[:-1])}

@@ -16,13 +16,17 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from omwizard import __version__
-from omwizard.engine.events import Event, HostKeyPinned, Notice, StepFinished
+from omwizard.engine.events import Event, StepFinished
 from omwizard.engine.step import STATUS_SYMBOLS
 from omwizard.plan.model import Node, Plan, PlanError, load_plan
 from omwizard.sections import SECTIONS
+
+if TYPE_CHECKING:  # the engine and the session are imported when a command needs them
+    from omwizard.engine.session import Session
+    from omwizard.engine.step import Result
 
 EXIT_OK, EXIT_CHANGE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3
 SECRET_SECTIONS = {"database", "verify"}
@@ -124,7 +128,8 @@ class Printer:
     def line(self, text: str = "") -> None:
         print(text, file=self.stream, flush=True)
 
-    def result(self, r: dict[str, Any]) -> None:
+    def result(self, result: Result) -> None:
+        r = result.as_json()
         status = r["status"]
         symbol = STATUS_SYMBOLS.get(status, "?")
         tag = self.paint(f"{symbol} {status:<12}", COLOURS.get(status, "0"))
@@ -168,8 +173,10 @@ def resolve_db_password(plan: Plan, sections: list[str]) -> Plan:
 
 
 def make_callbacks(
-    printer: Printer, redactor: Any
-) -> tuple[Callable[..., bool], Callable[..., str | None]]:
+    printer: Printer,
+) -> tuple[Callable[[Node, str, int, str], bool], Callable[[Node, str], str | None]]:
+    """Host-key and sudo-password questions on the terminal (the session redacts the answer)."""
+
     def confirm(node: Node, host: str, port: int, fingerprint: str) -> bool:
         if node.ssh.host_keys == "accept-new":
             printer.line(f"{node.name}: new host key for {host}:{port} pinned: {fingerprint}")
@@ -190,7 +197,6 @@ def make_callbacks(
             key = node.ssh.user
             value = asked.get(key) or getpass.getpass(prompt + ": ")
             asked[key] = value
-        redactor.add(value)
         return value or None
 
     return confirm, ask
@@ -241,73 +247,39 @@ def _check_nodes(plan: Plan, names: list[str] | None) -> None:
             )
 
 
-def open_state(plan: Plan, args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from omwizard.engine.state import StateLocked, StateStore, default_state_dir
+async def run_engine(
+    args: argparse.Namespace, plan: Plan, out: Printer
+) -> tuple[list[Result], Session]:
+    """Run check, apply or rollback on one session; it is closed (pool, lock) on the way out."""
+    from omwizard.engine.session import Session
+    from omwizard.plan.model import dump_plan
 
-    directory = (
-        Path(args.state).expanduser()
-        if getattr(args, "state", None)
-        else default_state_dir(plan.cluster.name)
-    )
-    store = StateStore(directory)
-    try:
-        store.lock()
-    except StateLocked as exc:  # name the plan's cluster, not the state folder's name
-        raise StateLocked(plan.cluster.name, exc.pid, exc.host, exc.path) from None
-    return store
-
-
-async def run_engine(args: argparse.Namespace, plan: Plan, out: Printer) -> tuple[list[Any], Any]:
-    from omwizard.engine.events import EventBus
-    from omwizard.engine.runner import Engine
-    from omwizard.engine.step import Redactor
-    from omwizard.remote.ssh import RemotePool
-
-    sections = args.section or list(SECTIONS)
-    admin = plan.database.admin_password
-    redactor = Redactor([plan.database.password.value, admin.value if admin else None])
-    confirm, ask = make_callbacks(out, redactor)
-    pool = RemotePool(confirm_host_key=confirm, ask_password=ask)
-    bus = EventBus()
+    confirm, ask = make_callbacks(out)
 
     def show(event: Event) -> None:
         if isinstance(event, StepFinished):
             out.result(event.result)
-        elif isinstance(event, Notice):
-            out.line(("  " + event.node + ": " if event.node else "  ") + event.text)
-        elif isinstance(event, HostKeyPinned):
-            out.line(f"{event.node}: pinned host key {event.fingerprint}")
 
-    bus.subscribe(show)
-    state = open_state(plan, args)
-    try:
-        from omwizard.plan.model import dump_plan
-
-        if args.command != "check" and not getattr(args, "dry_run", False):
-            state.save_plan(dump_plan(plan))
-        engine = Engine(
-            plan,
-            pool=pool,
-            state=state,
-            bus=bus,
-            sections=sections,
-            nodes=args.node,
-            dry_run=getattr(args, "dry_run", False),
+    dry_run = getattr(args, "dry_run", False)
+    session = Session.open(plan, args.state, confirm_host_key=confirm, ask_password=ask)
+    session.bus.subscribe(show)
+    async with session:
+        if args.command != "check" and not dry_run:
+            assert session.state is not None
+            session.state.save_plan(dump_plan(plan))
+        engine = session.engine(
+            args.section or list(SECTIONS),
+            args.node,
+            dry_run=dry_run,
             force=getattr(args, "force", False),
-            redact=redactor,
         )
-        try:
-            if args.command == "check":
-                results = await engine.check()
-            elif args.command == "apply":
-                results = await engine.apply()
-            else:
-                results = await engine.rollback()
-        finally:
-            await pool.close()
-        return results, engine
-    finally:
-        state.unlock()
+        if args.command == "check":
+            results = await engine.check()
+        elif args.command == "apply":
+            results = await engine.apply()
+        else:
+            results = await engine.rollback()
+    return results, session
 
 
 def confirm_changes(args: argparse.Namespace, plan: Plan, out: Printer) -> None:
@@ -325,23 +297,15 @@ def confirm_changes(args: argparse.Namespace, plan: Plan, out: Printer) -> None:
 
 
 def cmd_engine(args: argparse.Namespace, out: Printer) -> int:
-    from omwizard.engine.runner import summarize
-
     plan = load(args.plan)
     _check_nodes(plan, args.node)
     if args.command in ("apply", "rollback"):
         confirm_changes(args, plan, out)
     plan = resolve_db_password(plan, args.section or list(SECTIONS))
-    results, _engine = asyncio.run(run_engine(args, plan, out))
-    summary = summarize(results)
+    results, session = asyncio.run(run_engine(args, plan, out))
+    doc = session.document(args.command, results)
+    summary: dict[str, int] = doc["summary"]
     if args.json:
-        doc = {
-            "omwizard": 1,
-            "command": args.command,
-            "cluster": plan.cluster.name,
-            "results": [r.as_json() for r in results],
-            "summary": summary,
-        }
         print(json.dumps(doc, indent=1))
     out.summary(summary)
     bad = summary["failed"] + summary["needs_change"]
@@ -352,9 +316,10 @@ def cmd_engine(args: argparse.Namespace, out: Printer) -> int:
 
 def cmd_export(args: argparse.Namespace, out: Printer) -> int:
     from omwizard.engine.export import write_export
+    from omwizard.engine.session import open_state
 
     plan = load(args.plan)
-    state = open_state(plan, args)
+    state = open_state(plan, args.state)
     try:
         path = write_export(plan, state, Path(args.output))
     finally:
@@ -376,9 +341,10 @@ def cmd_export(args: argparse.Namespace, out: Printer) -> int:
 
 def cmd_answer(args: argparse.Namespace, out: Printer) -> int:
     from omwizard.engine.export import record_answer
+    from omwizard.engine.session import open_state
 
     plan = load(args.plan)
-    state = open_state(plan, args)
+    state = open_state(plan, args.state)
     try:
         record_answer(state, args.check_id, args.verdict, args.note)
     except KeyError as exc:

@@ -68,6 +68,8 @@ def _start(n_nodes: int, files: OmFiles, db: str) -> tuple[Any, Path]:
     lab = build_lab(n_nodes=n_nodes, om_files=files)
     try:
         services.ensure_lab_services(lab)
+        if lab.db is None:  # build_lab makes one unless told not to
+            raise RuntimeError("the lab was built without its database node")
         if db == "postgresql":
             services.start_postgres(lab.db)
         else:
@@ -155,43 +157,24 @@ def rehearse(args: argparse.Namespace, out: Any) -> int:
 
 def _headless(plan_path: Path, out: Any, *, json_out: bool) -> int:
     """Apply every section on the rehearsal cluster and print the results (CI's rehearsal)."""
-    from omwizard.engine.events import EventBus, StepFinished
-    from omwizard.engine.runner import Engine, summarize
-    from omwizard.engine.state import StateStore
+    from omwizard.engine.events import StepFinished
+    from omwizard.engine.session import Session
     from omwizard.plan.model import load_plan
-    from omwizard.remote.ssh import RemotePool
 
     plan = load_plan(plan_path)
-    bus = EventBus()
-    bus.subscribe(lambda e: out.result(e.result) if isinstance(e, StepFinished) else None)
     with tempfile.TemporaryDirectory(prefix="omwizard-rehearsal-state-") as tmp:
-        state = StateStore(Path(tmp))
-        state.lock()
 
-        async def go() -> list[Any]:
-            pool = RemotePool()
-            try:
-                return await Engine(plan, pool=pool, state=state, bus=bus).apply()
-            finally:
-                await pool.close()
+        async def go() -> dict[str, Any]:
+            async with Session.open(plan, Path(tmp)) as session:
+                session.bus.subscribe(
+                    lambda e: out.result(e.result) if isinstance(e, StepFinished) else None
+                )
+                return session.document("rehearse", await session.engine().apply())
 
-        try:
-            results = asyncio.run(go())
-        finally:
-            state.unlock()
-    summary = summarize(results)
+        doc = asyncio.run(go())
     if json_out:
-        print(
-            json.dumps(
-                {
-                    "omwizard": 1,
-                    "command": "rehearse",
-                    "cluster": plan.cluster.name,
-                    "results": [r.as_json() for r in results],
-                    "summary": summary,
-                }
-            )
-        )
+        print(json.dumps(doc))
+    summary = doc["summary"]
     out.summary(summary)
     sys.stdout.flush()
     return 0 if summary["failed"] == 0 and summary["needs_change"] == 0 else 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import urlsplit
 
 from lxml import etree
@@ -174,7 +175,8 @@ def _unit(root: etree._Element) -> str:
 
 def _make(name: str, text: str | None = None, **attrs: str) -> etree._Element:
     """A new element in the Hazelcast namespace (the file's default namespace)."""
-    element = etree.Element(f"{{{NS}}}{name}", nsmap={None: NS})
+    # lxml-stubs type nsmap as Mapping[str, str]; lxml documents the None key (default namespace)
+    element = etree.Element(f"{{{NS}}}{name}", nsmap={None: NS})  # type: ignore[dict-item]
     for key, value in attrs.items():
         element.set(key, value)
     element.text = text
@@ -220,10 +222,18 @@ def _after_same_line(node: etree._Element) -> etree._Element:
         node = nxt
 
 
+def _parent(node: etree._Element) -> etree._Element:
+    """The parent of a node the edits reach by walking down from the root (never the root)."""
+    parent = node.getparent()
+    if parent is None:
+        raise ValueError("hazelcast.xml: cannot edit around the root element")
+    return parent
+
+
 def _insert_after(ref: etree._Element, new: etree._Element, unit: str) -> None:
     indent = _indent_of(ref)
     ref = _after_same_line(ref)
-    parent = ref.getparent()
+    parent = _parent(ref)
     parent.insert(parent.index(ref) + 1, new)
     new.tail = ref.tail
     ref.tail = "\n" + indent
@@ -232,7 +242,7 @@ def _insert_after(ref: etree._Element, new: etree._Element, unit: str) -> None:
 
 def _insert_before(ref: etree._Element, new: etree._Element, unit: str) -> None:
     indent = _indent_of(ref)
-    parent = ref.getparent()
+    parent = _parent(ref)
     parent.insert(parent.index(ref), new)
     new.tail = "\n" + indent
     _layout(new, indent, unit)
@@ -240,7 +250,7 @@ def _insert_before(ref: etree._Element, new: etree._Element, unit: str) -> None:
 
 def _drop(node: etree._Element) -> None:
     """Remove ``node`` from its parent, joining the whitespace around it."""
-    parent = node.getparent()
+    parent = _parent(node)
     before = _text_before(node)
     tail = node.tail or ""
     if "\n" in before and not before[before.rfind("\n"):].strip():
@@ -780,7 +790,9 @@ class _Spans:
         raise ValueError(f"namespace {qname.namespace} is not declared on the root")
 
     def _start_tag(self, element: etree._Element, empty: bool) -> str:
-        attrs = "".join(f' {self._qname(k)}="{_escape_attr(v)}"' for k, v in element.items())
+        # lxml-stubs say str | bytes; on Python 3 lxml gives attribute names and values as str
+        items = cast("list[tuple[str, str]]", element.items())
+        attrs = "".join(f' {self._qname(k)}="{_escape_attr(v)}"' for k, v in items)
         return f"<{self._qname(element.tag)}{attrs}{'/>' if empty else '>'}"
 
     def _render(self, node: etree._Element) -> str:
@@ -795,13 +807,14 @@ class _Spans:
             return f"&{node.name};"
         kids = list(node)
         empty = not kids and not node.text
-        same_head = span is not None and span.tag == node.tag \
-            and span.attrib == tuple(node.attrib.items())
-        if same_head and span.self_closing and empty:
-            return self.text[span.start: span.end]
-        if same_head and not span.self_closing:
-            head = self.text[span.start: span.head_end]
-            close = self.text[span.close_start: span.end]
+        # the original start tag, when this element's tag and attributes did not change
+        same = span if span is not None and span.tag == node.tag \
+            and span.attrib == tuple(node.attrib.items()) else None
+        if same is not None and same.self_closing and empty:
+            return self.text[same.start: same.end]
+        if same is not None and not same.self_closing:
+            head = self.text[same.start: same.head_end]
+            close = self.text[same.close_start: same.end]
         else:
             if empty:
                 return self._start_tag(node, empty=True)

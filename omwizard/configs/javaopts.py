@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
+
+from omwizard.om.layout import DROPIN_DIR
 
 SERIALIZATION_OPTS = (
     "-Dopenjpa.serialization.class.blacklist=*",
     "-Dopenjpa.serialization.class.whitelist="
     "[B,java.util,org.apache.openjpa,org.apache.openmeetings.db.entity",
 )
-DROPIN_PATH = "/etc/systemd/system/openmeetings.service.d/omwizard.conf"
+DROPIN_PATH = f"{DROPIN_DIR}/omwizard.conf"
 VARIABLE = "JAVA_OPTS"
 
 # What a token we write may hold: enough for -Dkey=value with paths, lists and globs-as-text.
@@ -262,6 +265,11 @@ def dropin_with_opts(dropin_text: str | None, base_opts: list[str], wanted: list
 # --------------------------------------------------------------------------- setenv.sh
 
 
+def _literal(text: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement inserting ``text`` as is (no backslash or group expansion)."""
+    return lambda _match: text
+
+
 def setenv_with_opts(setenv_text: str | None, wanted: list[str]) -> str:
     """Tomcat ``bin/setenv.sh`` with the wanted options, appended as ``JAVA_OPTS="$JAVA_OPTS ..."``.
 
@@ -285,7 +293,7 @@ def setenv_with_opts(setenv_text: str | None, wanted: list[str]) -> str:
             pattern = re.compile(rf"(?<![^\s\"']){re.escape(key)}(?:=[^\s\"']*)?(?=[\s\"']|$)")
             if pattern.search(line):
                 present.add(key)
-                line = pattern.sub(lambda _m, t=token: t, line)
+                line = pattern.sub(_literal(token), line)
         lines[i] = line
     new = [t for t in wanted if option_key(t) not in present]
     result = "\n".join(lines)

@@ -59,7 +59,9 @@ def _netplan_devices(text: str) -> dict[str, dict]:
             continue
         for name, definition in devices.items():
             definition = definition if isinstance(definition, dict) else {}
-            match = definition.get("match") if isinstance(definition.get("match"), dict) else {}
+            match = definition.get("match")
+            if not isinstance(match, dict):
+                match = {}
             real = definition.get("set-name") or match.get("name") or name
             found[str(name)] = {"kind": kind, "def": definition, "real": str(real)}
     return found

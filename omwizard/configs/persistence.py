@@ -36,7 +36,7 @@ NAMESPACES = {
 }
 
 _XML_WS = " \t\r\n"
-_PROPERTY_TAG = re.compile(r"<(?:[\w.-]+:)?property\b(?:[^>\"']|\"[^\"]*\"|'[^']*')*>")
+_PROPERTY_TAG = re.compile(r"<(?P<prefix>[\w.-]+:)?property\b(?:[^>\"']|\"[^\"]*\"|'[^']*')*>")
 _ATTRIBUTE = re.compile(r"([\w:.-]+)[ \t\r\n]*=[ \t\r\n]*(\"([^\"]*)\"|'([^']*)')")
 _COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
 _REFERENCE = re.compile(r"&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);")
@@ -639,8 +639,9 @@ def activate_remote_commit(text: str) -> str:
             raise ValueError("unterminated <property> element")
         end = close.end()
     line_start = text.rfind("\n", 0, last.start()) + 1
-    indent = re.match(r"[ \t]*", text[line_start:]).group(0)
-    prefix = re.match(r"<([\w.-]+:)?", last.group(0)).group(1) or ""
+    line = text[line_start:]
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    prefix = last.group("prefix") or ""
     element = f'<{prefix}property name="{REMOTE_COMMIT_PROPERTY}" value="{REMOTE_COMMIT_VALUE}"/>'
     return _checked_rcp(text[:end] + line_end + indent + element + text[end:])
 

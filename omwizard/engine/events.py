@@ -7,8 +7,11 @@ without worrying about later mutation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omwizard.engine.step import Result
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,6 @@ class CommandRun(Event):
 
 
 @dataclass(frozen=True)
-class HostKeyPinned(Event):
-    node: str
-    fingerprint: str
-
-
-@dataclass(frozen=True)
 class ChangeMade(Event):
     section: str
     step: str
@@ -54,15 +51,9 @@ class ChangeMade(Event):
 
 @dataclass(frozen=True)
 class StepFinished(Event):
-    result: dict[str, Any] = field(default_factory=dict)
+    """One step on one node is done; the typed result (faces call .as_json() for JSON)."""
 
-
-@dataclass(frozen=True)
-class Notice(Event):
-    """Free-form text for the operator (warnings, advice), not tied to a result."""
-
-    text: str
-    node: str = ""
+    result: Result
 
 
 Listener = Callable[[Event], None]

@@ -20,8 +20,11 @@ from typing import Any
 
 import yaml
 
+from omwizard.engine.redact import Redactor, redactor_for
 from omwizard.engine.state import StateStore, now_iso
-from omwizard.engine.step import Redactor
+from omwizard.engine.step import Result
+from omwizard.facts.preflight import OmInstall
+from omwizard.om.layout import version_text
 from omwizard.plan.model import Plan, plan_to_dict
 
 # -- manual checks (the documentation's "Ensure everything works as expected") -------------------
@@ -114,14 +117,14 @@ def record_answer(state: StateStore, check_id: str, verdict: str, note: str = ""
 
 
 def _om_versions(results: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Node -> the OpenMeetings version preflight.om-installed found (from its detail)."""
+    """Node -> the OpenMeetings version preflight.om-installed found (its typed data)."""
     out = {}
-    for result in results.values():
-        if result.get("section") == "preflight" and result.get("step") == "om-installed" \
-                and result.get("status") == "ok":
-            words = result.get("detail", "").split()
-            if len(words) > 1 and words[0] == "OpenMeetings":
-                out[result["node"]] = words[1]
+    for saved in results.values():
+        if saved.get("section") == "preflight" and saved.get("step") == "om-installed" \
+                and saved.get("status") == "ok":
+            result = Result.from_json(saved)
+            if isinstance(result.data, OmInstall):
+                out[result.node] = version_text(result.data.version)
     return out
 
 
@@ -145,10 +148,7 @@ def _changes(journal: list[dict[str, Any]], redact: Redactor) -> dict[tuple[str,
 
 def build_report(plan: Plan, state: StateStore) -> dict[str, Any]:
     """The `report:` mapping: per section, step and node, plus manual answers and versions."""
-    secrets = [plan.database.password.value]
-    if plan.database.admin_password is not None:
-        secrets.append(plan.database.admin_password.value)
-    redact = Redactor(secrets)
+    redact = redactor_for(plan)
     results = state.results()
     changes = _changes(state.journal(), redact)
     sections: dict[str, dict[str, dict[str, Any]]] = {}

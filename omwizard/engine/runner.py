@@ -7,12 +7,12 @@ reports progress as events (omwizard.engine.events) and returns results in the c
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from omwizard.engine.events import ChangeMade, EventBus, Notice, StepFinished, StepStarted
+from omwizard.engine.catalog import SECTIONS, steps_for
+from omwizard.engine.events import ChangeMade, EventBus, StepFinished, StepStarted
+from omwizard.engine.redact import Redactor, redactor_for
 from omwizard.engine.state import StateStore
 from omwizard.engine.step import (
     CHANGED,
@@ -20,74 +20,21 @@ from omwizard.engine.step import (
     NEEDS_CHANGE,
     OK,
     ROLLED_BACK,
-    SKIPPED,
     WOULD_CHANGE,
     Finding,
-    Redactor,
+    Result,
     Step,
     StepContext,
     unified_diff,
 )
 from omwizard.plan.model import Node, Plan
 from omwizard.remote.results import RemoteError, sha256
-from omwizard.sections import SECTIONS, steps_for
 
 if TYPE_CHECKING:
     from omwizard.remote.ssh import RemotePool
 
 NODES_AT_ONCE = 10
-
-
-@dataclass
-class Result:
-    """One step on one node: the unit of every report (CLI, JSON, TUI grid, export)."""
-
-    section: str
-    step: str
-    node: str
-    status: str
-    detail: str
-    changes: list[dict[str, str]] = field(default_factory=list)
-    remedy: str = ""
-    evidence: list[str] = field(default_factory=list)
-    diff: str = ""
-    at: float = field(default_factory=time.time)
-
-    @property
-    def key(self) -> str:
-        return f"{self.section}/{self.step}/{self.node}"
-
-    def as_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "section": self.section,
-            "step": self.step,
-            "node": self.node,
-            "status": self.status,
-            "detail": self.detail,
-            "changes": self.changes,
-        }
-        if self.remedy:
-            data["remedy"] = self.remedy
-        if self.evidence:
-            data["evidence"] = self.evidence
-        if self.diff:
-            data["diff"] = self.diff
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Result:
-        return cls(
-            section=data["section"],
-            step=data["step"],
-            node=data["node"],
-            status=data["status"],
-            detail=data.get("detail", ""),
-            changes=list(data.get("changes", [])),
-            remedy=data.get("remedy", ""),
-            evidence=list(data.get("evidence", [])),
-            diff=data.get("diff", ""),
-            at=float(data.get("at", 0)),
-        )
+__all__ = ["Engine", "Result", "summarize"]  # Result lives in engine.step; imported from here too
 
 
 def summarize(results: Iterable[Result]) -> dict[str, int]:
@@ -131,10 +78,7 @@ class Engine:
         self.nodes = [n for n in plan.nodes if wanted is None or n.name in wanted]
         self.dry_run = dry_run
         self.force = force
-        self.redact = redact or Redactor(
-            [plan.database.password.value]
-            + ([plan.database.admin_password.value] if plan.database.admin_password else [])
-        )
+        self.redact = redact or redactor_for(plan)
         self._gate = asyncio.Semaphore(NODES_AT_ONCE)
         self.shared: dict[str, Any] = {}
 
@@ -173,13 +117,14 @@ class Engine:
             remedy=r(finding.remedy),
             evidence=[r(e) for e in finding.evidence],
             diff=r(finding.diff),
+            data=finding.data,
         )
         return result
 
     def _finish(self, result: Result) -> Result:
         if self.state is not None and not self.dry_run:
             self.state.set_result(result.key, {**result.as_json(), "at": result.at})
-        self.bus.emit(StepFinished(result.as_json()))
+        self.bus.emit(StepFinished(result))
         return result
 
     async def _bounded(self, coro: Any) -> Any:
@@ -191,15 +136,29 @@ class Engine:
             self.bus.emit(StepStarted(step.section, step.name, node.name, "check"))
         if not nodes:
             return {}
+        unread: dict[str, Finding] = {}
+        if step.facts:
+            got = await asyncio.gather(*(self._bounded(self._gather(ctx, step, n)) for n in nodes))
+            unread = {n.name: f for n, f in zip(nodes, got, strict=True) if f is not None}
+            nodes = [n for n in nodes if n.name not in unread]
         try:
             if step.serial:
                 found: dict[str, Finding] = {}
                 for node in nodes:
                     found[node.name] = await ctx.guard(node, step.check(ctx, node))
-                return found
-            return await self._bounded(step.check_all(ctx, nodes))
+                return found | unread
+            return (await self._bounded(step.check_all(ctx, nodes)) if nodes else {}) | unread
         except RemoteError as exc:
-            return {n.name: Finding.failed(exc.message, exc.remedy) for n in nodes}
+            return {n.name: Finding.failed(exc.message, exc.remedy) for n in nodes} | unread
+
+    async def _gather(self, ctx: StepContext, step: Step, node: Node) -> Finding | None:
+        """The step's declared facts for one node, all in one round trip; a node that cannot
+        be read fails this step as its check would."""
+        try:
+            await ctx.gather(node, step.facts)
+        except RemoteError as exc:
+            return Finding.failed(exc.message, exc.remedy)
+        return None
 
     def _split(self, step: Step, ctx: StepContext) -> tuple[list[Node], list[Result]]:
         runnable, skipped = [], []
@@ -324,34 +283,21 @@ class Engine:
                     elif now == record.get("before_hash"):
                         self.state.journal_end(record["id"], "aborted", note="not made; resumed")
                     else:
-                        out.append(
-                            Result(
-                                record["section"],
-                                record["step"],
-                                node.name,
-                                FAILED,
-                                f"{record['target']} changed by someone else while an apply "
-                                "was interrupted",
-                                remedy="inspect the file, then run rollback --force or fix it "
-                                "by hand (omwizard keeps its backup)",
-                            )
+                        raise RemoteError(
+                            node.name,
+                            f"{record['target']} changed by someone else while an apply was "
+                            "interrupted",
+                            "inspect the file, then run rollback --force or fix it by hand "
+                            "(omwizard keeps its backup)",
                         )
                 elif step is not None:
                     ctx = self.context().bind(step)
                     finding = await ctx.guard(node, step.check(ctx, node))
                     phase = "done" if finding.status == OK else "aborted"
                     self.state.journal_end(record["id"], phase, note="resolved on resume")
-            except RemoteError as exc:
-                out.append(
-                    Result(
-                        record["section"],
-                        record["step"],
-                        node.name,
-                        FAILED,
-                        exc.message,
-                        remedy=exc.remedy,
-                    )
-                )
+            except RemoteError as exc:  # or the file changed by someone else, said as one
+                out.append(Result(record["section"], record["step"], node.name, FAILED,
+                                  exc.message, remedy=exc.remedy))
         return [self._finish(r) for r in out]
 
     # -- rollback ---------------------------------------------------------------------------
@@ -487,14 +433,9 @@ class Engine:
         if self.state is not None and not self.dry_run:
             self.state.touch(command=command, **meta)
 
-    def notice(self, text: str, node: str = "") -> None:
-        self.bus.emit(Notice(text, node))
-
 
 class _Conflict(Exception):
     def __init__(self, message: str, diff: str) -> None:
         super().__init__(message)
         self.diff = diff
 
-
-STATUS_ORDER = (FAILED, NEEDS_CHANGE, WOULD_CHANGE, CHANGED, ROLLED_BACK, OK, SKIPPED)

@@ -9,19 +9,22 @@ file edit is backed up on the node and written atomically, and in dry-run nothin
 from __future__ import annotations
 
 import asyncio
+import copy
 import difflib
-import html
 import os
-import re
 import shlex
 import signal
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from omwizard.engine.events import CommandRun, EventBus, OutputLine
+from omwizard.engine.redact import Redactor
+from omwizard.facts.base import Fact as Fact
+from omwizard.facts.base import StepData as StepData
+from omwizard.remote.parts import part_results, parts_script
 from omwizard.remote.results import RemoteError, RunResult, quote_argv, sha256
 
 if TYPE_CHECKING:
@@ -49,30 +52,48 @@ STATUS_SYMBOLS = {
 }
 
 BACKUP_DIR = "/var/backups/omwizard"
+NOT_OM = "not an OpenMeetings node (role om)"
+
+D = TypeVar("D", bound=StepData)
+T = TypeVar("T")
 
 
 @dataclass
 class Finding:
-    """What a check saw on one node: a status, the evidence it judged, and the remedy."""
+    """What a check saw on one node: a status, the evidence it judged, and the remedy.
+
+    detail, remedy and evidence are for people only; whatever code reads later (the apply,
+    another step, the export, a screen) goes in `data`, a typed StepData.
+    """
 
     status: str
     detail: str
     evidence: list[str] = field(default_factory=list)
     remedy: str = ""
     diff: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
+    data: StepData | None = None
 
     @classmethod
-    def ok(cls, detail: str, *evidence: str, **data: Any) -> Finding:
+    def ok(cls, detail: str, *evidence: str, data: StepData | None = None) -> Finding:
         return cls(OK, detail, list(evidence), data=data)
 
     @classmethod
-    def needs(cls, detail: str, remedy: str, *evidence: str, **data: Any) -> Finding:
+    def needs(
+        cls, detail: str, remedy: str, *evidence: str, data: StepData | None = None
+    ) -> Finding:
         return cls(NEEDS_CHANGE, detail, list(evidence), remedy, data=data)
 
     @classmethod
-    def failed(cls, detail: str, remedy: str, *evidence: str, **data: Any) -> Finding:
+    def failed(
+        cls, detail: str, remedy: str, *evidence: str, data: StepData | None = None
+    ) -> Finding:
         return cls(FAILED, detail, list(evidence), remedy, data=data)
+
+    def typed(self, kind: type[D]) -> D:
+        """The data as the type the caller's apply expects (a check and its apply agree)."""
+        if not isinstance(self.data, kind):
+            raise TypeError(f"finding data is {type(self.data).__name__}, not {kind.__name__}")
+        return self.data
 
     @classmethod
     def skipped(cls, detail: str) -> Finding:
@@ -93,16 +114,104 @@ class Change:
         return {"kind": self.kind, "target": self.target, "undo": self.undo}
 
 
-class Step:
-    """Base class: subclasses set the class attributes and implement check (and apply)."""
+@dataclass
+class Result:
+    """One step on one node: the unit of every report (CLI, JSON, TUI grid, export)."""
 
-    section: str = ""
+    section: str
+    step: str
+    node: str
+    status: str
+    detail: str
+    changes: list[dict[str, str]] = field(default_factory=list)
+    remedy: str = ""
+    evidence: list[str] = field(default_factory=list)
+    diff: str = ""
+    at: float = field(default_factory=time.time)
+    data: StepData | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.section}/{self.step}/{self.node}"
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "section": self.section,
+            "step": self.step,
+            "node": self.node,
+            "status": self.status,
+            "detail": self.detail,
+            "changes": self.changes,
+        }
+        if self.remedy:
+            out["remedy"] = self.remedy
+        if self.evidence:
+            out["evidence"] = self.evidence
+        if self.diff:
+            out["diff"] = self.diff
+        if self.data is not None:
+            out["data"] = self.data.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Result:
+        """A result as saved in the state (as_json plus "at"), typed data rebuilt."""
+        return cls(
+            section=data["section"],
+            step=data["step"],
+            node=data["node"],
+            status=data["status"],
+            detail=data.get("detail", ""),
+            changes=list(data.get("changes", [])),
+            remedy=data.get("remedy", ""),
+            evidence=list(data.get("evidence", [])),
+            diff=data.get("diff", ""),
+            at=float(data.get("at", 0)),
+            data=StepData.from_json(data.get("data")),
+        )
+
+
+Skip = Callable[["Plan", "Node"], "str | None"]
+
+
+def only_om(plan: Plan, node: Node) -> str | None:
+    return None if node.is_om else NOT_OM
+
+
+class Step:
+    """Base class: a subclass declares where it runs and implements check (and apply).
+
+    A section module lists its steps with their words, in the page's order:
+    `STEPS = [DataDirStep("data-dir", "OM data dir", DOC_DATA_DIR), ...]` (name, title, doc);
+    each module's base sets `section`. Where a step runs is declared, not coded: `only_om`
+    (role om; `om_reason` says why in the step's own words), then each rule of `skip_when`
+    in order (a rule returns the skip reason or None). `facts`: what the engine gathers for
+    each node before the check, all of a node's in one round trip; the check reads them with
+    `await ctx.fact(node, FACT)`. `has_apply` follows from the class defining apply.
+    """
+
+    section: ClassVar[str] = ""
     name: str = ""
     title: str = ""
     doc: str = ""  # the documentation's words for this step, shown beside it in the TUI
-    serial: bool = False  # nodes one at a time (restarts), instead of concurrently
-    cluster_wide: bool = False  # check_all looks at all nodes together (ping, ports, clock)
-    has_apply: bool = False
+    serial: ClassVar[bool] = False  # nodes one at a time (restarts), instead of concurrently
+    cluster_wide: ClassVar[bool] = False  # check_all sees all nodes together (ping, ports)
+    has_apply: ClassVar[bool] = False  # set from whether the class defines apply
+    only_om: ClassVar[bool] = False
+    om_reason: ClassVar[str] = NOT_OM
+    skip_when: ClassVar[tuple[Skip, ...]] = ()
+    facts: ClassVar[tuple[Fact[Any], ...]] = ()
+
+    def __init__(self, name: str = "", title: str = "", doc: str = "") -> None:
+        """A section lists its steps with their words: STEPS = [XStep("x", "Title", DOC)]."""
+        self.name = name or self.name
+        self.title = title or self.title
+        self.doc = doc or self.doc
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "has_apply" not in cls.__dict__:  # a step changes things when it has an apply
+            cls.has_apply = cls.apply is not Step.apply
 
     @property
     def id(self) -> str:
@@ -110,13 +219,24 @@ class Step:
 
     def applies(self, ctx: StepContext, node: Node) -> str | None:
         """None when the step runs on this node, else the reason it is skipped."""
+        if self.only_om and not node.is_om:
+            return self.om_reason
+        for rule in self.skip_when:
+            reason = rule(ctx.plan, node)
+            if reason is not None:
+                return reason
         return None
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
-        raise NotImplementedError
+        """A cluster-wide step checks one node as a cluster of the nodes given: check_all."""
+        if not self.cluster_wide:
+            raise NotImplementedError(f"{self.id} has no check")
+        return (await self.check_all(ctx, [node]))[node.name]
 
     async def check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
         """Per-node checks run concurrently by default; cluster-wide steps override this."""
+        if self.cluster_wide:
+            raise NotImplementedError(f"{self.id} is cluster-wide: it must define check_all")
         findings = await asyncio.gather(*(ctx.guard(node, self.check(ctx, node)) for node in nodes))
         return {node.name: finding for node, finding in zip(nodes, findings, strict=True)}
 
@@ -158,32 +278,6 @@ def backup_path(cluster: str, path: str, record_id: str) -> str:
     return f"{BACKUP_DIR}/{cluster}/{record_id[:12]}-{flat}"
 
 
-class Redactor:
-    """Masks secret values (raw, XML-escaped, URL-ish) in anything shown or saved."""
-
-    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
-        self._values: list[str] = []
-        for value in secrets:
-            self.add(value)
-
-    def add(self, value: str | None) -> None:
-        if not value:
-            return
-        for form in {value, html.escape(value, quote=True), html.escape(value, quote=False)}:
-            if form not in self._values:
-                self._values.append(form)
-        self._values.sort(key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for value in self._values:
-            if len(value) >= 6:
-                text = text.replace(value, "********")
-            else:  # a short secret only as a whole token: "x" must not turn exit into e***it
-                pattern = rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])"
-                text = re.sub(pattern, "********", text)
-        return text
-
-
 class StepContext:
     """What a step sees of the world: the plan, the nodes' commands and files, the journal."""
 
@@ -210,16 +304,11 @@ class StepContext:
         self.changes: dict[str, list[Change]] = {}
 
     def bind(self, step: Step) -> StepContext:
-        return StepContext(
-            self.plan,
-            self.pool,
-            self.state,
-            self.bus,
-            dry_run=self.dry_run,
-            redact=self.redact,
-            step=step,
-            shared=self.shared,
-        )
+        """The same run's context for one step: shared caches, its own list of changes."""
+        bound = copy.copy(self)
+        bound.step = step
+        bound.changes = {}
+        return bound
 
     @property
     def step_id(self) -> str:
@@ -271,6 +360,65 @@ class StepContext:
     def forget_files(self, node: Node) -> None:
         """After a change the wizard cannot see into (a command), read files afresh."""
         self.shared.setdefault("_files", {}).pop(node.name, None)
+        self._forget_facts(node)
+
+    # -- facts ------------------------------------------------------------------------------
+
+    def _fact_cache(self, node: Node) -> dict[str, _Known]:
+        return self.shared.setdefault("_facts", {}).setdefault(node.name, {})
+
+    def _forget_facts(self, node: Node) -> None:
+        """A change was made on the node: every fact a change can alter is read again."""
+        cache = self._fact_cache(node)
+        for name in [n for n, known in cache.items() if not known.stable]:
+            del cache[name]
+
+    async def run_parts(
+        self, node: Node, parts: dict[str, str], *, sudo: bool = True, timeout: float = 60
+    ) -> dict[str, RunResult]:
+        """Several read-only shell parts as ONE command (remote.parts); {part: its RunResult}."""
+        whole = await self.run(node, parts_script(parts), sudo=sudo, timeout=timeout)
+        return part_results(parts, whole)
+
+    async def gather(self, node: Node, facts: Iterable[Fact[Any]]) -> None:
+        """The facts not yet known for this node, in one round trip per sudo mode.
+
+        One fact runs as its own command (its evidence is the command itself); several go
+        through run_parts, each part parsed by its fact's parser.
+        """
+        cache = self._fact_cache(node)
+        wanted = {f.name: f for f in facts if f.name not in cache}
+        for sudo in (True, False):
+            group = [f for f in wanted.values() if f.sudo is sudo]
+            if not group:
+                continue
+            if len(group) == 1:
+                fact = group[0]
+                results = {fact.name: await self.run(node, fact.command(self.plan, node),
+                                                     sudo=sudo)}
+            else:
+                parts = {f.name: f.command(self.plan, node) for f in group}
+                results = await self.run_parts(node, parts, sudo=sudo)
+            for fact in group:
+                result = results[fact.name]
+                if result.exit_status is None:
+                    raise RemoteError(
+                        node.name,
+                        f"reading {fact.name} was cut short: {result.output[-200:]}",
+                        "check the connection to the node and check again",
+                    )
+                cache[fact.name] = _Known(fact.parse(result.stdout), result, fact.stable)
+
+    async def fact(self, node: Node, fact: Fact[T]) -> T:
+        """The fact's parsed value for this node; gathered once per run (cached)."""
+        await self.gather(node, [fact])
+        value: T = self._fact_cache(node)[fact.name].value
+        return value
+
+    async def fact_evidence(self, node: Node, fact: Fact[Any]) -> str:
+        """The command and output the fact was read from, for a finding's evidence."""
+        await self.gather(node, [fact])
+        return self._fact_cache(node)[fact.name].result.evidence()
 
     async def read_text(self, node: Node, path: str) -> str | None:
         """The file's text or None; read once per engine run (later reads come from memory).
@@ -366,6 +514,7 @@ class StepContext:
         _fault_point("after-write")
         self._end(rec_id, "done")
         self._file_cache(node)[path] = after
+        self._forget_facts(node)
         return self._note(node, Change("file", path, undo, rec_id, diff))
 
     async def change_command(
@@ -433,6 +582,15 @@ class StepContext:
         return self._note(node, Change("command", command, undo, rec_id))
 
 
+@dataclass(frozen=True)
+class _Known:
+    """A gathered fact: its value, the command it came from, whether changes can alter it."""
+
+    value: Any
+    result: RunResult
+    stable: bool
+
+
 def parse_file_dump(output: str, paths: list[str]) -> dict[str, str | None]:
     """Files from read_texts' marker/base64 output; a path not in the output is absent."""
     import base64
@@ -446,9 +604,3 @@ def parse_file_dump(output: str, paths: list[str]) -> dict[str, str | None]:
     return found
 
 
-def now() -> float:
-    return time.time()
-
-
-def shq(value: str) -> str:
-    return shlex.quote(value)

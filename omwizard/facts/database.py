@@ -14,7 +14,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from omwizard.facts.base import StepData
+
+if TYPE_CHECKING:
+    from omwizard.plan.model import Database
 
 _IDENT = re.compile(r"^[A-Za-z0-9_]{1,63}$")
 ALL_ADDRESSES = {"", "*", "0.0.0.0", "::", "null"}
@@ -425,3 +432,131 @@ def pg_drop_role_sql(user: str) -> str:
 
 def pg_drop_db_sql(database: str) -> str:
     return f'DROP DATABASE IF EXISTS "{ident(database)}"'
+
+
+# -- probes and command builders of the database steps (moved from sections.database) ---------
+
+H2_DOC = "Db other than H2 should be used"
+REMOTE_USER_DOC = "user used to connect to DB should have remote access"
+MYSQL_KINDS = ("mysql", "mariadb")
+
+
+def _family(kind: str | None) -> str | None:
+    return "mysql" if kind in MYSQL_KINDS else kind
+
+
+def judge_db_type(plan_type: str, kind: str | None, url: str | None) -> tuple[str, str, str]:
+    """(status, detail, remedy) for a node's persistence.xml database kind."""
+    if plan_type == "h2":
+        return ("failed", f"the plan says H2: {H2_DOC}",
+                "set database.type to mysql, mariadb or postgresql in the plan")
+    if kind is None or url is None:
+        return ("failed", "persistence.xml has no openjpa.ConnectionProperties Url",
+                "re-run the OpenMeetings installer against the shared database")
+    if kind in ("h2", "derby"):
+        return ("failed", f"this node uses embedded {kind} ({url}): {H2_DOC}",
+                f"{H2_DOC}: re-install OpenMeetings on this node against the shared "
+                f"{plan_type} database (the installer writes persistence.xml), then run apply")
+    if _family(kind) != _family(plan_type):
+        return ("failed", f"this node uses {kind} ({url}), the plan says {plan_type}",
+                f"re-install OpenMeetings against {plan_type}, or fix database.type in the plan")
+    return ("ok", f"{kind} ({url})", "")
+
+
+def restart_script(service: str) -> str:
+    """Restart a DB service through systemd when it runs, else its SysV script."""
+    s = shlex.quote(service)
+    return (
+        "s=$(systemctl is-system-running 2>/dev/null || true); "
+        f'case "$s" in running|degraded|starting|maintenance) systemctl restart {s};; '
+        f"*) service {s} restart;; esac"
+    )
+
+
+def mysql_client(db: Database) -> tuple[str | list[str], str]:
+    """The command reading SQL on stdin, and what stdin must start with (admin password)."""
+    if db.admin_user is None:
+        return ["mysql", "-N", "-B"], ""
+    pw = db.admin_password.value if db.admin_password else None
+    script = (
+        "umask 077; f=$(mktemp); trap 'rm -f \"$f\"' EXIT; IFS= read -r pw; "
+        "{ echo '[client]'; printf 'password=\"%s\"\\n' "
+        "\"$(printf '%s' \"$pw\" | sed 's/[\\\\\"]/\\\\&/g')\"; } > \"$f\"; "
+        f"mysql --defaults-extra-file=\"$f\" -u {shlex.quote(db.admin_user)} -N -B"
+    )
+    return script, (pw or "") + "\n"
+
+
+def psql_script(db: Database, args: str) -> str:
+    """psql as the postgres superuser (socket, peer) or as admin_user (password via stdin)."""
+    common = f"psql -X -At -F '\t' -v ON_ERROR_STOP=1 -p {int(db.port)} -d postgres {args}"
+    if db.admin_user is None:
+        return (
+            "cd / && if command -v runuser >/dev/null 2>&1; then "
+            f"runuser -u postgres -- {common}; else sudo -u postgres {common}; fi"
+        )
+    return (
+        "cd / && umask 077; f=$(mktemp); trap 'rm -f \"$f\"' EXIT; IFS= read -r pw; "
+        "printf '*:*:*:*:%s\\n' \"$(printf '%s' \"$pw\" | sed 's/[\\\\:]/\\\\&/g')\" > \"$f\"; "
+        f"PGPASSFILE=\"$f\" {common} -h 127.0.0.1 -U {shlex.quote(db.admin_user)}"
+    )
+
+
+def _admin_prefix(db: Database) -> str:
+    if db.admin_user is None:
+        return ""
+    return ((db.admin_password.value if db.admin_password else None) or "") + "\n"
+
+
+def _undo(db: Database, argv: list[str]) -> list[str] | None:
+    """Undo commands run without stdin: only possible with socket (root/postgres) access."""
+    return argv if db.admin_user is None else None
+
+
+def manual_undo(db: Database, what: str, sql: str) -> str:
+    """What a change made with admin credentials leaves to the operator (rollback cannot:
+    an undo command gets no stdin, so no admin password, and none is stored on a node)."""
+    if db.admin_user is None:
+        return ""
+    return (f"{what} by hand: {sql} (as {db.admin_user}; rollback has no admin password "
+            "and leaves this in place)")
+
+
+def _mysql_undo(db: Database, sql: str) -> list[str] | None:
+    return _undo(db, ["mysql", "-e", sql])
+
+
+def _pg_undo(db: Database, sql: str) -> list[str] | None:
+    return _undo(db, ["sh", "-c", psql_script(db, "-c " + shlex.quote(sql))])
+
+
+MYSQL_CNF_PROBE = (
+    "for f in /etc/my.cnf /etc/mysql/my.cnf /etc/mysql/mariadb.cnf /etc/mysql/conf.d/*.cnf "
+    "/etc/mysql/mariadb.conf.d/*.cnf /etc/mysql/mysql.conf.d/*.cnf /etc/my.cnf.d/*.cnf; do "
+    "[ -f \"$f\" ] && grep -qsE '^[[:space:]]*bind[-_]address' \"$f\" && echo \"$f\"; done; "
+    "for f in /etc/mysql/mariadb.conf.d/50-server.cnf /etc/mysql/mysql.conf.d/mysqld.cnf; do "
+    "[ -f \"$f\" ] && echo \"default:$f\"; done; true"
+)
+
+
+def pick_cnf(output: str) -> str | None:
+    """The file whose bind-address wins (the last one read), else Debian's server file."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    found = [line for line in lines if not line.startswith("default:")]
+    if found:
+        return found[-1]
+    defaults = [line.removeprefix("default:") for line in lines if line.startswith("default:")]
+    return defaults[0] if defaults else None
+
+
+def tcp_probe(host: str, port: int) -> str:
+    target = shlex.quote(f"/dev/tcp/{host}/{int(port)}")
+    return f"timeout 5 bash -c 'exec 3<>'{target} 2>&1"
+
+
+@dataclass(frozen=True)
+class LoginVerdict(StepData):
+    """db-login's verdict from one node: ok | unreachable | refused | bad-credentials | ..."""
+
+    kind = "db-login"
+    verdict: str

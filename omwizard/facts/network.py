@@ -8,8 +8,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from omwizard.facts.base import Fact, StepData
 
 # -- interfaces -------------------------------------------------------------------------------
 
@@ -497,11 +500,154 @@ def path_verdict(probe: Probe, result: str, error: str, listener: str) -> PathVe
     return PathVerdict(probe, True, "filtered: no answer within the timeout, a firewall drops it")
 
 
-@dataclass
-class NodePorts:
-    """A node's share of the port matrix: blocked paths it sends or receives, paths fine."""
+# -- what the steps hand on --------------------------------------------------------------------
 
-    blocked_out: list[str] = field(default_factory=list)
-    blocked_in: list[str] = field(default_factory=list)
-    fine: int = 0
-    untested: list[str] = field(default_factory=list)
+
+@dataclass(frozen=True)
+class NodeInterface(StepData):
+    """The interface that carries the node's multicast (interface-multicast)."""
+
+    kind = "interface"
+    interface: str
+
+
+@dataclass(frozen=True)
+class RouteState(StepData):
+    """multicast-route's check for its apply: the interface, and whether net-tools' `route`
+    is there (the documentation's command) or iproute2 must do."""
+
+    kind = "multicast-route"
+    interface: str
+    net_tools: bool
+
+
+@dataclass(frozen=True)
+class PingRound(StepData):
+    """Which node sent the pings of a multicast-ping round."""
+
+    kind = "multicast-ping"
+    sender: str
+
+
+@dataclass(frozen=True)
+class RouteConfig(StepData):
+    """Where the node's network configuration keeps routes (route-persistent's check for its
+    apply): config is netplan | ifupdown | networkd | networkmanager | unknown."""
+
+    kind = "route-persistent"
+    interface: str
+    config: str
+    path: str | None = None
+    connection: str | None = None
+    netplan_kind: str | None = None
+    ident: str | None = None
+
+
+# -- fact commands -----------------------------------------------------------------------------
+
+
+def addresses(ip_o_addr: str) -> list[str]:
+    """Every address in `ip -o -4 addr show` lines (to say what a node has)."""
+    return [w[3] for w in (line.split() for line in ip_o_addr.splitlines()) if len(w) > 3]
+
+
+# `ip -o -4 addr show` as it printed it (interface_for_address reads it for a node's address)
+IPV4_ADDRESSES: Fact[str] = Fact(
+    "ipv4_addresses", lambda _plan, _node: "ip -o -4 addr show", str, sudo=False, stable=True
+)
+
+
+def route_probe(route: str, group: str) -> str:
+    q = shlex.quote
+    return (
+        "command -v route >/dev/null 2>&1 && echo @@have-route; echo @@show; "
+        f"ip route show {q(route)} 2>&1; echo @@get; ip route get {q(group)} 2>&1; true"
+    )
+
+
+def split_probe(output: str) -> dict[str, str]:
+    """`@@name` marker lines -> {name: the text under it}."""
+    parts: dict[str, list[str]] = {}
+    current = ""
+    for line in output.splitlines():
+        if line.startswith("@@"):
+            current = line[2:].strip()
+            parts.setdefault(current, [])
+        else:
+            parts.setdefault(current, []).append(line)
+    return {k: "\n".join(v) for k, v in parts.items()}
+
+
+def capture_argv(iface: str, group: str, seconds: int) -> list[str]:
+    """tcpdump bounded twice: -c 2 (the two pings) and timeout (nothing arrives)."""
+    return ["timeout", str(seconds), "tcpdump", "-l", "-n", "-i", iface, "-c", "2",
+            f"icmp and dst host {group}"]
+
+
+def ping_argv(group: str) -> list[str]:
+    """The documentation's ping; -W 1 so it does not linger 10 s for replies that never come."""
+    return ["ping", "-t", "1", "-c", "2", "-W", "1", group]
+
+
+CONFIG_FILES_PROBE = (
+    "for f in /etc/netplan/*.yaml /etc/netplan/*.yml /etc/network/interfaces "
+    "/etc/network/interfaces.d/* /etc/systemd/network/*.network "
+    '/etc/systemd/network/*.network.d/*.conf; do [ -f "$f" ] && echo "file:$f"; done; true'
+)
+
+
+def route_config_parts(iface: str) -> dict[str, str]:
+    """route-persistent's facts for StepContext.run_parts: the config files there are, and
+    NetworkManager's connection for iface (`@@nm-device`) with, when there is one, its
+    ipv4.routes (`@@nm-routes NAME`)."""
+    nm = (
+        "command -v nmcli >/dev/null 2>&1 || exit 0; "
+        f"d=$(nmcli -t -f GENERAL.CONNECTION device show {shlex.quote(iface)} 2>/dev/null); "
+        'echo @@nm-device; printf "%s\\n" "$d"; '
+        "c=$(printf '%s\\n' \"$d\" | sed -n 's/^GENERAL\\.CONNECTION://p' | head -n 1); "
+        'case "$c" in ""|--) ;; *) echo "@@nm-routes $c"; '
+        'nmcli -g ipv4.routes connection show "$c" 2>/dev/null;; esac; true'
+    )
+    return {"files": CONFIG_FILES_PROBE, "nm": nm}
+
+
+def nm_device_probe(iface: str) -> str:
+    """NetworkManager's connection for iface (nothing when nmcli is absent)."""
+    return (
+        "command -v nmcli >/dev/null 2>&1 || exit 0; "
+        f"nmcli -t -f GENERAL.CONNECTION device show {shlex.quote(iface)} 2>/dev/null; true"
+    )
+
+
+def parse_route_config(files: str, nm: str) -> tuple[list[str], str | None, str | None, str]:
+    """The two parts' output -> (config paths, nmcli device output or None when nmcli is
+    absent, the connection whose routes were read or None, those routes)."""
+    paths = [line[5:] for line in files.splitlines() if line.startswith("file:")]
+    device: list[str] | None = None
+    routes_of: str | None = None
+    routes: list[str] = []
+    for line in nm.splitlines():
+        if line == "@@nm-device":
+            device = []
+        elif line.startswith("@@nm-routes "):
+            routes_of = line[12:]
+        elif routes_of is not None:
+            routes.append(line)
+        elif device is not None:
+            device.append(line)
+    dev = None if device is None else "\n".join(device)
+    return paths, dev, routes_of, "\n".join(routes)
+
+
+def route_commands(route: str, iface: str, net_tools: bool) -> tuple[list[str], list[str]]:
+    """The documentation's route add and its undo; iproute2 where net-tools is absent."""
+    if net_tools:
+        net, mask = route_to_net_mask(route)
+        return (
+            ["route", "add", "-net", net, "netmask", mask, "dev", iface],
+            ["route", "-v", "delete", "-net", net, "netmask", mask, "dev", iface],
+        )
+    return (
+        ["ip", "route", "add", route, "dev", iface],
+        ["ip", "route", "del", route, "dev", iface],
+    )

@@ -11,6 +11,15 @@ import re
 import shlex
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from omwizard.configs.exports import exports_ensure
+from omwizard.configs.fstab import fstab_line
+from omwizard.facts.base import StepData
+from omwizard.om.layout import DROPIN_DIR
+
+if TYPE_CHECKING:
+    from omwizard.plan.model import Node, Plan
 
 # -- packages ------------------------------------------------------------------------------
 
@@ -251,7 +260,7 @@ def id_verdict(
         best = max(counts.values())
         reference = next(v for v in complete.values() if counts[v] == best)
     wrong = {n: v for n, v in ids.items() if v != reference}
-    return IdVerdict(reference, wrong)  # type: ignore[arg-type]
+    return IdVerdict(reference, wrong)
 
 
 def id_fix(
@@ -359,3 +368,124 @@ def leftovers_warning(old: str, new: str, listing: str) -> str:
         f"omwizard never copies user data: copy them with `{copy_command(old, new)}` "
         "on one node (the folder is shared), with OpenMeetings stopped"
     )
+
+
+# -- what the checks hand to their applies -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataDirState(StepData):
+    """data-dir's check: what is missing, and the user OpenMeetings runs as."""
+
+    kind = "data-dir"
+    opts_missing: bool
+    exists: bool
+    owner_ok: bool
+    numeric: str  # the folder's uid:gid now, "" when it does not exist (the chown's undo)
+    user: str
+    group: str
+
+
+@dataclass(frozen=True)
+class NfsState(StepData):
+    """What an NFS step's check hands its apply: the package, the folder, the config file."""
+
+    package: PackageState
+    folder: bool
+    edit: bool
+
+
+@dataclass(frozen=True)
+class NfsServerState(NfsState):
+    """nfs-server's check; reexport: the kernel's table lacks a client (exportfs -ra)."""
+
+    kind = "nfs-server"
+    reexport: bool
+
+
+@dataclass(frozen=True)
+class NfsClientState(NfsState):
+    """nfs-client's check; mounted: the share is mounted now."""
+
+    kind = "nfs-client"
+    mounted: bool
+
+
+# -- storage steps' commands and remedies ------------------------------------------------------
+
+
+def om_user_parts(om_home: str) -> dict[str, str]:
+    """The fact commands sections.storage.om_user needs besides the unit files (drop-ins, or
+    without a unit the owner of om_home), for a caller's own round trip."""
+    home = shlex.quote(om_home)
+    return {
+        "dropins": f"cat -- {shlex.quote(DROPIN_DIR)}/*.conf 2>/dev/null; true",
+        "home_owner": f"stat -c '%U:%G' -- {home} 2>/dev/null; true",
+    }
+
+
+def client_addresses(plan: Plan, server: Node) -> list[str]:
+    """Every OM node but the server: the documentation's "all nodes except node with folders"."""
+    return [n.address for n in plan.om_nodes if n.name != server.name]
+
+
+def exports_text(text: str | None, path: str, clients: list[str], options: str) -> str:
+    """/etc/exports with one line per client (raises ExportsConflict)."""
+    out = text or ""
+    for client in clients:
+        out = exports_ensure(out, path, client, options)
+    return out
+
+
+def client_line(plan: Plan) -> str:
+    """The documentation's fstab line for this plan."""
+    server = plan.storage_node
+    assert server is not None
+    st = plan.storage
+    return fstab_line(f"{server.address}:{st.path}", st.path, "nfs", st.mount_options)
+
+
+def exportfs_remedy(output: str) -> str:
+    """What to do when exportfs -ra failed, from what it said."""
+    text = output.lower()
+    if "exportfs" in text and ("not found" in text or "no such file" in text):
+        return "install nfs-kernel-server (nfs-utils) on the storage node, then run apply again"
+    if "does not support nfs export" in text:
+        return "the export path's file system cannot be exported over NFS; choose another path"
+    return (
+        "read exportfs's message above, fix the cause on the storage node (`exportfs -ra` "
+        "there shows it again), then run apply again"
+    )
+
+
+def mount_remedy(output: str, server: str) -> str:
+    """What to do when `mount PATH` failed, from mount.nfs's message."""
+    text = output.lower()
+    if "no such device" in text or "unknown filesystem type" in text:
+        return (
+            "this node's kernel has no NFS client (mount.nfs: No such device): load it "
+            "(`modprobe nfs`) or use a kernel with NFS support, or mount the shared folder "
+            "another way and set storage.kind: existing; then run apply again"
+        )
+    if "access denied" in text:
+        return (
+            f"the server {server} refuses this node: run apply for storage.nfs-server (the "
+            "export must list this node's address) and check `exportfs -v` there"
+        )
+    if "timed out" in text or "connection refused" in text or "no route" in text:
+        return (
+            f"the NFS server {server} does not answer: start it (nfs-kernel-server / "
+            "nfs-server) and open TCP 2049 between the nodes; then run apply again"
+        )
+    if "no such file" in text:
+        return f"the exported folder does not exist on {server}: run apply for storage.nfs-server"
+    return "read mount's message above, fix the cause, then run apply again"
+
+
+def write_probe_command(user: str, token: str, path: str) -> str:
+    """Write the probe file as the OM user (proves it may write there), readable by others."""
+    q = shlex.quote
+    body = f"umask 022 && printf %s {q(token)} > {q(path)}"
+    if user == "root":
+        return body
+    return f"runuser -u {q(user)} -- sh -c {q(body)}"

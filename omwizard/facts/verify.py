@@ -19,7 +19,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+import shlex
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from omwizard.facts.base import StepData
+from omwizard.om.layout import UNIT_FILES, OmLayout
+
+if TYPE_CHECKING:
+    from omwizard.plan.model import Node
 
 STANDALONE = "No join method is enabled! Starting standalone."
 _BLOCK_START = re.compile(r"Members \{size:(\d+), ver:(\d+)\} \[\s*$|Members \[(\d+)\] \{\s*$")
@@ -109,6 +118,37 @@ def read_log(log: str) -> LogFacts:
     return LogFacts(started, state, standalone, current[-1] if current else None, len(blocks))
 
 
+@dataclass(frozen=True)
+class MembersView(StepData):
+    """The cluster as a node's member sees it: size, member addresses, and against the plan
+    the OM nodes missing and the members outside it."""
+
+    kind = "members"
+    size: int
+    members: tuple[str, ...]
+    missing: tuple[str, ...] = ()
+    strangers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Health(StepData):
+    """OM's info/health flags (inited, installed, dbOk) and the version info/version gave."""
+
+    kind = "health"
+    flags: dict[str, object]
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class RestartState(StepData):
+    """restart's check for its apply: the log to watch from which size, systemd or scripts."""
+
+    kind = "restart"
+    log: str
+    log_size: int
+    systemd: bool
+
+
 @dataclass
 class Verdict:
     """ok / failed with what was seen and what to do; `data` for the report."""
@@ -116,7 +156,13 @@ class Verdict:
     ok: bool
     detail: str
     remedy: str = ""
-    data: dict[str, object] = field(default_factory=dict)
+    data: StepData | None = None
+
+    def with_version(self, version: str | None) -> Verdict:
+        """The health verdict's data with the version info/version gave."""
+        if isinstance(self.data, Health):
+            return replace(self, data=replace(self.data, version=version))
+        return replace(self, data=Health({}, version))
 
 
 NETWORK_REMEDY = (
@@ -158,11 +204,12 @@ def judge_members(facts: LogFacts, node: str, expected: dict[str, str], log_path
             f"no `Members {{size:N, ...}}` list in {log_path} since the latest start: the member "
             "has not formed or joined a cluster yet",
             "wait a minute and check again; if it stays so, " + NETWORK_REMEDY,
+            MembersView(0, (), missing=tuple(expected)),  # it sees no one yet
         )
     seen = set(block.addresses)
     missing = {name: addr for name, addr in expected.items() if addr not in seen}
     listed = ", ".join(block.addresses)
-    data: dict[str, object] = {"size": block.size, "members": list(block.addresses)}
+    data = MembersView(block.size, block.addresses)
     if missing:
         names = ", ".join(f"{name} ({addr})" for name, addr in missing.items())
         return Verdict(
@@ -170,7 +217,7 @@ def judge_members(facts: LogFacts, node: str, expected: dict[str, str], log_path
             f"{node} sees {block.size} of {want} members [{listed}]; missing: {names}",
             f"on {', '.join(missing)}: make sure OpenMeetings runs (`omwizard check --section "
             "verify`: verify.restart), then " + NETWORK_REMEDY,
-            data | {"missing": list(missing)},
+            replace(data, missing=tuple(missing)),
         )
     strangers = sorted(seen - set(expected.values()))
     if strangers:
@@ -179,7 +226,7 @@ def judge_members(facts: LogFacts, node: str, expected: dict[str, str], log_path
             f"{node}'s cluster holds members outside the plan: {', '.join(strangers)}",
             "another cluster joined this one: give it its own cluster-name (the nodes section "
             "writes omwizard-<cluster>) and restart both",
-            data | {"strangers": strangers},
+            replace(data, strangers=tuple(strangers)),
         )
     return Verdict(True, f"{block.size} members: {listed}", data=data)
 
@@ -202,7 +249,7 @@ def judge_health(status: int | None, body: str) -> Verdict:
     seen = json.dumps({"health": flags}, separators=(",", ":"))
     bad = [key for key, value in flags.items() if value is not True]
     if not bad:
-        return Verdict(True, f"healthy {seen}", data={"health": flags})
+        return Verdict(True, f"healthy {seen}", data=Health(flags))
     remedies = {
         "inited": "OpenMeetings has not finished starting: wait and check again",
         "installed": "OpenMeetings is not installed on this node: run its installer first",
@@ -210,7 +257,7 @@ def judge_health(status: int | None, body: str) -> Verdict:
                 "and database.db-login (`omwizard check --section database`)",
     }
     return Verdict(False, f"unhealthy {seen} ({', '.join(bad)} not true)",
-                   "; ".join(remedies[key] for key in bad), data={"health": flags})
+                   "; ".join(remedies[key] for key in bad), data=Health(flags))
 
 
 def parse_version(body: str) -> str | None:
@@ -235,3 +282,85 @@ def running_current(start_epoch: float | None, config_mtimes: dict[str, float],
     if newer:
         return False, f"OpenMeetings started before {', '.join(newer)} last changed"
     return True, "OpenMeetings is running the current configuration"
+
+
+# -- fact commands -----------------------------------------------------------------------------
+
+LOG_LINES = 4000
+
+
+def om_probe(om_home: str) -> str:
+    """One read-only script: OM's java processes (this node's network namespace, whose command
+    line or working dir is om_home) with their age, the config files' mtimes, the log to read,
+    and whether systemd runs the unit."""
+    lay = OmLayout(om_home)
+    q = shlex.quote
+    configs = [lay.hazelcast_xml, lay.persistence_xml, f"{lay.bin}/setenv.sh", *UNIT_FILES]
+    dropins = " ".join(f"{q(f)}.d/*.conf" for f in UNIT_FILES)
+    return (
+        f"h={q(om_home)}; me=$(readlink /proc/self/ns/net); echo \"now $(date +%s)\"; "
+        "for p in $(pgrep -x java 2>/dev/null); do "
+        "[ \"$(readlink /proc/$p/ns/net 2>/dev/null)\" = \"$me\" ] || continue; "
+        "c=$(tr '\\0' ' ' </proc/$p/cmdline 2>/dev/null); d=$(readlink /proc/$p/cwd 2>/dev/null); "
+        "case \" $c\" in *\"$h/\"*|*\"=$h \"*) ;; *) [ \"$d\" = \"$h\" ] || continue;; esac; "
+        "echo \"pid $p $(ps -o etimes= -p $p | tr -d ' ')\"; done; "
+        f"for f in {' '.join(q(c) for c in configs)} {dropins}; do "
+        "[ -f \"$f\" ] && echo \"mtime $(stat -c %Y \"$f\") $f\"; done; "
+        "for f in \"$h/logs/openmeetings.log\" \"$h/log/openmeetings.log\"; do "
+        "[ -f \"$f\" ] && { echo \"log $f $(stat -c %s \"$f\")\"; break; }; done; "
+        "[ -d /run/systemd/system ] && echo systemd; "
+        f"for f in {' '.join(q(u) for u in UNIT_FILES)}; do [ -f \"$f\" ] && echo \"unit $f\"; "
+        "done; true"
+    )
+
+
+def parse_probe(output: str) -> dict[str, Any]:
+    """The probe's lines as a dict: now, pids {pid: start epoch}, mtimes, log, log_size..."""
+    facts: dict[str, Any] = {"pids": {}, "mtimes": {}, "log": None, "log_size": 0,
+                             "systemd": False, "unit": None, "now": None}
+    for line in output.splitlines():
+        words = line.split(" ")
+        try:
+            if words[0] == "now":
+                facts["now"] = int(words[1])
+            elif words[0] == "pid" and len(words) == 3 and words[2].isdigit():
+                facts["pids"][int(words[1])] = int(words[2])  # elapsed, made absolute below
+            elif words[0] == "mtime":
+                facts["mtimes"][" ".join(words[2:])] = int(words[1])
+            elif words[0] == "log":
+                facts["log"], facts["log_size"] = " ".join(words[1:-1]), int(words[-1])
+            elif words[0] == "systemd":
+                facts["systemd"] = True
+            elif words[0] == "unit":
+                facts["unit"] = " ".join(words[1:])
+        except (IndexError, ValueError):
+            continue
+    now = facts["now"] or 0
+    facts["pids"] = {pid: now - age for pid, age in facts["pids"].items()}
+    return facts
+
+
+def members_parts(om_home: str, default_log: str, lines: int = LOG_LINES) -> dict[str, str]:
+    """The members check's facts for StepContext.run_parts: the probe, and the last lines of the log
+    the probe would find (else of default_log)."""
+    q = shlex.quote
+    tail = (
+        f"l={q(default_log)}; "
+        f"for f in {q(om_home + '/logs/openmeetings.log')} {q(om_home + '/log/openmeetings.log')}"
+        '; do [ -f "$f" ] && { l=$f; break; }; done; '
+        f'tail -n {int(lines)} -- "$l"'
+    )
+    return {"probe": om_probe(om_home), "tail": tail}
+
+
+def health_target(node: Node) -> tuple[bool, int, str]:
+    """(tls, port, path prefix) of OM on the node itself, from server_url.
+
+    An explicit port is used as is; without one, OpenMeetings' own ports (5080 http, 5443
+    https) are assumed, because a URL without a port usually names a proxy in front of OM.
+    """
+    url = urlsplit(node.server_url or f"http://{node.address}:5080/openmeetings")
+    tls = url.scheme == "https"
+    port = url.port or (5443 if tls else 5080)
+    prefix = url.path.rstrip("/") or "/openmeetings"
+    return tls, port, prefix

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -139,7 +140,7 @@ class Lab:
         n1 gets the storage role only when storage.kind ends up nfs (the loader refuses the
         role with kind existing, the lab's default).
         """
-        nodes = []
+        nodes: list[dict[str, Any]] = []
         for node in self.nodes.values():
             nodes.append({
                 "name": node.name, "host": node.address, "address": node.address,
@@ -150,7 +151,7 @@ class Lab:
             nodes.append({"name": self.db.name, "host": self.db.address,
                           "address": self.db.address, "interface": "eth0",
                           "roles": ["database"]})
-        plan = {
+        plan: dict[str, Any] = {
             "omwizard": 1,
             "cluster": {"name": "lab", "timezone": "Europe/Berlin", "om_home": "/opt/om"},
             "ssh": {"user": "root", "port": 22, "identity": str(self.identity),

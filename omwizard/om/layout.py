@@ -5,6 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# systemd: where OpenMeetings' unit may live (systemd prefers the first found), and the folder
+# of drop-ins merged into it (omwizard writes its own there: configs.javaopts.DROPIN_PATH)
+UNIT = "openmeetings"
+UNIT_FILES = (
+    "/etc/systemd/system/openmeetings.service",
+    "/lib/systemd/system/openmeetings.service",
+    "/usr/lib/systemd/system/openmeetings.service",
+)
+DROPIN_DIR = "/etc/systemd/system/openmeetings.service.d"
+
 JAR_VERSION = re.compile(r"openmeetings-[a-z-]+?-(\d+)\.(\d+)\.(\d+)(?:-[A-Za-z0-9.]+)?\.jar$")
 
 

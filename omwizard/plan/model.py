@@ -70,6 +70,9 @@ class Secret:
     """
 
     __slots__ = ("_ref", "_value")
+    # declared for the type checker: the slots are set once, through object.__setattr__
+    _ref: str | None
+    _value: str | None
 
     def __init__(self, ref: str | None = None, value: str | None = None) -> None:
         object.__setattr__(self, "_ref", ref)

@@ -13,6 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the pool imports asyncssh; this module is loaded without it
+    from omwizard.remote.ssh import Remote
 
 OK = "ok"
 UNREACHABLE = "unreachable"
@@ -114,10 +118,10 @@ def login_blocking(kind: str, port: int, user: str, password: str, database: str
     return Verdict(ERROR, f"no built-in client for {kind}; check the login by hand")
 
 
-async def login_through(remote: object, kind: str, db_host: str, db_port: int, user: str,
+async def login_through(remote: Remote, kind: str, db_host: str, db_port: int, user: str,
                         password: str, database: str, timeout: float = 8.0) -> Verdict:
     """Forward through the node's SSH connection (omwizard.remote.ssh.Remote), then log in."""
-    listener, port = await remote.forward_local(db_host, db_port)  # type: ignore[attr-defined]
+    listener, port = await remote.forward_local(db_host, db_port)
     try:
         return await asyncio.wait_for(
             asyncio.to_thread(login_blocking, kind, port, user, password, database, timeout),
@@ -126,4 +130,4 @@ async def login_through(remote: object, kind: str, db_host: str, db_port: int, u
     except TimeoutError:
         return Verdict(UNREACHABLE, f"the login did not finish within {timeout + 5:g}s")
     finally:
-        listener.close()  # type: ignore[attr-defined]
+        listener.close()

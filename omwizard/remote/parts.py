@@ -2,7 +2,7 @@
 parsers), each part's stdout and exit status kept apart.
 
     parts = {"owner": sf.owner_probe(path), "dropins": "cat -- /x/*.conf 2>/dev/null; true"}
-    got = await run_parts(ctx, node, parts)
+    got = await ctx.run_parts(node, parts)            # StepContext.run_parts
     folder = sf.parse_owner(got["owner"].stdout)      # got[name] is a RunResult of that part
 
 Each part runs in its own subshell (an `exit` in one part ends only that part), one after the
@@ -16,13 +16,8 @@ command's stderr; it is given to the last part that ran.
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING
 
 from omwizard.remote.results import RunResult
-
-if TYPE_CHECKING:
-    from omwizard.engine.step import StepContext
-    from omwizard.plan.model import Node
 
 MARK = "\n\036OMW "
 END = "-end-"
@@ -73,12 +68,3 @@ def part_results(
         stderr = whole.stderr if ran and name == ran[-1] else ""
         out[name] = RunResult(script, rc, stdout, stderr)
     return out
-
-
-async def run_parts(
-    ctx: StepContext, node: Node, parts: dict[str, str], *, sudo: bool = True,
-    timeout: float = 60,
-) -> dict[str, RunResult]:
-    """Run the parts as one command; {part: its RunResult}."""
-    whole = await ctx.run(node, parts_script(parts), sudo=sudo, timeout=timeout)
-    return part_results(parts, whole)

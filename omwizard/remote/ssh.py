@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import inspect
 import os
 import shlex
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncssh
 
@@ -41,13 +44,35 @@ CONNECT_RETRIES = 3
 ConfirmHostKey = Callable[[Node, str, int, str], Awaitable[bool] | bool]
 AskPassword = Callable[[Node, str], Awaitable[str | None] | str | None]
 LineSink = Callable[[str], None]
-CommandSink = Callable[[str], None]
+_T = TypeVar("_T")
 
 
-async def _maybe_await(value):  # type: ignore[no-untyped-def]
-    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+async def _maybe_await(value: Awaitable[_T] | _T) -> _T:
+    """The answer of a hook that may be sync or async (the faces pass either)."""
+    if inspect.isawaitable(value):
         return await value
     return value
+
+
+@dataclass
+class _Output:
+    """A command's outcome as the channel gave it: bytes for a binary run, else text."""
+
+    command: str
+    status: int | None  # None: the connection was lost
+    stdout: str | bytes
+    stderr: str | bytes
+
+    def as_text(self) -> RunResult:
+        return RunResult(self.command, self.status, _text(self.stdout), _text(self.stderr))
+
+
+def _text(data: str | bytes) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+def _bytes(data: str | bytes) -> bytes:
+    return data.encode() if isinstance(data, str) else data
 
 
 def _known_hosts_match(path: Path, host: str, port: int) -> list[asyncssh.SSHKey]:
@@ -95,13 +120,11 @@ class Remote:
         *,
         confirm_host_key: ConfirmHostKey | None = None,
         ask_password: AskPassword | None = None,
-        on_command: Callable[[str, str], None] | None = None,
         connect_gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.node = node
         self._confirm = confirm_host_key
         self._ask_password = ask_password
-        self._on_command = on_command
         self._gate = connect_gate or asyncio.Semaphore(CONNECTS_AT_ONCE)
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
@@ -110,7 +133,6 @@ class Remote:
         self._sudo_password: str | None = None
         self.connects = 0
         self.channels = 0
-        self.pinned_fingerprint: str | None = None
         self._failure: RemoteError | None = None
 
     # -- connection -------------------------------------------------------------------------
@@ -155,7 +177,7 @@ class Remote:
         for attempt in range(CONNECT_RETRIES):
             try:
                 async with self._gate:
-                    self._conn = await asyncssh.connect(host, **options)  # type: ignore[arg-type]
+                    self._conn = await asyncssh.connect(host, **options)
                 self.connects += 1
                 return
             except asyncssh.HostKeyNotVerifiable as exc:
@@ -208,7 +230,6 @@ class Remote:
                 fingerprint,
             )
         pin_host_key(known_hosts, host, port, key)
-        self.pinned_fingerprint = fingerprint
 
     async def _raise_changed_key(
         self, known_hosts: Path, host: str, port: int, exc: Exception
@@ -249,7 +270,7 @@ class Remote:
         if ssh.sudo == "never" or (ssh.user == "root" and ssh.sudo != "always"):
             self._sudo_mode = "none"
             return self._sudo_mode
-        probe = await self._exec("sudo -n true", None, 20, None)
+        probe = (await self._exec("sudo -n true", None, 20, None)).as_text()
         if probe.ok:
             self._sudo_mode = "nopasswd"
             return self._sudo_mode
@@ -267,7 +288,7 @@ class Remote:
                     "run interactively to be asked, set OMW_SUDO_PASSWORD, "
                     "or allow NOPASSWD for this user",
                 )
-            check = await self._exec("sudo -S -p '' true", password + "\n", 20, None)
+            check = (await self._exec("sudo -S -p '' true", password + "\n", 20, None)).as_text()
             if not check.ok:
                 raise RemoteError(
                     self.node.name,
@@ -291,9 +312,22 @@ class Remote:
         input: str | bytes | None = None,
         timeout: float = 60,
         on_line: LineSink | None = None,
-        binary: bool = False,
     ) -> RunResult:
         """Run one command; as root through sudo when asked and needed."""
+        out = await self._run(argv, sudo=sudo, input=input, timeout=timeout, on_line=on_line)
+        return out.as_text()
+
+    async def _run(
+        self,
+        argv: list[str] | str,
+        *,
+        sudo: bool = False,
+        input: str | bytes | None = None,
+        timeout: float = 60,
+        on_line: LineSink | None = None,
+        binary: bool = False,
+    ) -> _Output:
+        """run(), with the output left as bytes when ``binary`` (the file helpers need that)."""
         command = quote_argv(argv)
         timeout = min(timeout, command_timeout_cap() or timeout)
         wire = command
@@ -311,8 +345,6 @@ class Remote:
                         stdin = secret.encode() + input
                     else:
                         stdin = secret + (input or "")
-        if self._on_command is not None:
-            self._on_command(self.node.name, command)
         return await self._exec(wire, stdin, timeout, on_line, binary=binary, shown=command)
 
     async def _exec(
@@ -324,11 +356,11 @@ class Remote:
         *,
         binary: bool = False,
         shown: str | None = None,
-    ) -> RunResult:
+    ) -> _Output:
         conn = await self._ensure()
         shown = shown or wire
         async with self._sessions:
-            process: asyncssh.SSHClientProcess | None = None
+            process: asyncssh.SSHClientProcess[Any] | None = None
             try:
                 async with asyncio.timeout(timeout):
                     self.channels += 1
@@ -361,31 +393,27 @@ class Remote:
                 ) from exc
             except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, OSError) as exc:
                 self._conn = None
-                return RunResult(shown, None, "", f"connection lost: {_describe(exc)}")
+                return _Output(shown, None, "", f"connection lost: {_describe(exc)}")
         if status is None:
             self._conn = None  # keepalive dropped it: the next command reconnects
-        return RunResult(shown, status, out, err)  # type: ignore[arg-type]
+        return _Output(shown, status, out, err)
 
     # -- files ------------------------------------------------------------------------------
 
     async def read_file(self, path: str, *, sudo: bool = True) -> bytes | None:
         """The file's bytes, or None when it does not exist (one round trip)."""
         q = shlex.quote(path)
-        result = await self.run(
+        result = await self._run(
             f"if [ -e {q} ]; then cat -- {q}; else exit 44; fi", sudo=sudo, binary=True
         )
-        if result.exit_status == 44:
+        if result.status == 44:
             return None
-        if not result.ok:
-            err = (
-                result.stderr.decode(errors="replace")
-                if isinstance(result.stderr, bytes)
-                else result.stderr
-            )
+        if result.status != 0:
+            err = _text(result.stderr)
             raise RemoteError(
-                self.node.name, f"cannot read {path}: {err.strip() or result.exit_status}"
+                self.node.name, f"cannot read {path}: {err.strip() or result.status}"
             )
-        return result.stdout  # type: ignore[return-value]
+        return _bytes(result.stdout)
 
     async def write_file(
         self,
@@ -423,14 +451,10 @@ class Remote:
             f'mv -f -- "$t" {q}',
             'sync -- "$d"',
         ]
-        result = await self.run("\n".join(lines), sudo=sudo, input=data, binary=True)
-        if not result.ok:
-            err = (
-                result.stderr.decode(errors="replace")
-                if isinstance(result.stderr, bytes)
-                else result.stderr
-            )
-            if result.exit_status is None:
+        result = await self._run("\n".join(lines), sudo=sudo, input=data, binary=True)
+        if result.status != 0:
+            err = _text(result.stderr)
+            if result.status is None:
                 raise RemoteError(
                     self.node.name,
                     f"connection lost while writing {path}",
@@ -438,31 +462,37 @@ class Remote:
                 )
             raise RemoteError(
                 self.node.name,
-                f"cannot write {path}: {err.strip() or 'exit ' + str(result.exit_status)}",
+                f"cannot write {path}: {err.strip() or 'exit ' + str(result.status)}",
                 "check free space and that the file system is writable; "
                 "the file was left as it was",
             )
 
     # -- forwards ---------------------------------------------------------------------------
 
-    async def forward_local(self, dest_host: str, dest_port: int) -> tuple[object, int]:
+    async def forward_local(
+        self, dest_host: str, dest_port: int
+    ) -> tuple[asyncssh.SSHListener, int]:
         """A local port (127.0.0.1, ephemeral) that reaches dest through this node."""
         conn = await self._ensure()
         listener = await conn.forward_local_port("127.0.0.1", 0, dest_host, dest_port)
         return listener, listener.get_port()
 
 
-async def _drain(stream: asyncssh.SSHReader, on_line: LineSink | None):  # type: ignore[no-untyped-def]
+async def _drain(stream: asyncssh.SSHReader[Any], on_line: LineSink | None) -> str | bytes:
+    """All of a stream (text, or bytes for a binary run), each line passed to on_line."""
     if on_line is None:
         return await stream.read()
-    chunks = []
+    texts: list[str] = []
+    raw: list[bytes] = []
     async for line in stream:
-        chunks.append(line)
-        text = line.decode(errors="replace") if isinstance(line, bytes) else line
+        if isinstance(line, bytes):
+            raw.append(line)
+            text = line.decode(errors="replace")
+        else:
+            texts.append(line)
+            text = line
         on_line(text.rstrip("\n"))
-    if chunks and isinstance(chunks[0], bytes):
-        return b"".join(chunks)
-    return "".join(chunks)
+    return b"".join(raw) if raw else "".join(texts)
 
 
 def _describe(exc: BaseException | None) -> str:
@@ -482,11 +512,9 @@ class RemotePool:
         *,
         confirm_host_key: ConfirmHostKey | None = None,
         ask_password: AskPassword | None = None,
-        on_command: Callable[[str, str], None] | None = None,
     ) -> None:
         self.confirm_host_key = confirm_host_key
         self.ask_password = ask_password
-        self.on_command = on_command
         self._gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
         self._remotes: dict[str, Remote] = {}
 
@@ -497,7 +525,6 @@ class RemotePool:
                 node,
                 confirm_host_key=self.confirm_host_key,
                 ask_password=self.ask_password,
-                on_command=self.on_command,
                 connect_gate=self._gate,
             )
             self._remotes[node.name] = remote

@@ -1,38 +1,11 @@
-"""One module per section of OpenMeetings' clustering page, in the page's order."""
+"""One module per section of OpenMeetings' clustering page, in the page's order.
+
+The catalog (SECTIONS, TITLES, steps_for, find_step) lives in omwizard.engine.catalog, so the
+engine reaches the steps without importing this package; it is re-exported here for the faces.
+"""
 
 from __future__ import annotations
 
-import importlib
-from functools import cache
-from typing import TYPE_CHECKING
+from omwizard.engine.catalog import SECTIONS, TITLES, find_step, steps_for
 
-if TYPE_CHECKING:
-    from omwizard.engine.step import Step
-
-SECTIONS: tuple[str, ...] = ("preflight", "network", "database", "storage", "nodes", "verify")
-
-TITLES = {
-    "preflight": "Before you start",
-    "network": "Multicast",
-    "database": "Database",
-    "storage": "File systems",
-    "nodes": "OM nodes (hazelcast.xml)",
-    "verify": "Ensure everything works as expected",
-}
-
-
-@cache
-def steps_for(section: str) -> tuple[Step, ...]:
-    """The section's steps in order (each module lists them in STEPS)."""
-    if section not in SECTIONS:
-        raise ValueError(f"unknown section {section!r}; choose one of {', '.join(SECTIONS)}")
-    module = importlib.import_module(f"omwizard.sections.{section}")
-    return tuple(module.STEPS)
-
-
-def find_step(step_id: str) -> Step:
-    section, _, name = step_id.partition(".")
-    for step in steps_for(section):
-        if step.name == name:
-            return step
-    raise KeyError(step_id)
+__all__ = ["SECTIONS", "TITLES", "find_step", "steps_for"]

@@ -21,7 +21,6 @@ if we made it and it is empty), setenv.sh restored, and daemon-reload run again 
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
 
 from omwizard.configs.javaopts import (
     DROPIN_PATH,
@@ -31,56 +30,26 @@ from omwizard.configs.javaopts import (
     setenv_with_opts,
 )
 from omwizard.engine.step import Finding, StepContext
-from omwizard.om.layout import OmLayout
+from omwizard.facts.javaopts import SYSTEMD_RUNNING, JavaOptsSource, JavaOptsState
+from omwizard.om.layout import UNIT_FILES, OmLayout
 from omwizard.plan.model import Node
 
-UNIT_PATHS = (
-    "/etc/systemd/system/openmeetings.service",
-    "/lib/systemd/system/openmeetings.service",
-    "/usr/lib/systemd/system/openmeetings.service",
-)
-SYSTEMD_PROBE = (
-    "command -v systemctl >/dev/null 2>&1 && s=$(systemctl is-system-running 2>/dev/null); "
-    'case "$s" in running|degraded|starting|maintenance) echo systemd;; *) echo none;; esac'
-)
 DAEMON_RELOAD = ["systemctl", "daemon-reload"]
-
-
-@dataclass
-class JavaOptsSource:
-    """What a node's JAVA_OPTS are made of."""
-
-    unit_path: str | None
-    unit: str | None
-    dropin: str | None
-    setenv_path: str
-    setenv: str | None
-    systemd_running: bool
-
-    @property
-    def where(self) -> str:
-        return f"systemd unit {self.unit_path}" if self.unit_path else self.setenv_path
-
-    @property
-    def effective(self) -> list[str]:
-        return effective_java_opts(self.unit, self.dropin, self.setenv)
 
 
 async def locate(ctx: StepContext, node: Node) -> JavaOptsSource:
     """Every file JAVA_OPTS can come from, in one round trip; the systemd probe once a run."""
     setenv_path = f"{OmLayout(ctx.plan.cluster.om_home).bin}/setenv.sh"
-    files = await ctx.read_texts(node, [*UNIT_PATHS, DROPIN_PATH, setenv_path])
-    unit_path = next((p for p in UNIT_PATHS if files[p] is not None), None)
-    probes = ctx.shared.setdefault("javaopts.systemd", {})
-    if node.name not in probes:
-        probes[node.name] = (await ctx.run(node, SYSTEMD_PROBE)).stdout.strip() == "systemd"
+    files = await ctx.read_texts(node, [*UNIT_FILES, DROPIN_PATH, setenv_path])
+    unit_path = next((p for p in UNIT_FILES if files[p] is not None), None)
+    systemd_running = await ctx.fact(node, SYSTEMD_RUNNING)
     return JavaOptsSource(
         unit_path=unit_path,
         unit=files[unit_path] if unit_path else None,
         dropin=files[DROPIN_PATH] if unit_path else None,
         setenv_path=setenv_path,
         setenv=files[setenv_path],
-        systemd_running=probes[node.name],
+        systemd_running=systemd_running,
     )
 
 
@@ -93,12 +62,12 @@ async def java_opts_status(ctx: StepContext, node: Node, wanted: list[str]) -> F
         "(the unit is read at the next start)")
     if not missing:
         return Finding.ok(f"JAVA_OPTS from {src.where} contain {' '.join(wanted)}{note}",
-                          where=src.where)
+                          data=JavaOptsState(src.where))
     target = DROPIN_PATH if src.unit_path else src.setenv_path
     return Finding.needs(
         f"JAVA_OPTS from {src.where} lack {' '.join(missing)}",
         f"omwizard adds them in {target}, then restart OpenMeetings{note}",
-        where=src.where, missing=missing,
+        data=JavaOptsState(src.where, tuple(missing)),
     )
 
 

@@ -12,70 +12,89 @@ is never in argv, so never in the journal (which records argv and undo argv only
 
 from __future__ import annotations
 
-import shlex
+from collections.abc import Callable
+from typing import TypeVar
 
 from omwizard.configs import persistence
 from omwizard.configs.javaopts import SERIALIZATION_OPTS
 from omwizard.engine.step import Finding, Step, StepContext
 from omwizard.facts import database as dbsql
+from omwizard.facts.database import (
+    H2_DOC,
+    MYSQL_CNF_PROBE,
+    MYSQL_KINDS,
+    REMOTE_USER_DOC,
+    LoginVerdict,
+    _admin_prefix,
+    _mysql_undo,
+    _pg_undo,
+    judge_db_type,
+    manual_undo,
+    mysql_client,
+    pick_cnf,
+    psql_script,
+    restart_script,
+    tcp_probe,
+)
 from omwizard.om.layout import OmLayout
-from omwizard.plan.model import Database, Node
+from omwizard.plan.model import Database, Node, Plan
 from omwizard.remote import dblogin
 from omwizard.remote.results import RemoteError
 from omwizard.sections._javaopts import add_java_opts, java_opts_status
 
-H2_DOC = "Db other than H2 should be used"
-REMOTE_USER_DOC = "user used to connect to DB should have remote access"
-MYSQL_KINDS = ("mysql", "mariadb")
-
-
-def _family(kind: str | None) -> str | None:
-    return "mysql" if kind in MYSQL_KINDS else kind
-
-
-def _om_only(ctx: StepContext, node: Node) -> str | None:
-    return None if node.is_om else "not an OpenMeetings node (role om)"
-
+T = TypeVar("T")
 
 # --------------------------------------------------------------------------- db-type
 
 
-def judge_db_type(plan_type: str, kind: str | None, url: str | None) -> tuple[str, str, str]:
-    """(status, detail, remedy) for a node's persistence.xml database kind."""
-    if plan_type == "h2":
-        return ("failed", f"the plan says H2: {H2_DOC}",
-                "set database.type to mysql, mariadb or postgresql in the plan")
-    if kind is None or url is None:
-        return ("failed", "persistence.xml has no openjpa.ConnectionProperties Url",
-                "re-run the OpenMeetings installer against the shared database")
-    if kind in ("h2", "derby"):
-        return ("failed", f"this node uses embedded {kind} ({url}): {H2_DOC}",
-                f"{H2_DOC}: re-install OpenMeetings on this node against the shared "
-                f"{plan_type} database (the installer writes persistence.xml), then run apply")
-    if _family(kind) != _family(plan_type):
-        return ("failed", f"this node uses {kind} ({url}), the plan says {plan_type}",
-                f"re-install OpenMeetings against {plan_type}, or fix database.type in the plan")
-    return ("ok", f"{kind} ({url})", "")
+# -- each step's words, shown beside it (STEPS, at the end, gives each step its own) -------
+
+DOC_DB_TYPE = f"{H2_DOC}. Every OpenMeetings node must use the same database server."
+
+DOC_REMOTE_USER = (
+    f"Database should be accessible from all servers: the {REMOTE_USER_DOC}. omwizard "
+    "creates the user and database on the database node and lets the server listen on "
+    "the cluster address."
+)
+
+DOC_PERSISTENCE_CONNECTION = (
+    "All OM nodes should use the same database: in "
+    "webapps/openmeetings/WEB-INF/classes/META-INF/persistence.xml the Url, Username and "
+    "Password of openjpa.ConnectionProperties point to the shared server."
+)
+
+DOC_REMOTE_COMMIT_PROVIDER = (
+    'Un-comment <property name="openjpa.RemoteCommitProvider" '
+    'value="tcp(Addresses=127.0.0.1)" /> in persistence.xml (OpenMeetings fills in the '
+    "cluster's addresses at run time; TCP 5636 must be open between the nodes)."
+)
+
+DOC_OPENJPA_SERIALIZATION = (
+    "Security (CVE-2024-54676): the remote commit provider deserializes what peers send; "
+    "JAVA_OPTS must contain " + " ".join(SERIALIZATION_OPTS)
+)
+
+DOC_DB_LOGIN = (
+    "Every OM node can log in to the database with the cluster's credentials from its "
+    "own address (an SSH forward through the node and a real client login)."
+)
 
 
-class DbTypeStep(Step):
+class DatabaseStep(Step):
+    """The database section's steps."""
+
     section = "database"
-    name = "db-type"
-    title = "A shared database, not H2"
-    doc = f"{H2_DOC}. Every OpenMeetings node must use the same database server."
 
-    applies = staticmethod(_om_only)  # type: ignore[assignment]
+
+class DbTypeStep(DatabaseStep):
+    only_om = True
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
-        path = OmLayout(ctx.plan.cluster.om_home).persistence_xml
-        text = await ctx.read_text(node, path)
-        if text is None:
-            return Finding.failed(f"{path} does not exist",
-                                  "install OpenMeetings on this node first")
-        try:
-            facts = persistence.inspect(text)
-        except ValueError as exc:
-            return Finding.failed(f"{path}: {exc}", "fix the file by hand, then check again")
+        read = await read_persistence(ctx, node, persistence.inspect,
+                                      missing="install OpenMeetings on this node first")
+        if isinstance(read, Finding):
+            return read
+        path, facts = read
         status, detail, remedy = judge_db_type(ctx.plan.database.type, facts.db_kind, facts.url)
         if status == "ok":
             return Finding.ok(detail, f"{path}: Url {facts.url}")
@@ -85,119 +104,33 @@ class DbTypeStep(Step):
 # --------------------------------------------------------------------------- remote-user
 
 
-def restart_script(service: str) -> str:
-    """Restart a DB service through systemd when it runs, else its SysV script."""
-    s = shlex.quote(service)
-    return (
-        "s=$(systemctl is-system-running 2>/dev/null || true); "
-        f'case "$s" in running|degraded|starting|maintenance) systemctl restart {s};; '
-        f"*) service {s} restart;; esac"
-    )
-
-
-def mysql_client(db: Database) -> tuple[str | list[str], str]:
-    """The command reading SQL on stdin, and what stdin must start with (admin password)."""
-    if db.admin_user is None:
-        return ["mysql", "-N", "-B"], ""
-    pw = db.admin_password.value if db.admin_password else None
-    script = (
-        "umask 077; f=$(mktemp); trap 'rm -f \"$f\"' EXIT; IFS= read -r pw; "
-        "{ echo '[client]'; printf 'password=\"%s\"\\n' "
-        "\"$(printf '%s' \"$pw\" | sed 's/[\\\\\"]/\\\\&/g')\"; } > \"$f\"; "
-        f"mysql --defaults-extra-file=\"$f\" -u {shlex.quote(db.admin_user)} -N -B"
-    )
-    return script, (pw or "") + "\n"
-
-
-def psql_script(db: Database, args: str) -> str:
-    """psql as the postgres superuser (socket, peer) or as admin_user (password via stdin)."""
-    common = f"psql -X -At -F '\t' -v ON_ERROR_STOP=1 -p {int(db.port)} -d postgres {args}"
-    if db.admin_user is None:
-        return (
-            "cd / && if command -v runuser >/dev/null 2>&1; then "
-            f"runuser -u postgres -- {common}; else sudo -u postgres {common}; fi"
-        )
-    return (
-        "cd / && umask 077; f=$(mktemp); trap 'rm -f \"$f\"' EXIT; IFS= read -r pw; "
-        "printf '*:*:*:*:%s\\n' \"$(printf '%s' \"$pw\" | sed 's/[\\\\:]/\\\\&/g')\" > \"$f\"; "
-        f"PGPASSFILE=\"$f\" {common} -h 127.0.0.1 -U {shlex.quote(db.admin_user)}"
-    )
-
-
-def _admin_prefix(db: Database) -> str:
-    if db.admin_user is None:
-        return ""
-    return ((db.admin_password.value if db.admin_password else None) or "") + "\n"
-
-
-def _undo(db: Database, argv: list[str]) -> list[str] | None:
-    """Undo commands run without stdin: only possible with socket (root/postgres) access."""
-    return argv if db.admin_user is None else None
-
-
-def manual_undo(db: Database, what: str, sql: str) -> str:
-    """What a change made with admin credentials leaves to the operator (rollback cannot:
-    an undo command gets no stdin, so no admin password, and none is stored on a node)."""
-    if db.admin_user is None:
-        return ""
-    return (f"{what} by hand: {sql} (as {db.admin_user}; rollback has no admin password "
-            "and leaves this in place)")
-
-
-def _mysql_undo(db: Database, sql: str) -> list[str] | None:
-    return _undo(db, ["mysql", "-e", sql])
-
-
-def _pg_undo(db: Database, sql: str) -> list[str] | None:
-    return _undo(db, ["sh", "-c", psql_script(db, "-c " + shlex.quote(sql))])
-
-
 def _know_admin_secret(ctx: StepContext, db: Database) -> None:
     """Mask the admin password wherever the run shows or saves text (whoever built ctx)."""
     if db.admin_user is not None and db.admin_password is not None:
         ctx.redact.add(db.admin_password.value)
 
 
-MYSQL_CNF_PROBE = (
-    "for f in /etc/my.cnf /etc/mysql/my.cnf /etc/mysql/mariadb.cnf /etc/mysql/conf.d/*.cnf "
-    "/etc/mysql/mariadb.conf.d/*.cnf /etc/mysql/mysql.conf.d/*.cnf /etc/my.cnf.d/*.cnf; do "
-    "[ -f \"$f\" ] && grep -qsE '^[[:space:]]*bind[-_]address' \"$f\" && echo \"$f\"; done; "
-    "for f in /etc/mysql/mariadb.conf.d/50-server.cnf /etc/mysql/mysql.conf.d/mysqld.cnf; do "
-    "[ -f \"$f\" ] && echo \"default:$f\"; done; true"
-)
+def managed(plan: Plan, _node: Node) -> str | None:
+    if not plan.database.manage:
+        return "database.manage is false: the user is managed outside omwizard"
+    return None
 
 
-def pick_cnf(output: str) -> str | None:
-    """The file whose bind-address wins (the last one read), else Debian's server file."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    found = [line for line in lines if not line.startswith("default:")]
-    if found:
-        return found[-1]
-    defaults = [line.removeprefix("default:") for line in lines if line.startswith("default:")]
-    return defaults[0] if defaults else None
+def database_node(plan: Plan, node: Node) -> str | None:
+    if plan.database_node is None or node.name != plan.database_node.name:
+        return "not the database node (role database serving database.host)"
+    return None
 
 
-class RemoteUserStep(Step):
-    section = "database"
-    name = "remote-user"
-    title = "Database user for every OM node"
-    doc = (
-        f"Database should be accessible from all servers: the {REMOTE_USER_DOC}. omwizard "
-        "creates the user and database on the database node and lets the server listen on "
-        "the cluster address."
-    )
-    has_apply = True
+def managed_kind(plan: Plan, _node: Node) -> str | None:
+    if plan.database.type not in (*MYSQL_KINDS, "postgresql"):
+        return f"omwizard manages MariaDB/MySQL and PostgreSQL users, not {plan.database.type}"
+    return None
+
+
+class RemoteUserStep(DatabaseStep):
     serial = True
-
-    def applies(self, ctx: StepContext, node: Node) -> str | None:
-        db = ctx.plan.database
-        if not db.manage:
-            return "database.manage is false: the user is managed outside omwizard"
-        if ctx.plan.database_node is None or node.name != ctx.plan.database_node.name:
-            return "not the database node (role database serving database.host)"
-        if db.type not in (*MYSQL_KINDS, "postgresql"):
-            return f"omwizard manages MariaDB/MySQL and PostgreSQL users, not {db.type}"
-        return None
+    skip_when = (managed, database_node, managed_kind)
 
     def _hosts(self, ctx: StepContext) -> list[str]:
         return [n.address for n in ctx.plan.om_nodes]
@@ -368,30 +301,42 @@ def connection_settings(ctx: StepContext) -> persistence.ConnectionSettings:
     )
 
 
-class PersistenceConnectionStep(Step):
-    section = "database"
-    name = "persistence-connection"
-    title = "Same connection in every persistence.xml"
-    doc = (
-        "All OM nodes should use the same database: in "
-        "webapps/openmeetings/WEB-INF/classes/META-INF/persistence.xml the Url, Username and "
-        "Password of openjpa.ConnectionProperties point to the shared server."
-    )
-    has_apply = True
-    applies = staticmethod(_om_only)  # type: ignore[assignment]
+async def read_persistence(ctx: StepContext, node: Node, parse: Callable[[str], T], *,
+                           missing: str = "install OpenMeetings first") -> tuple[str, T] | Finding:
+    """(path, parse(text)) of the node's persistence.xml, or the failed finding that says why
+    it cannot be read (absent, or XML that does not parse)."""
+    path = OmLayout(ctx.plan.cluster.om_home).persistence_xml
+    text = await ctx.read_text(node, path)
+    if text is None:
+        return Finding.failed(f"{path} does not exist", missing)
+    try:
+        return path, parse(text)
+    except ValueError as exc:
+        return Finding.failed(f"{path}: {exc}", "fix the file by hand, then check again")
+
+
+async def edit_persistence(ctx: StepContext, node: Node, edit: Callable[[str], str]) -> None:
+    """One journaled edit of the node's persistence.xml (a missing file is left missing)."""
+    path = OmLayout(ctx.plan.cluster.om_home).persistence_xml
+    try:
+        await ctx.edit_file(node, path, lambda text: None if text is None else edit(text))
+    except ValueError as exc:
+        raise RemoteError(node.name, f"cannot edit {path}: {exc}",
+                          "fix the file by hand, then run apply again") from exc
+
+
+class PersistenceConnectionStep(DatabaseStep):
+    only_om = True
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         if not ctx.plan.database.password.value:
             return Finding.failed("no database password in the plan",
                                   "export OMW_DB_PASSWORD (or the variable the plan names)")
-        path = OmLayout(ctx.plan.cluster.om_home).persistence_xml
-        text = await ctx.read_text(node, path)
-        if text is None:
-            return Finding.failed(f"{path} does not exist", "install OpenMeetings first")
-        try:
-            found = persistence.problems(text, connection_settings(ctx))
-        except ValueError as exc:
-            return Finding.failed(f"{path}: {exc}", "fix the file by hand, then check again")
+        settings = connection_settings(ctx)
+        read = await read_persistence(ctx, node, lambda t: persistence.problems(t, settings))
+        if isinstance(read, Finding):
+            return read
+        path, found = read
         if not found:
             db = ctx.plan.database
             return Finding.ok(f"{db.user}@{db.host}:{db.port}/{db.name}", f"{path}: as planned")
@@ -399,42 +344,18 @@ class PersistenceConnectionStep(Step):
                              f"{path}: " + "; ".join(found))
 
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
-        path = OmLayout(ctx.plan.cluster.om_home).persistence_xml
         settings = connection_settings(ctx)
-
-        def transform(text: str | None) -> str | None:
-            if text is None:
-                return None
-            return persistence.set_connection(text, settings)
-
-        try:
-            await ctx.edit_file(node, path, transform)
-        except ValueError as exc:
-            raise RemoteError(node.name, f"cannot edit {path}: {exc}",
-                              "fix the file by hand, then run apply again") from exc
+        await edit_persistence(ctx, node, lambda text: persistence.set_connection(text, settings))
 
 
-class RemoteCommitProviderStep(Step):
-    section = "database"
-    name = "remote-commit-provider"
-    title = "OpenJPA remote commit provider"
-    doc = (
-        'Un-comment <property name="openjpa.RemoteCommitProvider" '
-        'value="tcp(Addresses=127.0.0.1)" /> in persistence.xml (OpenMeetings fills in the '
-        "cluster's addresses at run time; TCP 5636 must be open between the nodes)."
-    )
-    has_apply = True
-    applies = staticmethod(_om_only)  # type: ignore[assignment]
+class RemoteCommitProviderStep(DatabaseStep):
+    only_om = True
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
-        path = OmLayout(ctx.plan.cluster.om_home).persistence_xml
-        text = await ctx.read_text(node, path)
-        if text is None:
-            return Finding.failed(f"{path} does not exist", "install OpenMeetings first")
-        try:
-            facts = persistence.inspect(text)
-        except ValueError as exc:
-            return Finding.failed(f"{path}: {exc}", "fix the file by hand, then check again")
+        read = await read_persistence(ctx, node, persistence.inspect)
+        if isinstance(read, Finding):
+            return read
+        path, facts = read
         value = facts.remote_commit_value or ""
         if facts.remote_commit_provider_active and value.startswith("tcp"):
             return Finding.ok(f"openjpa.RemoteCommitProvider = {value}")
@@ -443,25 +364,11 @@ class RemoteCommitProviderStep(Step):
                              f"omwizard activates {persistence.REMOTE_COMMIT_VALUE} in {path}")
 
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
-        path = OmLayout(ctx.plan.cluster.om_home).persistence_xml
-        try:
-            await ctx.edit_file(
-                node, path, lambda t: None if t is None else persistence.activate_remote_commit(t))
-        except ValueError as exc:
-            raise RemoteError(node.name, f"cannot edit {path}: {exc}",
-                              "fix the file by hand, then run apply again") from exc
+        await edit_persistence(ctx, node, persistence.activate_remote_commit)
 
 
-class SerializationStep(Step):
-    section = "database"
-    name = "openjpa-serialization"
-    title = "OpenJPA serialization lists (CVE-2024-54676)"
-    doc = (
-        "Security (CVE-2024-54676): the remote commit provider deserializes what peers send; "
-        "JAVA_OPTS must contain " + " ".join(SERIALIZATION_OPTS)
-    )
-    has_apply = True
-    applies = staticmethod(_om_only)  # type: ignore[assignment]
+class SerializationStep(DatabaseStep):
+    only_om = True
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         return await java_opts_status(ctx, node, list(SERIALIZATION_OPTS))
@@ -488,20 +395,8 @@ LOGIN_REMEDIES = {
 }
 
 
-def tcp_probe(host: str, port: int) -> str:
-    target = shlex.quote(f"/dev/tcp/{host}/{int(port)}")
-    return f"timeout 5 bash -c 'exec 3<>'{target} 2>&1"
-
-
-class DbLoginStep(Step):
-    section = "database"
-    name = "db-login"
-    title = "Each node logs in to the database"
-    doc = (
-        "Every OM node can log in to the database with the cluster's credentials from its "
-        "own address (an SSH forward through the node and a real client login)."
-    )
-    applies = staticmethod(_om_only)  # type: ignore[assignment]
+class DbLoginStep(DatabaseStep):
+    only_om = True
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         db = ctx.plan.database
@@ -514,21 +409,32 @@ class DbLoginStep(Step):
         if bad is not None:
             return Finding.failed(f"{where} from {node.address}: {bad.verdict}: {bad.detail}",
                                   LOGIN_REMEDIES[bad.verdict], probe.evidence(),
-                                  verdict=bad.verdict)
+                                  data=LoginVerdict(bad.verdict))
         verdict = await dblogin.login_through(ctx.pool.get(node), db.type, db.host, db.port,
                                               db.user, db.password.value, db.name)
         line = f"login {db.user}@{where}/{db.name} from {node.address}: {verdict.verdict}"
         if verdict.ok:
-            return Finding.ok(f"{verdict.detail} from {node.address}", line, verdict=dblogin.OK)
+            return Finding.ok(f"{verdict.detail} from {node.address}", line,
+                              data=LoginVerdict(dblogin.OK))
         return Finding.failed(f"{where} from {node.address}: {verdict.verdict}: {verdict.detail}",
-                              LOGIN_REMEDIES[verdict.verdict], line, verdict=verdict.verdict)
+                              LOGIN_REMEDIES[verdict.verdict], line,
+                              data=LoginVerdict(verdict.verdict))
 
 
 STEPS: list[Step] = [
-    DbTypeStep(),
-    RemoteUserStep(),
-    PersistenceConnectionStep(),
-    RemoteCommitProviderStep(),
-    SerializationStep(),
-    DbLoginStep(),
+    DbTypeStep("db-type", "A shared database, not H2", DOC_DB_TYPE),
+    RemoteUserStep("remote-user", "Database user for every OM node", DOC_REMOTE_USER),
+    PersistenceConnectionStep(
+        "persistence-connection", "Same connection in every persistence.xml",
+        DOC_PERSISTENCE_CONNECTION,
+    ),
+    RemoteCommitProviderStep(
+        "remote-commit-provider", "OpenJPA remote commit provider",
+        DOC_REMOTE_COMMIT_PROVIDER,
+    ),
+    SerializationStep(
+        "openjpa-serialization", "OpenJPA serialization lists (CVE-2024-54676)",
+        DOC_OPENJPA_SERIALIZATION,
+    ),
+    DbLoginStep("db-login", "Each node logs in to the database", DOC_DB_LOGIN),
 ]

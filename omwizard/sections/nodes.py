@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from omwizard.configs import hazelcast
 from omwizard.engine.step import Finding, Step, StepContext
+from omwizard.facts.nodes import HazelcastState, InstanceName, name_clashes, settings_for
 from omwizard.om.layout import OmLayout
-from omwizard.plan.model import Node, Plan
+from omwizard.plan.model import Node
 from omwizard.remote.results import RemoteError
 
 HAZELCAST_DOC = """In the file /opt/om/webapps/openmeetings/WEB-INF/classes/hazelcast.xml:
@@ -29,59 +30,23 @@ omwizard also sets a cluster-name unique to this cluster (Hazelcast 4+), so two 
 one LAN never merge, and with network.join tcp-ip writes a <tcp-ip> member list instead."""
 
 
-def cluster_name(plan: Plan) -> str:
-    return f"omwizard-{plan.cluster.name}"
+# -- each step's words, shown beside it (STEPS, at the end, gives each step its own) -------
+
+DOC_UNIQUE_NAMES = (
+    "Set instance-name for each server to unique value. omwizard uses each node's name "
+    "from the plan, and checks they are unique before any hazelcast.xml is written."
+)
 
 
-def settings_for(plan: Plan, node: Node) -> hazelcast.HazelcastSettings:
-    """What this node's hazelcast.xml must say, from the plan."""
-    net = plan.network
-    return hazelcast.HazelcastSettings(
-        instance_name=node.name,
-        server_url=node.server_url,
-        cluster_name=cluster_name(plan),
-        join=net.join,
-        multicast_group=net.multicast_group,
-        multicast_port=net.multicast_port,
-        multicast_ttl=net.multicast_ttl,
-        multicast_timeout=net.multicast_timeout,
-        interfaces=tuple(net.interfaces),
-        members=tuple(n.address for n in plan.om_nodes) if net.join == "tcp-ip" else (),
-    )
+class NodesStep(Step):
+    """The nodes section's steps."""
 
-
-def name_clashes(names: list[str]) -> list[str]:
-    """Instance names that clash (Hazelcast compares exactly; people read case-blind)."""
-    seen: dict[str, str] = {}
-    clashes = []
-    for name in names:
-        key = name.lower()
-        if key in seen:
-            clashes.append(f"{seen[key]} / {name}")
-        else:
-            seen[key] = name
-    return clashes
-
-
-def _not_om(ctx: StepContext, node: Node) -> str | None:
-    return None if node.is_om else "not an OpenMeetings node (role om)"
-
-
-class UniqueNamesStep(Step):
     section = "nodes"
-    name = "unique-names"
-    title = "Unique instance names"
-    doc = (
-        "Set instance-name for each server to unique value. omwizard uses each node's name "
-        "from the plan, and checks they are unique before any hazelcast.xml is written."
-    )
+
+
+class UniqueNamesStep(NodesStep):
     cluster_wide = True
-
-    def applies(self, ctx: StepContext, node: Node) -> str | None:
-        return _not_om(ctx, node)
-
-    async def check(self, ctx: StepContext, node: Node) -> Finding:
-        return (await self.check_all(ctx, [node]))[node.name]
+    only_om = True
 
     async def check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
         planned = [n.name for n in ctx.plan.om_nodes]
@@ -108,20 +73,13 @@ class UniqueNamesStep(Step):
             shown = f"now {have!r}" if have else "now unset"
             current[node.name] = Finding.ok(
                 f"will be {node.name!r} ({shown}); unique among {', '.join(planned)}",
-                instance_name=have,
+                data=InstanceName(have),
             )
         return current
 
 
-class HazelcastXmlStep(Step):
-    section = "nodes"
-    name = "hazelcast-xml"
-    title = "hazelcast.xml: instance-name, server.url, network"
-    doc = HAZELCAST_DOC
-    has_apply = True
-
-    def applies(self, ctx: StepContext, node: Node) -> str | None:
-        return _not_om(ctx, node)
+class HazelcastXmlStep(NodesStep):
+    only_om = True
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         path = OmLayout(ctx.plan.cluster.om_home).hazelcast_xml
@@ -143,19 +101,19 @@ class HazelcastXmlStep(Step):
         warns = hazelcast.warnings(settings, text)
         evidence = [f"{path}: " + ("; ".join(missing) if missing else "as planned")]
         evidence += [f"warning: {w}" for w in warns]
-        data = {"warnings": warns, "problems": missing}
+        data = HazelcastState(tuple(missing), tuple(warns))
         if not missing:
             detail = f"instance-name {node.name}, cluster-name {settings.cluster_name}, " \
                      f"join {settings.join}"
             if warns:
                 detail += f" (warning: {warns[0]})"
-            return Finding.ok(detail, *evidence, **data)
+            return Finding.ok(detail, *evidence, data=data)
         return Finding.needs(
             f"{len(missing)} to change: {missing[0]}" + (" ..." if len(missing) > 1 else ""),
             "omwizard edits hazelcast.xml as the documentation says (the diff is shown; the "
             "original is backed up), then OM must be restarted (verify.restart)",
             *evidence,
-            **data,
+            data=data,
         )
 
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
@@ -172,4 +130,9 @@ class HazelcastXmlStep(Step):
         await ctx.edit_file(node, path, edit)
 
 
-STEPS: list[Step] = [UniqueNamesStep(), HazelcastXmlStep()]
+STEPS: list[Step] = [
+    UniqueNamesStep("unique-names", "Unique instance names", DOC_UNIQUE_NAMES),
+    HazelcastXmlStep(
+        "hazelcast-xml", "hazelcast.xml: instance-name, server.url, network", HAZELCAST_DOC
+    ),
+]

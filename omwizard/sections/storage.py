@@ -19,19 +19,17 @@ import shlex
 import uuid
 from collections.abc import Callable
 
-from omwizard.configs.exports import ExportsConflict, exports_ensure
-from omwizard.configs.fstab import FstabConflict, fstab_ensure, fstab_line
-from omwizard.engine.step import Finding, Step, StepContext
+from omwizard.configs.exports import ExportsConflict
+from omwizard.configs.fstab import FstabConflict, fstab_ensure
+from omwizard.engine.step import Finding, Step, StepContext, only_om
 from omwizard.facts import storage as sf
-from omwizard.om.layout import OmLayout
+from omwizard.om.layout import UNIT_FILES, OmLayout
 from omwizard.plan.model import Node, Plan
-from omwizard.remote.parts import run_parts
 from omwizard.remote.results import RemoteError, RunResult
-from omwizard.sections._javaopts import UNIT_PATHS, add_java_opts, java_opts_status, locate
+from omwizard.sections._javaopts import add_java_opts, java_opts_status, locate
 
 EXPORTS = "/etc/exports"
 FSTAB = "/etc/fstab"
-DROPIN_DIR = "/etc/systemd/system/openmeetings.service.d"
 MOUNT_TIMEOUT = 120  # mount of a hard NFS export can retry for minutes; bound it
 INSTALL_TIMEOUT = 900
 
@@ -60,11 +58,7 @@ DOC_SHARED = (
 # -- shared helpers ----------------------------------------------------------------------------
 
 
-def _om_only(node: Node) -> str | None:
-    return None if node.is_om else "not an OpenMeetings node (role om)"
-
-
-def _nfs_only(plan: Plan) -> str | None:
+def nfs_only(plan: Plan, _node: Node) -> str | None:
     if plan.storage.kind != "nfs":
         return (
             f"storage.kind is {plan.storage.kind}: {plan.storage.path} is already shared; "
@@ -73,34 +67,14 @@ def _nfs_only(plan: Plan) -> str | None:
     return None
 
 
-def client_addresses(plan: Plan, server: Node) -> list[str]:
-    """Every OM node but the server: the documentation's "all nodes except node with folders"."""
-    return [n.address for n in plan.om_nodes if n.name != server.name]
+def storage_server(_plan: Plan, node: Node) -> str | None:
+    return None if node.is_storage else "not the NFS server (role storage)"
 
 
-def exports_text(text: str | None, path: str, clients: list[str], options: str) -> str:
-    """/etc/exports with one line per client (raises ExportsConflict)."""
-    out = text or ""
-    for client in clients:
-        out = exports_ensure(out, path, client, options)
-    return out
-
-
-def client_line(plan: Plan) -> str:
-    """The documentation's fstab line for this plan."""
-    server = plan.storage_node
-    assert server is not None
-    st = plan.storage
-    return fstab_line(f"{server.address}:{st.path}", st.path, "nfs", st.mount_options)
-
-
-def om_user_parts(ctx: StepContext) -> dict[str, str]:
-    """The fact commands om_user needs besides the unit files (for a caller's own script)."""
-    home = shlex.quote(ctx.plan.cluster.om_home)
-    return {
-        "dropins": f"cat -- {shlex.quote(DROPIN_DIR)}/*.conf 2>/dev/null; true",
-        "home_owner": f"stat -c '%U:%G' -- {home} 2>/dev/null; true",
-    }
+def not_storage_server(_plan: Plan, node: Node) -> str | None:
+    if node.is_storage:
+        return "the NFS server itself: OpenMeetings there uses the folder directly"
+    return None
 
 
 async def om_user(
@@ -113,11 +87,11 @@ async def om_user(
     cache = ctx.shared.setdefault("storage.om_user", {})
     if node.name in cache:
         return cache[node.name]
-    units = await ctx.read_texts(node, list(UNIT_PATHS))
+    units = await ctx.read_texts(node, list(UNIT_FILES))
     unit = next((text for text in units.values() if text is not None), None)
     dropins = ""
     home_owner = None
-    parts = om_user_parts(ctx)
+    parts = sf.om_user_parts(ctx.plan.cluster.om_home)
     done = {k: r for k, r in (prefetched or {}).items() if r.exit_status is not None}
     if unit is not None:
         listing = done.get("dropins") or await ctx.run(node, parts["dropins"])
@@ -219,15 +193,14 @@ async def edit_then_run(
 # -- data-dir ----------------------------------------------------------------------------------
 
 
-class DataDirStep(Step):
-    section = "storage"
-    name = "data-dir"
-    title = "OM data dir"
-    doc = DOC_DATA_DIR
-    has_apply = True
+class StorageStep(Step):
+    """The storage section's steps."""
 
-    def applies(self, ctx: StepContext, node: Node) -> str | None:
-        return _om_only(node)
+    section = "storage"
+
+
+class DataDirStep(StorageStep):
+    only_om = True
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         path = ctx.plan.storage.path
@@ -244,8 +217,8 @@ class DataDirStep(Step):
         parts = {"owner": sf.owner_probe(path)}
         parts.update({f"leftovers{i}": sf.leftovers_probe(old, path) for i, old in enumerate(olds)})
         if node.name not in ctx.shared.get("storage.om_user", {}):
-            parts.update(om_user_parts(ctx))
-        got = await run_parts(ctx, node, parts)
+            parts.update(sf.om_user_parts(ctx.plan.cluster.om_home))
+        got = await ctx.run_parts(node, parts)
         user, group, source = await om_user(ctx, node, got)
         probe = got["owner"]
         folder = sf.parse_owner(probe.stdout)
@@ -266,38 +239,37 @@ class DataDirStep(Step):
             problems.append(
                 f"{path} is owned by {folder.owner}, OM runs as {user}:{group} ({source})"
             )
-        data = {
-            "opts_missing": opts.status != "ok",
-            "exists": folder.exists,
-            "owner_ok": sf.owner_ok(folder, user, group),
-            "numeric": folder.numeric,
-            "user": user,
-            "group": group,
-        }
+        data = sf.DataDirState(
+            opts_missing=opts.status != "ok",
+            exists=folder.exists,
+            owner_ok=sf.owner_ok(folder, user, group),
+            numeric=folder.numeric,
+            user=user,
+            group=group,
+        )
         warn = " WARNING: " + " ".join(warnings) if warnings else ""
         if not problems:
             detail = f"{opts.detail}; {path} owned by {user}:{group}"
-            finding = Finding.ok(detail + warn, *evidence, **data)
+            finding = Finding.ok(detail + warn, *evidence, data=data)
             finding.remedy = " ".join(warnings)
             return finding
         remedy = (
             f"omwizard sets {option} where JAVA_OPTS live, creates {path} and gives it to "
             f"{user}:{group}; restart OpenMeetings afterwards"
         )
-        return Finding.needs("; ".join(problems) + warn, remedy + warn, *evidence, **data)
+        return Finding.needs("; ".join(problems) + warn, remedy + warn, *evidence, data=data)
 
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
         path = ctx.plan.storage.path
-        data = finding.data
-        if data.get("opts_missing"):
+        data = finding.typed(sf.DataDirState)
+        if data.opts_missing:
             await add_java_opts(ctx, node, [sf.data_dir_option(path)])
-        if not data.get("exists"):
+        if not data.exists:
             await ensure_folder(ctx, node, path)
-        if data.get("owner_ok"):
+        if data.owner_ok:
             return
-        user, group = data["user"], data["group"]
-        owner = f"{user}:{group}"
-        old = data.get("numeric") if data.get("exists") else None
+        owner = f"{data.user}:{data.group}"
+        old = data.numeric if data.exists else None
         await ctx.change_command(
             node,
             ["chown", owner, "--", path],
@@ -310,41 +282,18 @@ class DataDirStep(Step):
 # -- nfs-server --------------------------------------------------------------------------------
 
 
-def exportfs_remedy(output: str) -> str:
-    """What to do when exportfs -ra failed, from what it said."""
-    text = output.lower()
-    if "exportfs" in text and ("not found" in text or "no such file" in text):
-        return "install nfs-kernel-server (nfs-utils) on the storage node, then run apply again"
-    if "does not support nfs export" in text:
-        return "the export path's file system cannot be exported over NFS; choose another path"
-    return (
-        "read exportfs's message above, fix the cause on the storage node (`exportfs -ra` "
-        "there shows it again), then run apply again"
-    )
-
-
-class NfsServerStep(Step):
-    section = "storage"
-    name = "nfs-server"
-    title = "NFS server exports the folder"
-    doc = DOC_SERVER
-    has_apply = True
-
-    def applies(self, ctx: StepContext, node: Node) -> str | None:
-        reason = _nfs_only(ctx.plan)
-        if reason:
-            return reason
-        return None if node.is_storage else "not the NFS server (role storage)"
+class NfsServerStep(StorageStep):
+    skip_when = (nfs_only, storage_server)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         st = ctx.plan.storage
-        clients = client_addresses(ctx.plan, node)
+        clients = sf.client_addresses(ctx.plan, node)
         pkg_probe = await ctx.run(node, sf.package_probe("server"))
         pkg = sf.parse_package_probe(pkg_probe.stdout)
         folder = sf.parse_owner((await ctx.run(node, sf.owner_probe(st.path))).stdout)
         current = await ctx.read_text(node, EXPORTS)
         try:
-            wanted = exports_text(current, st.path, clients, st.export_options)
+            wanted = sf.exports_text(current, st.path, clients, st.export_options)
         except ExportsConflict as exc:
             return Finding.failed(
                 str(exc),
@@ -365,33 +314,28 @@ class NfsServerStep(Step):
         if not_live:
             problems.append(f"{st.path} is not exported now to {', '.join(not_live)}")
         evidence = [pkg_probe.evidence()] + ([live_run.evidence()] if live_run else [])
-        data = {
-            "package": pkg.__dict__,
-            "folder": folder.exists,
-            "edit": wanted != (current or ""),
-            "reexport": bool(not_live),
-        }
+        data = sf.NfsServerState(pkg, folder.exists, wanted != (current or ""), bool(not_live))
         if not problems:
-            return Finding.ok(f"{st.path} exported to {', '.join(clients)}", *evidence, **data)
+            return Finding.ok(f"{st.path} exported to {', '.join(clients)}", *evidence, data=data)
         return Finding.needs(
             "; ".join(problems),
             f"omwizard adds `{st.path} CLIENT({st.export_options})` per OM node to {EXPORTS} "
             "and runs `exportfs -ra`",
             *evidence,
-            **data,
+            data=data,
         )
 
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
         st = ctx.plan.storage
-        clients = client_addresses(ctx.plan, node)
-        pkg = sf.PackageState(**finding.data["package"])
-        if not pkg.installed:
-            await ensure_package(ctx, node, pkg)
-        if not finding.data["folder"]:
+        clients = sf.client_addresses(ctx.plan, node)
+        seen = finding.typed(sf.NfsServerState)
+        if not seen.package.installed:
+            await ensure_package(ctx, node, seen.package)
+        if not seen.folder:
             await ensure_folder(ctx, node, st.path)
         current = await ctx.read_text(node, EXPORTS)
         try:
-            wanted = exports_text(current, st.path, clients, st.export_options)
+            wanted = sf.exports_text(current, st.path, clients, st.export_options)
         except ExportsConflict as exc:
             raise RemoteError(node.name, str(exc), "fix that line by hand, then apply") from None
         if wanted == (current or ""):
@@ -406,62 +350,26 @@ class NfsServerStep(Step):
             ctx,
             node,
             EXPORTS,
-            lambda text: exports_text(text, st.path, clients, st.export_options),
+            lambda text: sf.exports_text(text, st.path, clients, st.export_options),
             ["exportfs", "-ra"],
             None,
             undo_text="the re-export runs on rollback after /etc/exports is restored",
-            explain=exportfs_remedy,
+            explain=sf.exportfs_remedy,
         )
 
 
 # -- nfs-client --------------------------------------------------------------------------------
 
 
-def mount_remedy(output: str, server: str) -> str:
-    """What to do when `mount PATH` failed, from mount.nfs's message."""
-    text = output.lower()
-    if "no such device" in text or "unknown filesystem type" in text:
-        return (
-            "this node's kernel has no NFS client (mount.nfs: No such device): load it "
-            "(`modprobe nfs`) or use a kernel with NFS support, or mount the shared folder "
-            "another way and set storage.kind: existing; then run apply again"
-        )
-    if "access denied" in text:
-        return (
-            f"the server {server} refuses this node: run apply for storage.nfs-server (the "
-            "export must list this node's address) and check `exportfs -v` there"
-        )
-    if "timed out" in text or "connection refused" in text or "no route" in text:
-        return (
-            f"the NFS server {server} does not answer: start it (nfs-kernel-server / "
-            "nfs-server) and open TCP 2049 between the nodes; then run apply again"
-        )
-    if "no such file" in text:
-        return f"the exported folder does not exist on {server}: run apply for storage.nfs-server"
-    return "read mount's message above, fix the cause, then run apply again"
-
-
-class NfsClientStep(Step):
-    section = "storage"
-    name = "nfs-client"
-    title = "OM nodes mount the folder"
-    doc = DOC_CLIENT
-    has_apply = True
-
-    def applies(self, ctx: StepContext, node: Node) -> str | None:
-        reason = _nfs_only(ctx.plan) or _om_only(node)
-        if reason:
-            return reason
-        if node.is_storage:
-            return "the NFS server itself: OpenMeetings there uses the folder directly"
-        return None
+class NfsClientStep(StorageStep):
+    skip_when = (nfs_only, only_om, not_storage_server)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         st = ctx.plan.storage
         server = ctx.plan.storage_node
         assert server is not None
         source = f"{server.address}:{st.path}"
-        line = client_line(ctx.plan)
+        line = sf.client_line(ctx.plan)
         pkg_probe = await ctx.run(node, sf.package_probe("client"))
         pkg = sf.parse_package_probe(pkg_probe.stdout)
         folder = sf.parse_owner((await ctx.run(node, sf.owner_probe(st.path))).stdout)
@@ -509,44 +417,40 @@ class NfsClientStep(Step):
                         *evidence,
                         hidden.evidence(),
                     )
-        data = {
-            "package": pkg.__dict__,
-            "folder": folder.exists,
-            "edit": wanted != (fstab or ""),
-            "mounted": verdict == "ok",
-        }
+        data = sf.NfsClientState(pkg, folder.exists, wanted != (fstab or ""), verdict == "ok")
         if not problems:
-            return Finding.ok(f"{source} mounted at {st.path} ({mount.fstype})", *evidence, **data)  # type: ignore[union-attr]
+            fstype = mount.fstype if mount is not None else "?"
+            return Finding.ok(f"{source} mounted at {st.path} ({fstype})", *evidence, data=data)
         return Finding.needs(
             "; ".join(problems),
             f"omwizard adds `{line}` to {FSTAB} and runs `mount {st.path}`",
             *evidence,
-            **data,
+            data=data,
         )
 
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
         st = ctx.plan.storage
         server = ctx.plan.storage_node
         assert server is not None
-        line = client_line(ctx.plan)
-        pkg = sf.PackageState(**finding.data["package"])
-        if not pkg.installed:
-            await ensure_package(ctx, node, pkg)
-        if not finding.data["folder"]:
+        line = sf.client_line(ctx.plan)
+        seen = finding.typed(sf.NfsClientState)
+        if not seen.package.installed:
+            await ensure_package(ctx, node, seen.package)
+        if not seen.folder:
             await ensure_folder(ctx, node, st.path)
         mount = ["timeout", str(MOUNT_TIMEOUT), "mount", st.path]
         umount = ["umount", st.path]
-        if not finding.data["edit"]:
-            if not finding.data["mounted"]:
+        if not seen.edit:
+            if not seen.mounted:
                 await ctx.change_command(
                     node, mount, umount, undo_ok_text=("not mounted",),
                     timeout=MOUNT_TIMEOUT + 30,
-                    remedy=mount_remedy("", server.address),
+                    remedy=sf.mount_remedy("", server.address),
                 )
             return
 
         def explain(message: str) -> str:
-            return mount_remedy(message, server.address)
+            return sf.mount_remedy(message, server.address)
 
         def add_line(text: str | None) -> str:
             return fstab_ensure(text or "", line)
@@ -560,27 +464,9 @@ class NfsClientStep(Step):
 # -- shared ------------------------------------------------------------------------------------
 
 
-def _write_argv(user: str, token: str, path: str) -> str:
-    """Write the probe file as the OM user (proves it may write there), readable by others."""
-    q = shlex.quote
-    body = f"umask 022 && printf %s {q(token)} > {q(path)}"
-    if user == "root":
-        return body
-    return f"runuser -u {q(user)} -- sh -c {q(body)}"
-
-
-class SharedStep(Step):
-    section = "storage"
-    name = "shared"
-    title = "The folder is shared"
-    doc = DOC_SHARED
+class SharedStep(StorageStep):
     cluster_wide = True
-
-    def applies(self, ctx: StepContext, node: Node) -> str | None:
-        return _om_only(node)
-
-    async def check(self, ctx: StepContext, node: Node) -> Finding:
-        return (await self.check_all(ctx, [node]))[node.name]
+    only_om = True
 
     async def check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
         path = ctx.plan.storage.path
@@ -649,7 +535,7 @@ async def _user_ids(
     one round trip once om_user is known in this run."""
     user, group, _source = await om_user(ctx, node)
     parts = {"ids": sf.ids_probe(user, group), **(also or {})}
-    got = await run_parts(ctx, node, parts)
+    got = await ctx.run_parts(node, parts)
     uid, gid = sf.parse_ids(got["ids"].stdout)
     return user, group, uid, gid, got
 
@@ -680,9 +566,10 @@ async def _probe_file(
             user = "root"
         attempted = True
         if writer.name in info:  # its user is unknown: write as root, as a bare command
-            wrote = await ctx.run(writer, _write_argv(user, token, probe))
+            wrote = await ctx.run(writer, sf.write_probe_command(user, token, probe))
         else:
-            got = await _user_ids(ctx, writer, {"write": _write_argv(user, token, probe)})
+            write = sf.write_probe_command(user, token, probe)
+            got = await _user_ids(ctx, writer, {"write": write})
             info[writer.name] = got
             wrote = got[4]["write"]
         evidence[writer.name].append(wrote.evidence())
@@ -734,4 +621,9 @@ async def _probe_file(
                 pass
 
 
-STEPS: list[Step] = [DataDirStep(), NfsServerStep(), NfsClientStep(), SharedStep()]
+STEPS: list[Step] = [
+    DataDirStep("data-dir", "OM data dir", DOC_DATA_DIR),
+    NfsServerStep("nfs-server", "NFS server exports the folder", DOC_SERVER),
+    NfsClientStep("nfs-client", "OM nodes mount the folder", DOC_CLIENT),
+    SharedStep("shared", "The folder is shared", DOC_SHARED),
+]

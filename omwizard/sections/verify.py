@@ -14,140 +14,94 @@ from __future__ import annotations
 import asyncio
 import shlex
 import ssl
+from typing import Any
 from urllib.parse import urlsplit
 
 from omwizard.engine.step import Finding, Step, StepContext
 from omwizard.facts import verify as verifyfacts
-from omwizard.om.layout import OmLayout
+from omwizard.facts.preflight import OM_INSTALL
+from omwizard.facts.verify import (
+    LOG_LINES,
+    RestartState,
+    health_target,
+    members_parts,
+    om_probe,
+    parse_probe,
+)
+from omwizard.om.layout import UNIT, OmLayout
 from omwizard.plan.model import Node
-from omwizard.remote.parts import run_parts
 from omwizard.remote.results import RemoteError
 from omwizard.sections import find_step
 
-UNIT = "openmeetings"
-UNIT_FILES = (
-    "/etc/systemd/system/openmeetings.service",
-    "/lib/systemd/system/openmeetings.service",
-    "/usr/lib/systemd/system/openmeetings.service",
-)
 RESTART_WAIT = 300  # seconds: Tomcat with OpenMeetings takes one to three minutes
 STARTED_MARKS = ("is STARTED", verifyfacts.STANDALONE)
-LOG_LINES = 4000
 MEMBERS_SETTLE = 10  # seconds the members check waits for a forming cluster to settle
 
 
-def _not_om(ctx: StepContext, node: Node) -> str | None:
-    return None if node.is_om else "not an OpenMeetings node (role om)"
-
-
-def _probe(om_home: str) -> str:
-    """One read-only script: OM's java processes (this node's network namespace, whose command
-    line or working dir is om_home) with their age, the config files' mtimes, the log to read,
-    and whether systemd runs the unit."""
-    lay = OmLayout(om_home)
-    q = shlex.quote
-    configs = [lay.hazelcast_xml, lay.persistence_xml, f"{lay.bin}/setenv.sh", *UNIT_FILES]
-    dropins = " ".join(f"{q(f)}.d/*.conf" for f in UNIT_FILES)
-    return (
-        f"h={q(om_home)}; me=$(readlink /proc/self/ns/net); echo \"now $(date +%s)\"; "
-        "for p in $(pgrep -x java 2>/dev/null); do "
-        "[ \"$(readlink /proc/$p/ns/net 2>/dev/null)\" = \"$me\" ] || continue; "
-        "c=$(tr '\\0' ' ' </proc/$p/cmdline 2>/dev/null); d=$(readlink /proc/$p/cwd 2>/dev/null); "
-        "case \" $c\" in *\"$h/\"*|*\"=$h \"*) ;; *) [ \"$d\" = \"$h\" ] || continue;; esac; "
-        "echo \"pid $p $(ps -o etimes= -p $p | tr -d ' ')\"; done; "
-        f"for f in {' '.join(q(c) for c in configs)} {dropins}; do "
-        "[ -f \"$f\" ] && echo \"mtime $(stat -c %Y \"$f\") $f\"; done; "
-        "for f in \"$h/logs/openmeetings.log\" \"$h/log/openmeetings.log\"; do "
-        "[ -f \"$f\" ] && { echo \"log $f $(stat -c %s \"$f\")\"; break; }; done; "
-        "[ -d /run/systemd/system ] && echo systemd; "
-        f"for f in {' '.join(q(u) for u in UNIT_FILES)}; do [ -f \"$f\" ] && echo \"unit $f\"; "
-        "done; true"
-    )
-
-
-def parse_probe(output: str) -> dict:
-    """The probe's lines as a dict: now, pids {pid: start epoch}, mtimes, log, log_size..."""
-    facts: dict = {"pids": {}, "mtimes": {}, "log": None, "log_size": 0, "systemd": False,
-                   "unit": None, "now": None}
-    for line in output.splitlines():
-        words = line.split(" ")
-        try:
-            if words[0] == "now":
-                facts["now"] = int(words[1])
-            elif words[0] == "pid" and len(words) == 3 and words[2].isdigit():
-                facts["pids"][int(words[1])] = int(words[2])  # elapsed, made absolute below
-            elif words[0] == "mtime":
-                facts["mtimes"][" ".join(words[2:])] = int(words[1])
-            elif words[0] == "log":
-                facts["log"], facts["log_size"] = " ".join(words[1:-1]), int(words[-1])
-            elif words[0] == "systemd":
-                facts["systemd"] = True
-            elif words[0] == "unit":
-                facts["unit"] = " ".join(words[1:])
-        except (IndexError, ValueError):
-            continue
-    now = facts["now"] or 0
-    facts["pids"] = {pid: now - age for pid, age in facts["pids"].items()}
-    return facts
-
-
 async def probe(ctx: StepContext, node: Node) -> tuple[dict, str]:
-    result = await ctx.run(node, _probe(ctx.plan.cluster.om_home))
+    result = await ctx.run(node, om_probe(ctx.plan.cluster.om_home))
     return parse_probe(result.stdout), result.evidence()
 
 
-def members_parts(om_home: str, default_log: str, lines: int = LOG_LINES) -> dict[str, str]:
-    """The members check's facts for facts.run_parts: the probe, and the last lines of the log
-    the probe would find (else of default_log)."""
-    q = shlex.quote
-    tail = (
-        f"l={q(default_log)}; "
-        f"for f in {q(om_home + '/logs/openmeetings.log')} {q(om_home + '/log/openmeetings.log')}"
-        '; do [ -f "$f" ] && { l=$f; break; }; done; '
-        f'tail -n {int(lines)} -- "$l"'
-    )
-    return {"probe": _probe(om_home), "tail": tail}
-
-
-def _log_path(ctx: StepContext, node: Node, facts: dict) -> str:
+async def _log_path(ctx: StepContext, node: Node, facts: dict[str, Any]) -> str:
+    """The log the probe found, else where this node's OpenMeetings release logs."""
     if facts.get("log"):
-        return facts["log"]
-    version = ctx.shared.get("om_version", {}).get(node.name)
-    return OmLayout(ctx.plan.cluster.om_home).log_file(version)
+        return str(facts["log"])
+    om = await ctx.fact(node, OM_INSTALL)
+    return OmLayout(ctx.plan.cluster.om_home).log_file(om.version)
 
 
-class RestartStep(Step):
+# -- each step's words, shown beside it (STEPS, at the end, gives each step its own) -------
+
+DOC_RESTART = (
+    "Set up the cluster: OpenMeetings reads hazelcast.xml and persistence.xml only when it "
+    "starts, so each node is restarted (systemctl restart openmeetings, else "
+    "bin/shutdown.sh; bin/startup.sh), one at a time, waiting for it to come back. A node "
+    "already running the current configuration is not restarted."
+)
+
+DOC_MEMBERS = (
+    "OpenMeetings' log (logs/openmeetings.log; log/ in 4.0.x) shows the latest Hazelcast "
+    "line `Members {size:N, ver:M} [` listing every OM node; \"No join method is enabled! "
+    "Starting standalone.\" means this node is alone."
+)
+
+DOC_HEALTH = (
+    "GET /openmeetings/services/info/health answers "
+    "{\"health\":{\"inited\":true,\"installed\":true,\"dbOk\":true}} on every node "
+    "(through an SSH port forward to the node's own address); /services/info/version "
+    "gives the version."
+)
+
+
+class VerifyStep(Step):
+    """The verify section's steps."""
+
     section = "verify"
-    name = "restart"
-    title = "Restart OpenMeetings, one node at a time"
-    doc = (
-        "Set up the cluster: OpenMeetings reads hazelcast.xml and persistence.xml only when it "
-        "starts, so each node is restarted (systemctl restart openmeetings, else "
-        "bin/shutdown.sh; bin/startup.sh), one at a time, waiting for it to come back. A node "
-        "already running the current configuration is not restarted."
-    )
-    has_apply = True
-    serial = True
 
-    def applies(self, ctx: StepContext, node: Node) -> str | None:
-        return _not_om(ctx, node)
+
+class RestartStep(VerifyStep):
+    serial = True
+    only_om = True
+    facts = (OM_INSTALL,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         facts, evidence = await probe(ctx, node)
         starts = facts["pids"]
         oldest = min(starts.values()) if starts else None
         current, why = verifyfacts.running_current(oldest, facts["mtimes"])
-        data = {"log": _log_path(ctx, node, facts), "log_size": facts["log_size"],
-                "systemd": facts["systemd"] and facts["unit"] is not None}
+        data = RestartState(await _log_path(ctx, node, facts), int(facts["log_size"]),
+                            bool(facts["systemd"] and facts["unit"] is not None))
         if current:
             pids = ", ".join(str(p) for p in starts)
-            return Finding.ok(f"{why} (pid {pids})", evidence, **data)
+            return Finding.ok(f"{why} (pid {pids})", evidence, data=data)
         return Finding.needs(why, "restart OpenMeetings on this node (omwizard does it, waiting "
-                             "for it to come back)", evidence, **data)
+                             "for it to come back)", evidence, data=data)
 
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
         lay = OmLayout(ctx.plan.cluster.om_home)
-        if finding.data.get("systemd"):
+        seen = finding.typed(RestartState)
+        if seen.systemd:
             argv = ["systemctl", "restart", UNIT]
         else:
             argv = ["sh", "-c", f"{shlex.quote(lay.bin + '/shutdown.sh')}; "
@@ -158,7 +112,7 @@ class RestartStep(Step):
         )
         if ctx.dry_run:
             return
-        await wait_started(ctx, node, finding.data["log"], int(finding.data.get("log_size", 0)))
+        await wait_started(ctx, node, seen.log, seen.log_size)
 
 
 async def wait_started(ctx: StepContext, node: Node, log: str, offset: int,
@@ -187,27 +141,18 @@ async def wait_started(ctx: StepContext, node: Node, log: str, offset: int,
         )
 
 
-class MembersStep(Step):
-    section = "verify"
-    name = "members"
-    title = "Hazelcast sees every node"
-    doc = (
-        "OpenMeetings' log (logs/openmeetings.log; log/ in 4.0.x) shows the latest Hazelcast "
-        "line `Members {size:N, ver:M} [` listing every OM node; \"No join method is enabled! "
-        "Starting standalone.\" means this node is alone."
-    )
-
-    def applies(self, ctx: StepContext, node: Node) -> str | None:
-        return _not_om(ctx, node)
+class MembersStep(VerifyStep):
+    only_om = True
+    facts = (OM_INSTALL,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         expected = {n.name: n.address for n in ctx.plan.om_nodes}
         for attempt in range(MEMBERS_SETTLE + 1):
-            default = _log_path(ctx, node, {})
-            got = await run_parts(ctx, node, members_parts(ctx.plan.cluster.om_home, default))
+            default = await _log_path(ctx, node, {})
+            got = await ctx.run_parts(node, members_parts(ctx.plan.cluster.om_home, default))
             facts = parse_probe(got["probe"].stdout)
             evidence = got["probe"].evidence()
-            log = _log_path(ctx, node, facts)
+            log = await _log_path(ctx, node, facts)
             tail = got["tail"]
             verdict = verifyfacts.judge_members(verifyfacts.read_log(tail.stdout), node.name,
                                                 expected, log)
@@ -217,7 +162,8 @@ class MembersStep(Step):
                     f"the last cluster: {verdict.detail})",
                     f"start OpenMeetings on {node.name} (`omwizard apply --section verify "
                     f"--node {node.name}`)")
-            forming = "missing:" in verdict.detail or verdict.detail.startswith("no `Members")
+            seen = verdict.data
+            forming = isinstance(seen, verifyfacts.MembersView) and bool(seen.missing)
             settling = not verdict.ok and bool(facts["pids"]) and forming
             if verdict.ok or not settling or attempt == MEMBERS_SETTLE:
                 break
@@ -226,21 +172,8 @@ class MembersStep(Step):
         shown = f"tail -n {LOG_LINES} {log}: " + (" | ".join(b.strip() for b in block)
                                                   or "(no member lines)")
         if verdict.ok:
-            return Finding.ok(verdict.detail, evidence, shown, **verdict.data)
-        return Finding.failed(verdict.detail, verdict.remedy, evidence, shown, **verdict.data)
-
-
-def health_target(node: Node) -> tuple[bool, int, str]:
-    """(tls, port, path prefix) of OM on the node itself, from server_url.
-
-    An explicit port is used as is; without one, OpenMeetings' own ports (5080 http, 5443
-    https) are assumed, because a URL without a port usually names a proxy in front of OM.
-    """
-    url = urlsplit(node.server_url or f"http://{node.address}:5080/openmeetings")
-    tls = url.scheme == "https"
-    port = url.port or (5443 if tls else 5080)
-    prefix = url.path.rstrip("/") or "/openmeetings"
-    return tls, port, prefix
+            return Finding.ok(verdict.detail, evidence, shown, data=verdict.data)
+        return Finding.failed(verdict.detail, verdict.remedy, evidence, shown, data=verdict.data)
 
 
 async def http_get(port: int, path: str, host: str, tls: bool,
@@ -270,19 +203,8 @@ async def http_get(port: int, path: str, host: str, tls: bool,
     return status, body
 
 
-class HealthStep(Step):
-    section = "verify"
-    name = "health"
-    title = "OpenMeetings answers healthy"
-    doc = (
-        "GET /openmeetings/services/info/health answers "
-        "{\"health\":{\"inited\":true,\"installed\":true,\"dbOk\":true}} on every node "
-        "(through an SSH port forward to the node's own address); /services/info/version "
-        "gives the version."
-    )
-
-    def applies(self, ctx: StepContext, node: Node) -> str | None:
-        return _not_om(ctx, node)
+class HealthStep(VerifyStep):
+    only_om = True
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         tls, port, prefix = health_target(node)
@@ -303,32 +225,30 @@ class HealthStep(Step):
             status, body = await http_get(local, f"{prefix}/services/info/health", host, tls)
             v_status, v_body = await http_get(local, f"{prefix}/services/info/version", host, tls)
         finally:
-            listener.close()  # type: ignore[attr-defined]
+            listener.close()
         where = f"{scheme}://{node.address}:{port}{prefix}/services/info/health (via SSH to " \
                 f"{node.name})"
         evidence = [f"GET {where} -> {status if status is not None else 'no answer'} "
                     f"{body.strip()[:200]}"]
         version = verifyfacts.parse_version(v_body) if v_status == 200 else None
         evidence.append(f"GET .../services/info/version -> {v_status} {v_body.strip()[:200]}")
-        verdict = verifyfacts.judge_health(status, body)
+        verdict = verifyfacts.judge_health(status, body).with_version(version)
         shown = f" (OpenMeetings {version})" if version else ""
         if verdict.ok:
-            return Finding.ok(verdict.detail + shown, *evidence, version=version, **verdict.data)
+            return Finding.ok(verdict.detail + shown, *evidence, data=verdict.data)
         return Finding.failed(verdict.detail + shown, verdict.remedy, *evidence,
-                              version=version, **verdict.data)
+                              data=verdict.data)
 
 
-class RerunStep(Step):
+class RerunStep(VerifyStep):
     """Another section's proof, run again under verify now that everything is in place."""
 
-    section = "verify"
     cluster_wide = True
 
     def __init__(self, name: str, target: str, title: str) -> None:
-        self.name = name
+        super().__init__(name, title,
+                         f"Again, now that everything is in place: {target} (see that step).")
         self.target = target
-        self.title = title
-        self.doc = f"Again, now that everything is in place: {target} (see that step)."
 
     def delegate(self) -> Step:
         try:
@@ -344,9 +264,6 @@ class RerunStep(Step):
             return self.delegate().applies(ctx, node)
         except LookupError:
             return None  # the check reports the missing step on every node
-
-    async def check(self, ctx: StepContext, node: Node) -> Finding:
-        return (await self.check_all(ctx, [node]))[node.name]
 
     async def check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
         try:
@@ -369,4 +286,9 @@ RERUNS = (
     RerunStep("ports", "preflight.ports", "Ports between the nodes, again"),
 )
 
-STEPS: list[Step] = [RestartStep(), MembersStep(), HealthStep(), *RERUNS]
+STEPS: list[Step] = [
+    RestartStep("restart", "Restart OpenMeetings, one node at a time", DOC_RESTART),
+    MembersStep("members", "Hazelcast sees every node", DOC_MEMBERS),
+    HealthStep("health", "OpenMeetings answers healthy", DOC_HEALTH),
+    *RERUNS,
+]

@@ -1,16 +1,18 @@
 """The Textual face of omwizard: one App, one screen per stage of the documentation.
 
-The App owns what outlives a screen: the plan (and the raw dict the inventory edits), the
-session state, the secrets typed by the operator (memory only), the SSH pool and the event bus.
-Screens never touch a host: they call the engine through the App's helpers, in workers, and
-listen to the engine's events.
+The App owns what outlives a screen: the plan's session (omwizard.engine.session: plan, state,
+redactor, event bus, SSH pool), the raw dict the inventory edits and the secrets typed by the
+operator (memory only). It gives each screen what it reads when it makes it (attributes down);
+screens never touch a host themselves but run the engine of the session they were given, in
+workers, and ask for everything else with messages (omwizard.tui.messages) that the App
+handles below (messages up).
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import os
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,51 +23,23 @@ from textual.screen import Screen
 
 from omwizard.engine.events import EventBus
 from omwizard.engine.state import StateError, StateStore, default_state_dir
-from omwizard.engine.step import Redactor, Step
 from omwizard.plan.model import (
     Node,
     Plan,
     PlanError,
     dump_plan,
     load_plan,
-    plan_from_dict,
+    parse_plan_text,
     plan_to_dict,
 )
-from omwizard.sections import SECTIONS, TITLES, steps_for
+from omwizard.sections import SECTIONS, TITLES
+from omwizard.tui import messages, planning
+from omwizard.tui.screens.modals import ConfirmScreen, HostKeyScreen, TextScreen
+from omwizard.tui.screens.welcome import WelcomeScreen
 
-if TYPE_CHECKING:  # asyncssh (behind the engine and the pool) is imported on first use:
-    from omwizard.engine.runner import Engine  # the first screen is up ~0.1 s sooner without it
-    from omwizard.remote.ssh import RemotePool
-
-DONE = {"ok", "changed", "skipped"}
-DB_PASSWORD_VAR = "OMW_DB_PASSWORD"
-
-
-def section_steps(section: str) -> tuple[Step, ...]:
-    """The section's steps; () while a section module is not written yet (work in progress)."""
-    try:
-        return steps_for(section)
-    except ImportError:
-        return ()
-
-
-def new_plan_dict() -> dict[str, Any]:
-    """A starting point for a new cluster: the contract's defaults, two empty nodes."""
-    return {
-        "omwizard": 1,
-        "cluster": {"name": "", "timezone": "UTC", "om_home": "/opt/om"},
-        "ssh": {"user": "root", "port": 22, "known_hosts": "~/.ssh/known_hosts",
-                "host_keys": "strict", "sudo": "auto", "connect_timeout": 10},
-        "nodes": [],
-        "database": {"type": "mysql", "host": "", "port": 3306, "name": "openmeetings",
-                     "user": "om", "password": "${" + DB_PASSWORD_VAR + "}", "manage": True},
-        "network": {"join": "multicast", "multicast_group": "224.0.0.0", "multicast_port": 54327,
-                    "multicast_ttl": 32, "multicast_timeout": 2, "route": "224.0.0.0/4"},
-        "storage": {"kind": "nfs", "path": "/opt/omdata",
-                    "export_options": "rw,sync,no_subtree_check,no_root_squash",
-                    "mount_options": "timeo=50,hard,intr"},
-    }
-
+if TYPE_CHECKING:  # imported on first use: the first screen is up ~30 ms sooner without them
+    from omwizard.engine.session import Session
+    from omwizard.tui.screens.section import SectionScreen
 
 class OmWizardApp(App[int]):
     """omwizard's TUI."""
@@ -93,22 +67,25 @@ class OmWizardApp(App[int]):
         self.state_dir = Path(state_dir).expanduser() if state_dir else None
         self.state_base = state_base
         self.env = dict(os.environ if env is None else env)
-        self.plan: Plan | None = None
-        self.plan_data: dict[str, Any] | None = None
-        self.state: StateStore | None = None
+        self.plan_data: dict[str, Any] | None = None  # the inventory's working copy
+        self.session: Session | None = None  # the current plan's; None before a valid plan
         self.db_password = ""  # typed by the operator; memory only
         self.sudo_password = ""  # typed by the operator; memory only
-        self.bus = EventBus()
-        self.redactor = Redactor()
-        self._pool: RemotePool | None = None
+        self.bus = EventBus()  # one bus for every session: screens stay subscribed
         self.host_key_answers: list[tuple[str, str, bool]] = []  # (node, fingerprint, trusted)
+
+    @property
+    def plan(self) -> Plan | None:
+        return self.session.plan if self.session is not None else None
+
+    @property
+    def state(self) -> StateStore | None:
+        return self.session.state if self.session is not None else None
 
     # -- start --------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        from omwizard.tui.screens.welcome import WelcomeScreen
-
-        self.push_screen(WelcomeScreen())
+        self.push_screen(WelcomeScreen(self.state_base))
         if self.plan_path:
             self.call_after_refresh(self.open_plan_file, self.plan_path)
 
@@ -123,7 +100,7 @@ class OmWizardApp(App[int]):
             self.notify(f"{path}: {exc.strerror or exc}", severity="error")
             return False
         data = plan_to_dict(plan)
-        self._keep_secret_refs(plan, data)
+        planning.keep_secret_refs(plan, data)
         if not self.adopt(plan, data):
             return False
         if self.state is not None and (self.state.results() or self.state.meta()):
@@ -134,28 +111,23 @@ class OmWizardApp(App[int]):
 
     def open_session(self, directory: Path) -> bool:
         """Resume a saved session: its plan, its results, its place."""
-        store = StateStore(directory)
-        text = store.load_plan_text()
+        text = StateStore(directory).load_plan_text()
         if not text:
             self.notify(f"{directory}: no plan saved in this session", severity="error")
             return False
-        from omwizard.plan.model import parse_plan_text
-
         try:
             plan = parse_plan_text(text, env=self.secret_env(), source=directory / "plan.yaml")
         except PlanError as exc:
             self.notify(f"the saved plan is not valid:\n{exc}", severity="error", timeout=10)
             return False
         data = plan_to_dict(plan)
-        self._keep_secret_refs(plan, data)
+        planning.keep_secret_refs(plan, data)
         if not self.adopt(plan, data, directory=directory):
             return False
         self.goto_resume_point()
         return True
 
     def offer_resume(self) -> None:
-        from omwizard.tui.screens.modals import ConfirmScreen
-
         assert self.state is not None
         meta = self.state.meta()
         where = meta.get("section") or "?"
@@ -174,110 +146,64 @@ class OmWizardApp(App[int]):
         self.push_screen(ConfirmScreen("Resume the saved session?", body, "Resume", "Inventory"),
                          done)
 
-    # -- plan, state, secrets -----------------------------------------------------------------
+    # -- plan, session, secrets ---------------------------------------------------------------
 
     def secret_env(self) -> dict[str, str]:
-        env = dict(self.env)
-        if self.db_password:
-            var = DB_PASSWORD_VAR
-            if self.plan_data:
-                ref = str(self.plan_data.get("database", {}).get("password") or "")
-                if ref.startswith("${") and ref.endswith("}"):
-                    var = ref[2:-1]
-            env[var] = self.db_password
-        return env
-
-    @staticmethod
-    def _keep_secret_refs(plan: Plan, data: dict[str, Any]) -> None:
-        if not plan.database.password.ref:
-            data["database"]["password"] = "${" + DB_PASSWORD_VAR + "}"
+        return planning.secret_env(self.env, self.plan_data, self.db_password)
 
     def adopt(self, plan: Plan, data: dict[str, Any], directory: Path | None = None) -> bool:
-        """Make this the current plan; open (lock) its session state and save the plan there."""
+        """Make this the current plan: its session (state opened and locked, the plan saved
+        there), a new one when the plan's state folder changed."""
+        from omwizard.engine.session import Session, open_state
+
         directory = directory or self.state_dir or default_state_dir(plan.cluster.name)
-        if self.state is None or self.state.directory != directory:
-            store = StateStore(directory)
+        session = self.session
+        if session is None or session.state is None or session.state.directory != directory:
             try:
-                store.lock()
+                state = open_state(plan, directory)
             except StateError as exc:
                 self.notify(str(exc), severity="error", timeout=10)
                 return False
-            if self.state is not None:
-                self.state.unlock()
-            self.state = store
-        nodes_changed = self.plan is None or self.plan.nodes != plan.nodes
-        self.plan = plan
+            if session is not None:
+                self.retire(session)
+            session = self.session = Session(
+                plan, state=state, confirm_host_key=self.confirm_host_key,
+                ask_password=self.ask_password, bus=self.bus)
+        else:
+            session.set_plan(plan)
         self.plan_data = copy.deepcopy(data)
-        self.redactor.add(plan.database.password.value)
-        if nodes_changed:
-            self.reset_pool()
         try:
-            self.state.save_plan(dump_plan(plan))
+            if session.state is not None:  # always: the App's sessions are opened on a state
+                session.state.save_plan(dump_plan(plan))
         except (OSError, StateError) as exc:
             self.notify(f"cannot save the plan: {exc}", severity="error")
         return True
 
-    def validate(self, data: dict[str, Any]) -> Plan:
-        """plan_from_dict with the typed secrets in the environment (raises PlanError)."""
-        return plan_from_dict(data, env=self.secret_env())
+    def retire(self, session: Session) -> None:
+        """A session no longer current: its state unlocked now, its connections closed in the
+        background."""
+        if session.state is not None:
+            session.state.unlock()
+        self.run_worker(session.close(), group="session-close")
 
-    # -- SSH and engine -----------------------------------------------------------------------
-
-    @property
-    def pool(self) -> RemotePool:
-        if self._pool is None:
-            from omwizard.remote.ssh import RemotePool
-
-            self._pool = RemotePool(
-                confirm_host_key=self.confirm_host_key, ask_password=self.ask_password
-            )
-        return self._pool
-
-    def reset_pool(self) -> None:
-        old, self._pool = self._pool, None
-        if old is not None:
-            self.run_worker(old.close(), group="pool-close")
-
-    async def ask(self, screen: Screen[Any]) -> Any:
-        """Push a modal and wait for its answer (usable from any task on the app's loop)."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        def done(value: Any) -> None:
-            if not future.done():
-                future.set_result(value)
-
-        self.push_screen(screen, done)
-        return await future
+    # -- the operator's answers (the pool calls these, from the screens' workers) -------------
 
     async def confirm_host_key(self, node: Node, host: str, port: int, fingerprint: str) -> bool:
-        from omwizard.tui.screens.modals import HostKeyScreen
-
         if node.ssh.host_keys == "accept-new":
             self.notify(f"{node.name}: new host key pinned: {fingerprint}")
             self.host_key_answers.append((node.name, fingerprint, True))
             return True
-        answer = bool(await self.ask(HostKeyScreen(node.name, host, port, fingerprint)))
+        trusted = await self.push_screen_wait(HostKeyScreen(node.name, host, port, fingerprint))
+        answer = bool(trusted)
         self.host_key_answers.append((node.name, fingerprint, answer))
         return answer
 
     async def ask_password(self, node: Node, prompt: str) -> str | None:
-        from omwizard.tui.screens.modals import TextScreen
-
         if not self.sudo_password:
-            value = await self.ask(TextScreen("sudo password", prompt + " (kept in memory only)",
-                                              password=True))
+            value = await self.push_screen_wait(
+                TextScreen("sudo password", prompt + " (kept in memory only)", password=True))
             self.sudo_password = value or ""
-        self.redactor.add(self.sudo_password)
         return self.sudo_password or None
-
-    def engine(self, sections: Iterable[str] | None = None, *, dry_run: bool = False,
-               only_steps: Iterable[str] | None = None) -> Engine:
-        from omwizard.engine.runner import Engine
-
-        assert self.plan is not None
-        return Engine(self.plan, pool=self.pool, state=self.state, bus=self.bus,
-                      sections=sections, dry_run=dry_run, redact=self.redactor,
-                      steps=only_steps)
 
     def touch(self, **meta: Any) -> None:
         if self.state is not None:
@@ -288,33 +214,17 @@ class OmWizardApp(App[int]):
 
     # -- where to go --------------------------------------------------------------------------
 
-    def section_progress(self, section: str) -> tuple[int, int]:
-        """(done, total) step-node pairs of a section, from the saved results."""
-        if self.plan is None:
-            return 0, 0
-        results = self.state.results() if self.state else {}
-        steps = section_steps(section)
-        engine = self.engine([section])
-        ctx = engine.context()
-        done = total = 0
-        for step in steps:
-            bound = ctx.bind(step)
-            for node in self.plan.nodes:
-                if step.applies(bound, node) is not None:
-                    continue
-                total += 1
-                result = results.get(f"{section}/{step.name}/{node.name}")
-                if result and result.get("status") in DONE:
-                    done += 1
-        return done, total
-
     def first_unfinished(self) -> tuple[str, str | None]:
         """The first section not finished, and the step to land on in it."""
+        from omwizard.engine import operator
+
         meta = self.state.meta() if self.state else {}
         if meta.get("section") in SECTIONS:  # where the operator was: same section, same step
             return meta["section"], meta.get("step")
+        if self.session is None:
+            return SECTIONS[0], None
         for section in SECTIONS:
-            done, total = self.section_progress(section)
+            done, total = operator.section_progress(self.session.engine([section]), section)
             if total == 0 or done < total:
                 step = meta.get("step") if meta.get("section") == section else None
                 return section, step
@@ -325,44 +235,81 @@ class OmWizardApp(App[int]):
         self.goto_section(section, step)
 
     def goto_welcome(self) -> None:
-        from omwizard.tui.screens.welcome import WelcomeScreen
-
-        self.switch_screen(WelcomeScreen())
+        self.switch_screen(WelcomeScreen(self.state_base))
 
     def goto_inventory(self) -> None:
         from omwizard.tui.screens.inventory import InventoryScreen
 
         if self.plan_data is None:
-            self.plan_data = new_plan_dict()
+            self.plan_data = planning.new_plan_dict()
         self.touch(section="inventory", step=None)
-        self.switch_screen(InventoryScreen())
+        self.switch_screen(InventoryScreen(self.plan_data, env=self.env,
+                                           db_password=self.db_password,
+                                           sudo_password=self.sudo_password))
 
     def goto_section(self, section: str, step: str | None = None) -> None:
-        if self.plan is None:
+        if self.session is None:
             self.notify("complete the inventory first: the plan is not valid yet",
                         severity="warning")
             return
-        if section == "verify":
-            from omwizard.tui.screens.verify import VerifyScreen
-
-            self.switch_screen(VerifyScreen(step=step))
-            return
-        if section == "network":
-            from omwizard.tui.screens.network import NetworkScreen
-
-            self.switch_screen(NetworkScreen(step=step))
-            return
-        from omwizard.tui.screens.section import SectionScreen
-
-        self.switch_screen(SectionScreen(section, step=step))
+        self.switch_screen(section_screen(self.session, section, step))
 
     def goto_export(self) -> None:
-        if self.plan is None:
+        if self.session is None:
             self.notify("no valid plan yet", severity="warning")
             return
         from omwizard.tui.screens.export import ExportScreen
 
-        self.switch_screen(ExportScreen())
+        self.switch_screen(ExportScreen(self.session))
+
+    # -- what the screens ask for -------------------------------------------------------------
+
+    def on_go_to_welcome(self, _: messages.GoToWelcome) -> None:
+        self.goto_welcome()
+
+    def on_go_to_inventory(self, _: messages.GoToInventory) -> None:
+        self.goto_inventory()
+
+    def on_go_to_section(self, message: messages.GoToSection) -> None:
+        self.goto_section(message.section, message.step)
+
+    def on_go_to_export(self, _: messages.GoToExport) -> None:
+        self.goto_export()
+
+    def on_new_plan(self, _: messages.NewPlan) -> None:
+        if self.session is not None:
+            self.retire(self.session)
+            self.session = None
+        self.plan_data = planning.new_plan_dict()
+        self.goto_inventory()
+
+    def on_open_plan_file(self, message: messages.OpenPlanFile) -> None:
+        self.open_plan_file(message.path)
+
+    def on_open_session(self, message: messages.OpenSession) -> None:
+        self.open_session(message.directory)
+
+    def on_plan_edited(self, message: messages.PlanEdited) -> None:
+        self.plan_data = message.data
+
+    def on_adopt_plan(self, message: messages.AdoptPlan) -> None:
+        if not self.adopt(message.plan, message.data) or self.session is None:
+            return
+        from omwizard.tui.screens.inventory import InventoryScreen
+
+        if message.then == "continue":
+            self.goto_section(SECTIONS[0])
+        elif message.then == "test" and isinstance(self.screen, InventoryScreen):
+            self.screen.test_connections(self.session)
+
+    def on_secret_typed(self, message: messages.SecretTyped) -> None:
+        if message.name == "db":
+            self.db_password = message.value
+        else:
+            self.sudo_password = message.value
+
+    def on_visiting(self, message: messages.Visiting) -> None:
+        self.touch(section=message.section, step=message.step)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -374,14 +321,10 @@ class OmWizardApp(App[int]):
         self.exit(0)
 
     async def shutdown(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            try:
-                await asyncio.wait_for(pool.close(), 5)
-            except Exception:  # noqa: BLE001 - closing on the way out
-                pass
-        if self.state is not None:
-            self.state.unlock()
+        """Close the session: its SSH connections (bounded) and its state's lock."""
+        session, self.session = self.session, None
+        if session is not None:
+            await session.close()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -400,9 +343,25 @@ class OmWizardApp(App[int]):
                                 lambda a=action, s=screen: s.run_action(a))
 
 
-def progress_text(state: StateStore) -> str:
-    from collections import Counter
+def section_screen(session: Session, section: str, step: str | None = None) -> SectionScreen:
+    """The screen of a section: network and verify have their own, the others share one.
 
+    Imported here, on first use: the section screens bring the sections' step modules.
+    """
+    if section == "verify":
+        from omwizard.tui.screens.verify import VerifyScreen
+
+        return VerifyScreen(session, step=step)
+    if section == "network":
+        from omwizard.tui.screens.network import NetworkScreen
+
+        return NetworkScreen(session, step=step)
+    from omwizard.tui.screens.section import SectionScreen
+
+    return SectionScreen(session, section, step=step)
+
+
+def progress_text(state: StateStore) -> str:
     counts = Counter(str(r.get("status")) for r in state.results().values())
     if not counts:
         return "no results yet"
@@ -419,7 +378,7 @@ def make_app(
 def run_app(plan_path: str | None, state_dir: str | None = None) -> int:
     app = make_app(plan_path, state_dir)
     result = app.run()
-    if app.state is not None:
+    if app.state is not None:  # the app stopped without its quit action
         app.state.unlock()
     if isinstance(result, int):
         return result

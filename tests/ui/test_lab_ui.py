@@ -12,7 +12,8 @@ import pytest
 import yaml
 from textual.widgets import DataTable
 
-from omwizard.tui.app import make_app, section_steps
+from omwizard.sections import steps_for
+from omwizard.tui.app import make_app
 from omwizard.tui.screens.inventory import InventoryScreen
 from omwizard.tui.screens.modals import ConfirmScreen, HostKeyScreen
 from omwizard.tui.screens.section import SectionScreen
@@ -89,7 +90,7 @@ async def test_test_connections_confirms_fingerprint(
 async def test_section_apply_rollback_quit_resume(
     fresh_lab, tmp_path: Path, state_home: Path
 ) -> None:
-    steps = section_steps("network")
+    steps = steps_for("network")
     assert steps
     plan = fresh_lab.write_plan(tmp_path / "plan.yaml")
     state_dir = tmp_path / "session"

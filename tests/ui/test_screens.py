@@ -12,6 +12,7 @@ from textual.widgets import OptionList, RichLog, Select
 from textual.widgets._header import HeaderTitle
 
 from omwizard.engine.events import CommandRun, OutputLine, StepFinished, StepStarted
+from omwizard.engine.step import Result
 from omwizard.tui.app import make_app
 from omwizard.tui.screens.export import ExportScreen
 from omwizard.tui.screens.inventory import InventoryScreen
@@ -170,9 +171,9 @@ async def test_live_log_batched_and_filtered(state_home: Path, neutral_plan: Pat
             bus.emit(CommandRun(node, "tcpdump -ni eth0 host 224.0.0.0", "network.multicast-ping"))
             for i in range(200):
                 bus.emit(OutputLine(node, f"{node} line {i}", "network.multicast-ping"))
-        bus.emit(StepFinished({"section": "network", "step": "multicast-ping", "node": "om1",
-                               "status": "ok", "detail": "2 echo requests seen",
-                               "changes": []}))
+        bus.emit(StepFinished(Result.from_json({
+            "section": "network", "step": "multicast-ping", "node": "om1",
+            "status": "ok", "detail": "2 echo requests seen", "changes": []})))
         await pilot.pause(0.3)
         lines = [line for _, line in screen.log_lines]
         assert "om2 line 199" in lines and "om1 line 0" in lines

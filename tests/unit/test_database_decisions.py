@@ -9,9 +9,7 @@ import pytest
 
 from omwizard.configs import persistence
 from omwizard.facts import database as dbsql
-from omwizard.plan.model import Database, Secret
-from omwizard.remote import dblogin
-from omwizard.sections.database import (
+from omwizard.facts.database import (
     _mysql_undo,
     judge_db_type,
     manual_undo,
@@ -21,6 +19,8 @@ from omwizard.sections.database import (
     restart_script,
     tcp_probe,
 )
+from omwizard.plan.model import Database, Secret
+from omwizard.remote import dblogin
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "openmeetings"
 HOSTS = ["198.18.0.11", "198.18.0.12"]

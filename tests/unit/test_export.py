@@ -10,6 +10,7 @@ import yaml
 
 from omwizard.engine.export import MANUAL_CHECKS, manual_instructions, record_answer, write_export
 from omwizard.engine.state import StateStore
+from omwizard.facts.preflight import OmInstall
 from omwizard.plan.model import load_plan, plan_from_dict, plan_to_dict
 
 SECRET = "s3cret-Pw_9!"
@@ -47,7 +48,8 @@ def state(tmp_path: Path) -> StateStore:
     store = StateStore(tmp_path / "state")
     store.set_result("preflight/om-installed/om1", {
         "section": "preflight", "step": "om-installed", "node": "om1", "status": "ok",
-        "detail": "OpenMeetings 9.1.0", "changes": [], "at": 1764000000.0})
+        "detail": "OpenMeetings 9.1.0", "changes": [], "at": 1764000000.0,
+        "data": OmInstall((9, 1, 0)).to_json()})  # as the engine saves it
     store.set_result("nodes/hazelcast-xml/om1", {
         "section": "nodes", "step": "hazelcast-xml", "node": "om1", "status": "changed",
         "detail": "instance-name om1", "changes": [], "evidence": [f"password={SECRET}"]})

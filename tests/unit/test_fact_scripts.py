@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from omwizard.facts.network import parse_route_config, route_config_parts
+from omwizard.facts.preflight import split_files, stray_checks, stray_parts
+from omwizard.facts.verify import members_parts, parse_probe
 from omwizard.remote.parts import part_results, parts_script, split_parts
 from omwizard.remote.ssh import RunResult
-from omwizard.sections.network import parse_route_config, route_config_parts
-from omwizard.sections.preflight import split_files, stray_checks, stray_parts
-from omwizard.sections.verify import members_parts, parse_probe
 
 
 def sh(script: str) -> RunResult:

@@ -25,13 +25,14 @@ from omwizard.facts.network import (
     parse_routes,
     path_verdict,
     plan_probes,
+    route_commands,
     route_to_net_mask,
     route_verdict,
+    split_probe,
     tcpdump_listening,
     worth_probing,
 )
-from omwizard.sections.network import route_commands, split_probe
-from omwizard.sections.preflight import (
+from omwizard.facts.preflight import (
     hazelcast_config_property,
     split_files,
     unit_working_directory,

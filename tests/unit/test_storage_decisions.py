@@ -16,14 +16,14 @@ import pytest
 from omwizard.configs.exports import ExportsConflict, exports_remove
 from omwizard.configs.fstab import FstabConflict, fstab_ensure, fstab_remove
 from omwizard.facts import storage as sf
-from omwizard.plan.model import plan_from_dict
-from omwizard.sections.storage import (
+from omwizard.facts.storage import (
     client_addresses,
     client_line,
     exportfs_remedy,
     exports_text,
     mount_remedy,
 )
+from omwizard.plan.model import plan_from_dict
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "openmeetings"
 

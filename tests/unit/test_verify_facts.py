@@ -6,14 +6,16 @@ import pytest
 
 from omwizard.facts.verify import (
     STANDALONE,
+    MembersView,
+    health_target,
     judge_health,
     judge_members,
     parse_members,
+    parse_probe,
     parse_version,
     read_log,
     running_current,
 )
-from omwizard.sections.verify import health_target, parse_probe
 
 EXPECTED = {"n1": "198.18.0.11", "n2": "198.18.0.12", "n3": "198.18.0.13"}
 P = "2026-11-25 08:02:38.765 [main] INFO com.hazelcast.core.LifecycleService - " \
@@ -82,7 +84,7 @@ def test_missing_member_is_named_with_remedy() -> None:
     assert "missing: n3 (198.18.0.13)" in verdict.detail
     assert "2 of 3" in verdict.detail
     assert "network.multicast-route" in verdict.remedy and "verify.restart" in verdict.remedy
-    assert verdict.data["missing"] == ["n3"]
+    assert isinstance(verdict.data, MembersView) and verdict.data.missing == ("n3",)
 
 
 def test_shutdown_member_is_reported() -> None:
@@ -142,8 +144,8 @@ def test_health_target(url: str, want: tuple) -> None:
 
 
 def test_nodes_settings_and_name_clashes() -> None:
+    from omwizard.facts.nodes import name_clashes, settings_for
     from omwizard.plan.model import plan_from_dict
-    from omwizard.sections.nodes import name_clashes, settings_for
 
     plan = plan_from_dict({
         "omwizard": 1, "cluster": {"name": "prod", "timezone": "UTC"},

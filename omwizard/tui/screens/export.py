@@ -11,6 +11,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
 from omwizard.engine.export import write_export
+from omwizard.engine.session import Session
+from omwizard.tui.messages import GoToSection
 from omwizard.tui.screens.widgets import WizardHeader
 
 
@@ -22,14 +24,14 @@ class ExportScreen(Screen[None]):
     ]
     PALETTE = [("Write export", "Write the plan and the report", "write")]
 
-    def __init__(self) -> None:
+    def __init__(self, session: Session) -> None:
         super().__init__()
+        self.session = session
         self.written: Path | None = None
 
     def compose(self) -> ComposeResult:
-        app = self.app
-        cluster = app.plan.cluster.name  # type: ignore[attr-defined]
-        state = app.state  # type: ignore[attr-defined]
+        cluster = self.session.plan.cluster.name
+        state = self.session.state
         default = Path.cwd() / f"{cluster}-omwizard.yaml"
         yield WizardHeader()
         with Vertical(id="export"):
@@ -58,10 +60,12 @@ class ExportScreen(Screen[None]):
             self.action_write()
 
     def action_write(self) -> None:
-        app = self.app
         path = Path(self.query_one("#export-path", Input).value).expanduser()
+        if self.session.state is None:  # the App's sessions always have one
+            self.notify("no session state to export", severity="error")
+            return
         try:
-            self.written = write_export(app.plan, app.state, path)  # type: ignore[attr-defined]
+            self.written = write_export(self.session.plan, self.session.state, path)
         except OSError as exc:
             self.query_one("#export-result", Static).update(f"✗ cannot write {path}: {exc}")
             self.notify(str(exc), severity="error")
@@ -70,4 +74,4 @@ class ExportScreen(Screen[None]):
         self.notify(f"wrote {self.written}")
 
     def action_back(self) -> None:
-        self.app.goto_section("verify")  # type: ignore[attr-defined]
+        self.post_message(GoToSection("verify"))

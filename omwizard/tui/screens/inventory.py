@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from rich.text import Text
 from textual import on, work
@@ -30,11 +30,17 @@ from textual.widgets import (
     Static,
 )
 
-from omwizard.plan.model import PlanError, PlanProblem
+from omwizard.engine.session import Session
+from omwizard.facts.preflight import SshAccess
+from omwizard.plan.model import Plan, PlanError, PlanProblem
 from omwizard.sections import steps_for
+from omwizard.tui import planning
+from omwizard.tui.messages import AdoptPlan, GoToWelcome, PlanEdited, SecretTyped
 from omwizard.tui.screens.widgets import WizardHeader
 
 ROLES = ("om", "storage", "database")
+# the connections table's sudo column, from preflight.ssh's typed SshAccess.sudo
+SUDO_SHOWN = {"password": "✓ password", "nopasswd": "✓ no password", "none": "✓ root"}
 
 
 @dataclass(frozen=True)
@@ -126,9 +132,13 @@ class InventoryScreen(Screen[None]):
 
         problems: list[PlanProblem]
 
-    def __init__(self) -> None:
+    def __init__(self, data: dict[str, Any], *, env: dict[str, str], db_password: str = "",
+                 sudo_password: str = "") -> None:
         super().__init__()
-        self.data: dict[str, Any] = {}
+        self.data: dict[str, Any] = copy.deepcopy(data)  # the plan as edited here
+        self.env = env  # where the plan's ${VAR} references resolve
+        self.db_password = db_password  # typed secrets: memory only, also kept by the App
+        self.sudo_password = sudo_password
         self.current: int | None = None
         self.problems: list[PlanProblem] = []
         self._save_timer: Timer | None = None
@@ -149,7 +159,6 @@ class InventoryScreen(Screen[None]):
         yield Static("", classes="problem", id=f"p-{f.id}")
 
     def compose(self) -> ComposeResult:
-        self.data = copy.deepcopy(self.app.plan_data or {})  # type: ignore[attr-defined]
         self.data.setdefault("nodes", [])
         yield WizardHeader()
         with VerticalScroll(id="inventory"):
@@ -177,13 +186,13 @@ class InventoryScreen(Screen[None]):
                 if title == "SSH defaults":
                     with Horizontal(classes="field"):
                         yield Label("sudo password", classes="field-label")
-                        yield Input(self.app.sudo_password, password=True,  # type: ignore[attr-defined]
+                        yield Input(self.sudo_password, password=True,
                                     id="sudo-password", compact=True,
                                     placeholder="asked when needed; memory only")
                 if title == "Database":
                     with Horizontal(classes="field"):
                         yield Label("DB password", classes="field-label")
-                        yield Input(self.app.db_password, password=True,  # type: ignore[attr-defined]
+                        yield Input(self.db_password, password=True,
                                     id="db-password", compact=True,
                                     placeholder="memory only (or $OMW_DB_PASSWORD)")
                     yield Static("", classes="problem", id="p-database-password")
@@ -267,10 +276,12 @@ class InventoryScreen(Screen[None]):
     def _input(self, event: Input.Changed) -> None:
         wid = event.input.id or ""
         if wid == "sudo-password":
-            self.app.sudo_password = event.value  # type: ignore[attr-defined]
+            self.sudo_password = event.value
+            self.post_message(SecretTyped("sudo", event.value))
             return
         if wid == "db-password":
-            self.app.db_password = event.value  # type: ignore[attr-defined]
+            self.db_password = event.value
+            self.post_message(SecretTyped("db", event.value))
             self.validate()
             return
         self._store(wid[2:], event.value)
@@ -311,17 +322,21 @@ class InventoryScreen(Screen[None]):
 
     # -- validation ---------------------------------------------------------------------------
 
+    def parse(self) -> Plan:
+        """The edited plan, validated with the typed secrets (raises PlanError)."""
+        return planning.validate(self.data, self.env, self.db_password)
+
     def validate(self, save: bool = True) -> None:
-        app = self.app
-        app.plan_data = copy.deepcopy(self.data)  # type: ignore[attr-defined]
+        self.post_message(PlanEdited(copy.deepcopy(self.data)))
+        plan: Plan | None = None
         try:
-            plan = app.validate(self.data)  # type: ignore[attr-defined]
+            parsed = self.parse()
         except PlanError as exc:
             self.problems = exc.problems
-            plan = None
         else:
+            plan = parsed
             self.problems = []
-            if plan.database.password.value is None:
+            if parsed.database.password.value is None:
                 self.problems = [PlanProblem(
                     "database.password", "no value yet",
                     "type it here (kept in memory only) or export OMW_DB_PASSWORD")]
@@ -330,12 +345,16 @@ class InventoryScreen(Screen[None]):
         if plan is not None and save:
             if self._save_timer is not None:
                 self._save_timer.stop()
-            self._save_timer = self.set_timer(1.0, lambda: self.adopt(plan))
+            valid = plan
+            self._save_timer = self.set_timer(1.0, lambda: self.adopt(valid))
         self.post_message(self.Validated(list(self.problems)))
 
-    def adopt(self, plan: Any) -> bool:
-        """Make the valid plan the app's and save it in the session (never secrets)."""
-        return bool(self.app.adopt(plan, self.data))  # type: ignore[attr-defined]
+    def adopt(self, plan: Plan, then: Literal["continue", "test"] | None = None) -> None:
+        """Ask for the valid plan to become the current one, saved in its session (never
+        secrets); then go on or test the connections."""
+        if self._save_timer is not None:
+            self._save_timer.stop()
+        self.post_message(AdoptPlan(plan, copy.deepcopy(self.data), then))
 
     def show_problems(self) -> None:
         texts: dict[str, list[str]] = {}
@@ -363,7 +382,11 @@ class InventoryScreen(Screen[None]):
         if self.problems and not self._valid_without_password():
             self.notify("fix the plan's problems first", severity="warning")
             return
-        self.test_connections()
+        try:
+            plan = self.parse()
+        except PlanError:
+            return
+        self.adopt(plan, then="test")  # the App adopts it, then runs test_connections
 
     def _valid_without_password(self) -> bool:
         return all(p.path == "database.password" for p in self.problems)
@@ -377,29 +400,20 @@ class InventoryScreen(Screen[None]):
                           row.get("om", "·"))
 
     @work(exclusive=True, group="test-connections")
-    async def test_connections(self) -> None:
-        app = self.app
-        try:
-            plan = app.validate(self.data)  # type: ignore[attr-defined]
-        except PlanError:
-            return
-        if self._save_timer is not None:
-            self._save_timer.stop()
-        if not self.adopt(plan):
-            return
-        app.pool.forget_failures()  # type: ignore[attr-defined]
-        engine = app.engine(["preflight"])  # type: ignore[attr-defined]
+    async def test_connections(self, session: Session) -> None:
+        """preflight's ssh and om-installed checks on the adopted plan's nodes."""
+        plan = session.plan
+        session.pool.forget_failures()
+        engine = session.engine(["preflight"])
         steps = {s.name: s for s in steps_for("preflight")}
         self.connection_rows = {n.name: {"ssh": "…", "sudo": "…", "om": "…"} for n in plan.nodes}
         self.refresh_connections()
         self.notify("testing connections…")
         for r in await engine.check_step(steps["ssh"]):
             row = self.connection_rows.setdefault(r.node, {})
-            if r.status == "ok":
-                row["ssh"] = "✓ " + r.detail.split(" at ")[0].removeprefix("logged in as ")
-                row["sudo"] = ("✓ password" if "sudo with password" in r.detail else
-                               "✓ no password" if "without password" in r.detail else
-                               "✓ root")
+            if r.status == "ok" and isinstance(r.data, SshAccess):
+                row["ssh"] = "✓ " + r.data.user
+                row["sudo"] = SUDO_SHOWN[r.data.sudo]
             else:
                 row["ssh"] = "✗ " + r.detail
                 row["sudo"] = "?"
@@ -420,14 +434,13 @@ class InventoryScreen(Screen[None]):
             self.notify("the plan has problems; fix them first", severity="warning")
             return
         try:
-            plan = self.app.validate(self.data)  # type: ignore[attr-defined]
+            plan = self.parse()
         except PlanError:
             return
-        if self.adopt(plan):
-            self.app.goto_section("preflight")  # type: ignore[attr-defined]
+        self.adopt(plan, then="continue")  # the App adopts it, then opens the first section
 
     def action_welcome(self) -> None:
-        self.app.goto_welcome()  # type: ignore[attr-defined]
+        self.post_message(GoToWelcome())
 
 
 def _get(data: dict[str, Any], path: tuple[str, ...]) -> Any:

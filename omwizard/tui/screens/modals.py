@@ -1,8 +1,9 @@
 """Typed modal screens: confirmations, the host-key question, passwords, a skip reason,
 a choice from a list (which node sends the multicast ping).
 
-Each one dismisses with its answer; callers await it through ``App.ask`` (a future resolved by
-the dismiss callback), so the engine's async callbacks can wait for the operator.
+Each one dismisses with its answer: a worker (a screen's engine run, or the App's host-key and
+password callbacks called from one) awaits it with Textual's ``App.push_screen_wait``; other
+callers pass a callback to ``push_screen``.
 """
 
 from __future__ import annotations

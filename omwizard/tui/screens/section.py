@@ -30,17 +30,20 @@ from textual.widgets import (
     TabPane,
 )
 
+from omwizard.engine import operator
 from omwizard.engine.events import (
     ChangeMade,
     CommandRun,
     Event,
-    Notice,
     OutputLine,
     StepFinished,
     StepStarted,
 )
+from omwizard.engine.session import Session
 from omwizard.engine.step import STATUS_SYMBOLS, Step
-from omwizard.sections import SECTIONS, TITLES
+from omwizard.sections import SECTIONS, TITLES, steps_for
+from omwizard.tui.messages import GoToExport, GoToInventory, GoToSection, Visiting
+from omwizard.tui.screens.modals import ConfirmScreen, TextScreen
 from omwizard.tui.screens.widgets import WizardHeader
 
 SYMBOLS = {
@@ -76,10 +79,8 @@ def log_entry(ev: Event) -> tuple[str, str] | None:
         return ev.node, ev.line
     if isinstance(ev, ChangeMade):
         return ev.node, f"changed {ev.change.get('kind')}: {ev.change.get('target')}"
-    if isinstance(ev, Notice):
-        return ev.node, ev.text
     if isinstance(ev, StepFinished):
-        r = ev.result
+        r = ev.result.as_json()
         status = r.get("status", "")
         return (r.get("node", ""),
                 f"{SYMBOLS.get(status, '?')} {r.get('step')}: {status} {r.get('detail', '')}")
@@ -138,8 +139,9 @@ class SectionScreen(Screen[None]):
 
         event: Event
 
-    def __init__(self, section: str, step: str | None = None) -> None:
+    def __init__(self, session: Session, section: str, step: str | None = None) -> None:
         super().__init__()
+        self.session = session  # the plan, its state, the bus and the engine: read, never swapped
         self.section = section
         self.start_step = step
         self.steps: tuple[Step, ...] = ()
@@ -147,7 +149,6 @@ class SectionScreen(Screen[None]):
         self.log_lines: list[tuple[str, str]] = []  # (node, line)
         self.log_filter: str | None = None
         self.busy = False
-        self.last_dry_run: list[dict[str, Any]] = []
         self._pending: list[tuple[str, str]] = []  # log lines not written yet
         self.log_batches = 0
         self.what = ""  # the long work running now, its current step, since when
@@ -158,12 +159,10 @@ class SectionScreen(Screen[None]):
 
     @property
     def nodes(self) -> list[str]:
-        return [n.name for n in self.app.plan.nodes]  # type: ignore[attr-defined]
+        return [n.name for n in self.session.plan.nodes]
 
     def compose(self) -> ComposeResult:
-        from omwizard.tui.app import section_steps
-
-        self.steps = section_steps(self.section)
+        self.steps = steps_for(self.section)
         index = SECTIONS.index(self.section) + 1 if self.section in SECTIONS else 0
         yield WizardHeader()
         with Vertical(id="section"):
@@ -193,7 +192,7 @@ class SectionScreen(Screen[None]):
         grid.add_column("step", key="step")
         for node in self.nodes:
             grid.add_column(node, key=node)
-        stored = self.app.state.results() if self.app.state else {}  # type: ignore[attr-defined]
+        stored = self.session.state.results() if self.session.state else {}
         for key, r in stored.items():
             section, _, rest = key.partition("/")
             if section == self.section:
@@ -214,18 +213,18 @@ class SectionScreen(Screen[None]):
             grid.move_cursor(row=start, column=1, animate=False)
         self.show_doc()
         grid.focus()
-        self.app.bus.subscribe(self._listen)  # type: ignore[attr-defined]
+        self.session.bus.subscribe(self._listen)
         self.set_interval(LOG_FLUSH, self.flush_log)
         self.set_interval(1.0, self.tick)
-        self.app.touch(section=self.section, step=self.current_step.name  # type: ignore[attr-defined]
-                       if self.current_step else None)
+        self.post_message(Visiting(self.section,
+                                   self.current_step.name if self.current_step else None))
         if self.steps and not self.results:  # a first visit: say how to start (read-only)
             self.notify("Nothing checked here yet: C checks every step on every node, c the "
                         "highlighted one. Checks only read; nothing changes before you apply.",
                         title=TITLES.get(self.section, self.section), timeout=8)
 
     def on_unmount(self) -> None:
-        self.app.bus.unsubscribe(self._listen)  # type: ignore[attr-defined]
+        self.session.bus.unsubscribe(self._listen)
 
     def _listen(self, event: Event) -> None:
         """Called by the engine for every event: log lines are queued and written in batches
@@ -242,7 +241,7 @@ class SectionScreen(Screen[None]):
     def _cell(self, step: str, node: str, status: str | None = None) -> Text:
         if status is None:
             status = (self.results.get(f"{step}/{node}") or {}).get("status")
-        return status_text(status, getattr(self.app, "current_theme", None))
+        return status_text(status, self.app.current_theme)
 
     def set_cell(self, step: str, node: str, status: str | None = None) -> None:
         grid = self.query_one("#grid", DataTable)
@@ -291,7 +290,7 @@ class SectionScreen(Screen[None]):
         self.show_doc()
         step = self.current_step
         if step is not None:
-            self.app.touch(section=self.section, step=step.name)  # type: ignore[attr-defined]
+            self.post_message(Visiting(self.section, step.name))
 
     # -- events -------------------------------------------------------------------------------
 
@@ -329,7 +328,7 @@ class SectionScreen(Screen[None]):
                 self.set_cell(ev.step, ev.node, "running")
             self.doing = f"{ev.phase} {ev.step} on {ev.node}"
         elif isinstance(ev, StepFinished):
-            r = ev.result
+            r = ev.result.as_json()
             status = r.get("status", "")
             if r.get("section") == self.section:
                 if status != "would-change":
@@ -380,8 +379,9 @@ class SectionScreen(Screen[None]):
         if self.started:
             text = f"{text} in {int(time.monotonic() - self.started)}s"
         self.query_one("#activity", Label).update(text)
-        self.query_one("#progress", ProgressBar).update(
-            progress=self.query_one("#progress", ProgressBar).total)
+        bar = self.query_one("#progress", ProgressBar)
+        if bar.total is not None:
+            bar.update(progress=bar.total)
         self.show_doc()
 
     def action_check_step(self) -> None:
@@ -396,10 +396,10 @@ class SectionScreen(Screen[None]):
         if not self.begin("checking…", len(steps) * len(self.nodes)):
             return
         try:
-            self.app.pool.forget_failures()  # type: ignore[attr-defined]
-            engine = self.app.engine([self.section])  # type: ignore[attr-defined]
+            self.session.pool.forget_failures()
+            engine = self.session.engine([self.section])
             for step in steps:
-                self.app.touch(section=self.section, step=step.name)  # type: ignore[attr-defined]
+                self.post_message(Visiting(self.section, step.name))
                 await engine.check_step(step)
         finally:
             self.end("checked")
@@ -413,22 +413,19 @@ class SectionScreen(Screen[None]):
 
     @work(exclusive=True, group="engine")
     async def run_apply(self, steps: list[Step]) -> None:
-        from omwizard.tui.screens.modals import ConfirmScreen
-
         if not self.begin("applying…", len(steps) * len(self.nodes) * 2):
             return
         applied = 0
         try:
-            app = self.app
-            app.pool.forget_failures()  # type: ignore[attr-defined]
+            session = self.session
+            session.pool.forget_failures()
             for step in steps:
-                app.touch(section=self.section, step=step.name)  # type: ignore[attr-defined]
+                self.post_message(Visiting(self.section, step.name))
                 if not step.has_apply:
-                    await app.engine([self.section]).check_step(step)  # type: ignore[attr-defined]
+                    await session.engine([self.section]).check_step(step)
                     continue
-                dry = app.engine([self.section], dry_run=True)  # type: ignore[attr-defined]
+                dry = session.engine([self.section], dry_run=True)
                 planned = [r.as_json() for r in await dry.apply_step(step)]
-                self.last_dry_run = planned
                 todo = [r for r in planned if r["status"] == "would-change"]
                 self.show_diff(step, todo)
                 for r in planned:
@@ -443,7 +440,7 @@ class SectionScreen(Screen[None]):
                     continue
                 body = plan_text(todo)
                 self.query_one("#tabs", TabbedContent).active = "tab-diff"
-                yes = await app.ask(ConfirmScreen(  # type: ignore[attr-defined]
+                yes = await self.app.push_screen_wait(ConfirmScreen(
                     f"Apply {step.title or step.name} on {', '.join(r['node'] for r in todo)}?",
                     body, yes="Apply", no="Not now"))
                 if not yes:
@@ -451,7 +448,7 @@ class SectionScreen(Screen[None]):
                         self.set_cell(r["step"], r["node"])
                     self.notify("not applied")
                     break
-                real = app.engine([self.section])  # type: ignore[attr-defined]
+                real = session.engine([self.section])
                 results = await real.apply_step(step)
                 applied += 1
                 if any(r.status == "failed" for r in results):
@@ -475,14 +472,6 @@ class SectionScreen(Screen[None]):
                          "red" if line.startswith("-") else "")
                 log.write(Text(line, style=style))
 
-    def undo_records(self, step: str | None) -> list[dict[str, Any]]:
-        state = self.app.state  # type: ignore[attr-defined]
-        if state is None:
-            return []
-        return [r for r in reversed(state.journal())
-                if r.get("phase") == "done" and r.get("section") == self.section
-                and (step is None or r.get("step") == step)]
-
     def action_rollback_step(self) -> None:
         if self.current_step is not None:
             self.run_rollback(self.current_step.name)
@@ -492,16 +481,14 @@ class SectionScreen(Screen[None]):
 
     @work(exclusive=True, group="engine")
     async def run_rollback(self, step: str | None) -> None:
-        from omwizard.tui.screens.modals import ConfirmScreen
-
-        records = self.undo_records(step)
+        records = operator.undo_records(self.session.state, self.section, step)
         what = f"step {step}" if step else f"section {self.section}"
         if not records:
             self.notify(f"nothing to roll back for {what}: the journal has no change")
             return
         body = "\n".join(f"{r['node']}: {r['step']}: {r.get('undo') or r.get('target')}"
                          for r in records)
-        yes = await self.app.ask(ConfirmScreen(  # type: ignore[attr-defined]
+        yes = await self.app.push_screen_wait(ConfirmScreen(
             f"Roll back {what}? These changes will be undone (newest first):", body,
             yes="Roll back", no="Keep"))
         if not yes:
@@ -509,8 +496,7 @@ class SectionScreen(Screen[None]):
         if not self.begin("rolling back…", len(records)):
             return
         try:
-            engine = self.app.engine(  # type: ignore[attr-defined]
-                [self.section], only_steps=[step] if step else None)
+            engine = self.session.engine([self.section], steps=[step] if step else None)
             results = await engine.rollback()
             failed = [r for r in results if r.status == "failed"]
             if failed:
@@ -520,8 +506,6 @@ class SectionScreen(Screen[None]):
             self.end("rolled back")
 
     def action_skip(self) -> None:
-        from omwizard.tui.screens.modals import TextScreen
-
         step = self.current_step
         if step is None:
             return
@@ -536,18 +520,9 @@ class SectionScreen(Screen[None]):
                              skipped)
 
     def skip(self, step: Step, reason: str) -> None:
-        app = self.app
-        ctx = app.engine([self.section]).context().bind(step)  # type: ignore[attr-defined]
-        for node in app.plan.nodes:  # type: ignore[attr-defined]
-            if step.applies(ctx, node) is not None:
-                continue
-            r = {"section": self.section, "step": step.name, "node": node.name,
-                 "status": "skipped", "detail": f"skipped by the operator: {reason}",
-                 "changes": []}
-            if app.state is not None:  # type: ignore[attr-defined]
-                app.state.set_result(f"{self.section}/{step.name}/{node.name}", r)  # type: ignore[attr-defined]
-            self.results[f"{step.name}/{node.name}"] = r
-            self.set_cell(step.name, node.name)
+        for result in operator.skip_step(self.session.engine([self.section]), step, reason):
+            self.results[f"{step.name}/{result.node}"] = result.as_json()
+            self.set_cell(step.name, result.node)
         self.show_doc()
 
     # -- navigation ---------------------------------------------------------------------------
@@ -558,11 +533,11 @@ class SectionScreen(Screen[None]):
             return
         i = SECTIONS.index(self.section) + delta
         if i < 0:
-            self.app.goto_inventory()  # type: ignore[attr-defined]
+            self.post_message(GoToInventory())
         elif i >= len(SECTIONS):
-            self.app.goto_export()  # type: ignore[attr-defined]
+            self.post_message(GoToExport())
         else:
-            self.app.goto_section(SECTIONS[i])  # type: ignore[attr-defined]
+            self.post_message(GoToSection(SECTIONS[i]))
 
     def action_next(self) -> None:
         self._go(1)
@@ -571,10 +546,10 @@ class SectionScreen(Screen[None]):
         self._go(-1)
 
     def action_inventory(self) -> None:
-        self.app.goto_inventory()  # type: ignore[attr-defined]
+        self.post_message(GoToInventory())
 
     def action_export(self) -> None:
-        self.app.goto_export()  # type: ignore[attr-defined]
+        self.post_message(GoToExport())
 
 
 def plan_text(todo: list[dict[str, Any]]) -> str:

@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static, TabbedContent, TabPane
 
 from omwizard.engine.export import MANUAL_CHECKS, manual_instructions, record_answer
+from omwizard.engine.session import Session
 from omwizard.tui.screens.section import SectionScreen
 
 
@@ -63,12 +64,12 @@ class VerifyScreen(SectionScreen):
         Binding("m", "manual", "Manual", tooltip="The manual checks"),
     ]
 
-    def __init__(self, step: str | None = None) -> None:
-        super().__init__("verify", step=step)
+    def __init__(self, session: Session, step: str | None = None) -> None:
+        super().__init__(session, "verify", step=step)
 
     def extra_panes(self) -> ComposeResult:
-        plan = self.app.plan  # type: ignore[attr-defined]
-        state = self.app.state  # type: ignore[attr-defined]
+        plan = self.session.plan
+        state = self.session.state
         answers = state.answers() if state else {}
         try:
             checks = manual_instructions(plan)
@@ -92,7 +93,7 @@ class VerifyScreen(SectionScreen):
             self.answer(check_id, verdict, note)
 
     def answer(self, check_id: str, verdict: str, note: str = "") -> dict[str, Any] | None:
-        state = self.app.state  # type: ignore[attr-defined]
+        state = self.session.state
         if state is None:
             return None
         saved = record_answer(state, check_id, verdict, note)

@@ -14,6 +14,8 @@ from textual.widgets.option_list import Option
 
 from omwizard.engine.state import list_sessions
 from omwizard.sections import TITLES
+from omwizard.tui.messages import NewPlan, OpenPlanFile, OpenSession
+from omwizard.tui.screens.modals import ConfirmScreen, TextScreen
 from omwizard.tui.screens.widgets import WizardHeader
 
 INTRO = (
@@ -61,8 +63,9 @@ class WelcomeScreen(Screen[None]):
         ("Practise on a rehearsal cluster", "How to start a throwaway local cluster", "rehearse"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, state_base: Path | None = None) -> None:
         super().__init__()
+        self.state_base = state_base  # where saved sessions are listed from (None: the default)
         self.sessions: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
@@ -86,8 +89,8 @@ class WelcomeScreen(Screen[None]):
         self.query_one("#start", OptionList).focus()
 
     def refresh_sessions(self) -> None:
-        base = getattr(self.app, "state_base", None)
-        self.sessions = [s for s in list_sessions(base) if s.get("has_plan") or s.get("error")]
+        self.sessions = [s for s in list_sessions(self.state_base)
+                         if s.get("has_plan") or s.get("error")]
         sessions = self.query_one("#sessions", OptionList)
         sessions.clear_options()
         if not self.sessions:
@@ -110,25 +113,16 @@ class WelcomeScreen(Screen[None]):
             self.resume(self.sessions[int(oid[1:])])
 
     def action_new(self) -> None:
-        from omwizard.tui.app import new_plan_dict
-
-        app = self.app
-        app.plan = None  # type: ignore[attr-defined]
-        app.plan_data = new_plan_dict()  # type: ignore[attr-defined]
-        app.goto_inventory()  # type: ignore[attr-defined]
+        self.post_message(NewPlan())
 
     def action_open(self) -> None:
-        from omwizard.tui.screens.modals import TextScreen
-
         def opened(path: str | None) -> None:
             if path:
-                self.app.open_plan_file(str(Path(path).expanduser()))  # type: ignore[attr-defined]
+                self.post_message(OpenPlanFile(str(Path(path).expanduser())))
 
         self.app.push_screen(TextScreen("Open a plan file", "Path of the plan (YAML):"), opened)
 
     def action_rehearse(self) -> None:
-        from omwizard.tui.screens.modals import ConfirmScreen
-
         self.app.push_screen(ConfirmScreen("Practise first", REHEARSAL, yes="OK", no="Back"))
 
     def action_resume(self) -> None:
@@ -142,4 +136,4 @@ class WelcomeScreen(Screen[None]):
         if session.get("error"):
             self.notify(session["error"], severity="error", timeout=10)
             return
-        self.app.open_session(Path(session["path"]))  # type: ignore[attr-defined]
+        self.post_message(OpenSession(Path(session["path"])))
