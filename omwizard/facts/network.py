@@ -1,6 +1,6 @@
 """Pure facts and decisions for the network checks: parse what `ip`, `ping`, `tcpdump`, `date`
 and the port probes printed, and decide. No I/O here, so every decision is unit-tested on
-real outputs (tests/unit/test_network_decisions.py) and the steps stay thin.
+real outputs (tests/unit/facts/test_network.py) and the steps stay thin.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import yaml
 
 from omwizard.cli.rehearse import REHEARSAL_DIR
 from omwizard.lab import netns as lab_netns
-from tests.unit.test_omfiles import CLASSES, install_tree
+from tests.unit.lab.test_omfiles import CLASSES, install_tree
 
 pytestmark = pytest.mark.lab_build
 

@@ -29,7 +29,7 @@ from omwizard.plan.model import (
     plan_to_dict,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plan.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "plan.yaml"
 ENV = {"OMW_DB_PASSWORD": "s3cret-Value!"}
 
 

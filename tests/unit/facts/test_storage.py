@@ -25,7 +25,7 @@ from omwizard.facts.storage import (
 )
 from omwizard.plan.model import plan_from_dict
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "openmeetings"
+FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "openmeetings"
 
 
 def sh(script: str) -> str:

@@ -24,7 +24,7 @@ from omwizard.engine.state import (
 )
 from omwizard.plan.model import Secret
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def record(**extra: object) -> dict[str, object]:

@@ -18,7 +18,7 @@ from omwizard.configs.javaopts import (
     setenv_with_opts,
 )
 
-SHARED = Path(os.environ.get("OMW_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
+SHARED = Path(os.environ.get("OMW_SHARED") or Path(__file__).resolve().parents[3].parent / "shared")
 OM = SHARED / "fixtures" / "openmeetings"
 SERIAL = list(SERIALIZATION_OPTS)
 DATA_DIR = "-DDATA_DIR=/opt/omdata"

@@ -25,7 +25,7 @@ from omwizard.configs.persistence import (
     set_connection,
 )
 
-SHARED = Path(os.environ.get("OMW_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
+SHARED = Path(os.environ.get("OMW_SHARED") or Path(__file__).resolve().parents[3].parent / "shared")
 OM = SHARED / "fixtures" / "openmeetings"
 VERSIONS = ["4.0.11", "5.0.0", "6.3.0", "7.0.0", "8.1.0", "9.1.0"]
 JAKARTA = {"8.1.0", "9.1.0"}

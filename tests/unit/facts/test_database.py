@@ -22,7 +22,7 @@ from omwizard.facts.database import (
 from omwizard.plan.model import Database, Secret
 from omwizard.remote import dblogin
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "openmeetings"
+FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "openmeetings"
 HOSTS = ["198.18.0.11", "198.18.0.12"]
 
 

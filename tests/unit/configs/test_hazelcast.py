@@ -28,7 +28,7 @@ from omwizard.configs.hazelcast import (
     warnings,
 )
 
-SHARED = Path(os.environ.get("OMW_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
+SHARED = Path(os.environ.get("OMW_SHARED") or Path(__file__).resolve().parents[3].parent / "shared")
 OM = SHARED / "fixtures" / "openmeetings"
 XSD = SHARED / "fixtures" / "hazelcast"
 
