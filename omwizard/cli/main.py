@@ -308,9 +308,14 @@ def cmd_engine(args: argparse.Namespace, out: Printer) -> int:
     if args.json:
         print(json.dumps(doc, indent=1))
     out.summary(summary)
-    bad = summary["failed"] + summary["needs_change"]
-    if args.command in ("apply", "rollback") and getattr(args, "dry_run", False):
-        return EXIT_OK if summary["failed"] == 0 else EXIT_CHANGE
+    if getattr(args, "dry_run", False) and summary.get("would_change"):
+        out.line(f"dry run: nothing was changed; run it without --dry-run to {args.command}")
+    return exit_status(summary)
+
+
+def exit_status(summary: dict[str, int]) -> int:
+    """CONTRACT: 0 all ok; 1 something needs a change (a dry run's would-change too) or failed."""
+    bad = summary["failed"] + summary["needs_change"] + summary.get("would_change", 0)
     return EXIT_OK if bad == 0 else EXIT_CHANGE
 
 
@@ -356,12 +361,22 @@ def cmd_answer(args: argparse.Namespace, out: Printer) -> int:
 
 
 def cmd_tui(args: argparse.Namespace, out: Printer) -> int:
+    from omwizard.cli.rehearse import as_root, invoked_as
     from omwizard.tui.app import run_app
 
     plan_path = getattr(args, "plan", None)
     if plan_path:
         load(plan_path)  # a bad plan is an exit-2 error before the screen opens
-    return run_app(plan_path, state_dir=getattr(args, "state", None))
+
+    def rehearse() -> int:  # the welcome screen's "Practise": the rehearsal in its place
+        return cmd_rehearse(build_parser().parse_args(["rehearse"]), out)
+
+    return run_app(
+        plan_path,
+        state_dir=getattr(args, "state", None),
+        rehearse_command=as_root(f"{invoked_as()} rehearse"),
+        rehearse=rehearse if os.geteuid() == 0 else None,
+    )
 
 
 def cmd_rehearse(args: argparse.Namespace, out: Printer) -> int:

@@ -81,6 +81,9 @@ class Engine:
         self.redact = redact or redactor_for(plan)
         self._gate = asyncio.Semaphore(NODES_AT_ONCE)
         self.shared: dict[str, Any] = {}
+        # node -> "section.step" whose result carries the node's connection error: the
+        # node's later steps refer to it instead of repeating it (once per node, not per step)
+        self.unreached: dict[str, str] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -164,11 +167,30 @@ class Engine:
         runnable, skipped = [], []
         for node in self.nodes:
             reason = step.applies(ctx, node)
-            if reason is None:
+            where = self.unreached.get(node.name)
+            if reason is None and where is not None and self._connect_failure(node):
+                skipped.append(self._result(step, node, Finding.failed(
+                    f"not checked: {node.name} ({node.host}:{node.ssh.port}) could not be "
+                    f"reached (see {where})",
+                    f"fix the connection as {where} says, then run again")))
+            elif reason is None:
                 runnable.append(node)
             else:
                 skipped.append(self._result(step, node, Finding.skipped(reason)))
         return runnable, skipped
+
+    def _connect_failure(self, node: Node) -> bool:
+        """Whether the node's connection failed (it stays failed for this run)."""
+        remotes = getattr(self.pool, "remotes", None)
+        remote = remotes.get(node.name) if isinstance(remotes, dict) else None
+        return getattr(remote, "failure", None) is not None
+
+    def _note_unreached(self, step: Step, results: list[Result]) -> None:
+        for result in results:
+            if result.status == FAILED and result.node not in self.unreached:
+                node = self.plan.node(result.node)
+                if self._connect_failure(node):
+                    self.unreached[result.node] = f"{step.section}.{step.name}"
 
     # -- check ------------------------------------------------------------------------------
 
@@ -177,6 +199,7 @@ class Engine:
         nodes, results = self._split(step, ctx)
         found = await self._check(step, ctx, nodes)
         results += [self._result(step, n, found[n.name]) for n in nodes]
+        self._note_unreached(step, results)
         return [self._finish(r) for r in self._ordered(results)]
 
     async def check(self) -> list[Result]:
@@ -199,6 +222,7 @@ class Engine:
                 results += await self._dry(step, ctx, todo, found)
             else:
                 results += await self._apply(step, ctx, todo, found)
+        self._note_unreached(step, results)
         return [self._finish(r) for r in self._ordered(results)]
 
     async def _dry(

@@ -31,8 +31,75 @@ REQUIRED_TOOLS = ("ip", "unshare", "nsenter", "mount", "rsync", "ssh", "ssh-keyg
                   "useradd", "/usr/sbin/sshd")
 
 
+OWNED = "owned"  # in the workdir: paths outside it that belong to this lab (one a line)
+
+
 class LabBusy(RuntimeError):
-    """Another process holds the lab lock (only one lab can exist per machine)."""
+    """Another process holds the lab lock (only one lab can exist per machine).
+
+    holder_pid: the pid the lock file names (the process that built the lab), or None;
+    holder_alive: whether that process still runs; holders: (pid, command line) of that
+    live holder, or, when it is gone, of each process that still has the lock file open
+    (one inherited the lock; others may be waiting for it).
+    """
+
+    def __init__(self, message: str, holder_pid: int | None = None, holder_alive: bool = False,
+                 holders: tuple[tuple[int, str], ...] = (), kept: bool = False) -> None:
+        super().__init__(message)
+        self.holder_pid = holder_pid
+        self.holder_alive = holder_alive
+        self.holders = holders
+        self.kept = kept  # a lab left up on purpose (Lab.keep_alive): its builder has exited
+
+
+def command_line(pid: int) -> str | None:
+    """The command line of a process (None when it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    words = raw.rstrip(b"\0").decode(errors="replace").split("\0")
+    text = " ".join(w for w in words if w)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _processes_with_open(path: Path) -> list[int]:
+    """Every process (but this one) that has `path` open."""
+    target = str(path)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry}/fd/{fd}") == target:
+                    found.append(int(entry))
+                    break
+            except OSError:
+                continue
+    return found
+
+
+def _busy(fd: int) -> LabBusy:
+    """Who holds the lab slot: the pid in the lock file, whether it lives, its command."""
+    words = os.pread(fd, 64, 0).decode(errors="replace").split()
+    pid = int(words[0]) if words and words[0].isdigit() else None
+    kept = "kept" in words[1:]
+    alive = pid is not None and command_line(pid) is not None
+    pids = [pid] if alive and pid is not None else _processes_with_open(LOCK_FILE)
+    holders = tuple((p, cmd) for p in pids if (cmd := command_line(p)) is not None)
+    if alive and kept:
+        who = f"a lab kept up on purpose, pid {pid}"
+    elif alive:
+        who = f"pid {pid} ({holders[0][1]})" if holders else f"pid {pid}"
+    else:
+        who = f"pid {pid if pid is not None else '?'}, which has exited"
+    return LabBusy(f"another lab is running (held by {who}); only one lab can exist per machine",
+                   holder_pid=pid, holder_alive=alive, holders=holders, kept=kept and alive)
 
 
 def missing_requirements() -> str | None:
@@ -175,6 +242,32 @@ class Lab:
             nodes[0]["roles"].append("storage")
         return plan
 
+    def keep_alive(self) -> int:
+        """Leave the lab up after this process exits, still holding the machine's lab slot:
+        a process in the db (or first) node inherits the lock, so no other lab or rehearsal
+        destroys this one; cleanup_leftovers() ends it. Returns its pid."""
+        if self._lock_fd is None:
+            raise RuntimeError("the lab is torn down")
+        node = self.db or next(iter(self.nodes.values()))
+        proc = node.spawn(["sleep", "infinity"], pass_fds=(self._lock_fd,),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+        node.keep(proc.pid)
+        os.ftruncate(self._lock_fd, 0)
+        os.pwrite(self._lock_fd, f"{proc.pid} kept\n".encode(), 0)
+        os.close(self._lock_fd)  # the keeper's copy holds the lock from now on
+        self._lock_fd = None
+        return proc.pid
+
+    def own(self, path: str | os.PathLike) -> None:
+        """Remove `path` (outside the workdir: a session folder, backups) with this lab: on
+        teardown, and by cleanup_leftovers() or the next build_lab() after a crash."""
+        path = Path(path)
+        if not path.is_absolute() or len(path.parts) < 3:
+            raise ValueError(f"the lab can only own an absolute path below a folder: {path}")
+        with open(self.workdir / OWNED, "a") as f:
+            f.write(f"{path}\n")
+
     def write_plan(self, path: str | os.PathLike, **overrides) -> Path:
         path = Path(path)
         path.write_text(yaml.safe_dump(self.plan_dict(**overrides), sort_keys=False))
@@ -233,10 +326,9 @@ def _lock(wait: float = 0) -> int:
             if time.monotonic() < deadline:
                 time.sleep(0.5)
                 continue
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            busy = _busy(fd)
             os.close(fd)
-            raise LabBusy(f"another lab is running (pid {holder or '?'}); "
-                          "only one lab can exist per machine") from None
+            raise busy from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
@@ -275,14 +367,52 @@ def _cleanup(workdir: Path | None = None) -> None:
     kill_and_wait(sorted(victims))
     netns.delete_all()
     for wd in workdirs:
+        remove_owned(wd)
+    for wd in workdirs:
         if wd.exists():
             subprocess.run(["rm", "-rf", "--one-file-system", str(wd)], check=False)
     WORKDIR_RECORD.unlink(missing_ok=True)
 
 
-def cleanup_leftovers() -> None:
-    """Remove anything with the lab prefix a crashed earlier run left behind."""
-    fd = _lock()
+def _release_kept() -> None:
+    """End the process that holds the slot for a kept lab (Lab.keep_alive), if it still runs
+    inside a lab namespace; cleanup then removes the lab."""
+    try:
+        words = LOCK_FILE.read_text().split()
+    except OSError:
+        return
+    if len(words) < 2 or not words[0].isdigit() or words[1] != "kept":
+        return
+    pid = int(words[0])
+    try:
+        inside = os.stat(f"/proc/{pid}/ns/net").st_ino in netns.netns_inodes()
+    except OSError:
+        return
+    if inside:
+        kill_and_wait([pid])
+
+
+def remove_owned(workdir: Path) -> None:
+    """Remove the paths a lab in `workdir` was given with Lab.own()."""
+    try:
+        lines = (workdir / OWNED).read_text().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        path = Path(line.strip())
+        if not line.strip() or not path.is_absolute() or len(path.parts) < 3:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def cleanup_leftovers(wait: float = 0) -> None:
+    """Remove anything with the lab prefix a crashed earlier run left behind (waiting up to
+    `wait` seconds for a running lab to end; else LabBusy)."""
+    _release_kept()
+    fd = _lock(wait)
     try:
         _cleanup()
     finally:
@@ -391,6 +521,11 @@ def _build(lab: Lab, files: dict[str, OmFiles], with_db: bool) -> None:
         (upper / "timezone").write_text(DEFAULT_ZONE + "\n")
         (upper / "localtime").symlink_to(f"/usr/share/zoneinfo/{DEFAULT_ZONE}")
         (upper / "fstab").write_text("# /etc/fstab: static file system information (lab node)\n")
+        (upper / "network").mkdir()  # as a Debian server: ifupdown configures eth0
+        (upper / "network" / "interfaces").write_text(
+            f"auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet static\n"
+            f"\taddress {node.address}/24\n"
+        )
         (node.opt / "omdata").mkdir(parents=True)  # the mount point must be in pristine/opt
         if node.name in files:
             build_om_tree(node.opt, upper, files[node.name])

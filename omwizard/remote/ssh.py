@@ -157,6 +157,11 @@ class Remote:
     def forget_failure(self) -> None:
         self._failure = None
 
+    @property
+    def failure(self) -> RemoteError | None:
+        """Why the last connect failed (the node is unreachable until forget_failure)."""
+        return self._failure
+
     async def _connect(self) -> None:
         ssh = self.node.ssh
         known_hosts = Path(os.path.expanduser(ssh.known_hosts))
@@ -183,20 +188,21 @@ class Remote:
             except asyncssh.HostKeyNotVerifiable as exc:
                 await self._raise_changed_key(known_hosts, host, port, exc)
             except asyncssh.PermissionDenied as exc:
+                key = f"the key {ssh.identity}" if ssh.identity else "ssh-agent's keys"
                 raise RemoteError(
                     self.node.name,
-                    f"SSH login as {ssh.user} was refused ({exc.reason})",
-                    "check ssh.user and ssh.identity in the plan, or load the key into ssh-agent",
+                    f"SSH login as {ssh.user}@{host}:{port} was refused ({exc.reason}): "
+                    f"the server did not accept {key}",
+                    f"check ssh.user and ssh.identity in the plan (or load the key into "
+                    f"ssh-agent) and that the public key is in ~{ssh.user}/.ssh/authorized_keys "
+                    f"on the node; try `ssh -p {port} {ssh.user}@{host}`",
                 ) from exc
             except (OSError, asyncssh.Error, TimeoutError) as exc:
                 last = exc
+                if _cause(exc) == "resolve":
+                    break  # a name that does not resolve will not on a retry either
                 await asyncio.sleep(0.3 * (2**attempt))
-        raise RemoteError(
-            self.node.name,
-            f"cannot connect to {host}:{port}: {_describe(last)}",
-            "check that the node is up, that sshd listens on that port and that no firewall "
-            "blocks it (a timeout usually means a firewall or a wrong address)",
-        )
+        raise connect_error(self.node, host, port, last)
 
     async def _fetch_key(self, host: str, port: int) -> asyncssh.SSHKey:
         try:
@@ -205,11 +211,7 @@ class Remote:
                     asyncssh.get_server_host_key(host, port), self.node.ssh.connect_timeout
                 )
         except (OSError, asyncssh.Error, TimeoutError) as exc:
-            raise RemoteError(
-                self.node.name,
-                f"cannot connect to {host}:{port}: {_describe(exc)}",
-                "check that the node is up and that sshd listens on that port",
-            ) from exc
+            raise connect_error(self.node, host, port, exc) from exc
         if key is None:
             raise RemoteError(self.node.name, f"{host}:{port} offered no host key")
         return key
@@ -502,6 +504,63 @@ def _describe(exc: BaseException | None) -> str:
         return "timed out"
     text = str(exc) or type(exc).__name__
     return text
+
+
+def _cause(exc: BaseException | None) -> str:
+    """Why a connection failed: resolve | refused | timeout | unreachable | other."""
+    import errno
+    import socket
+
+    if isinstance(exc, socket.gaierror):
+        return "resolve"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "unreachable"
+    return "other"
+
+
+def connect_error(node: Node, host: str, port: int, exc: BaseException | None) -> RemoteError:
+    """The connection failure said for its cause, with the remedy that cause calls for."""
+    cause = _cause(exc)
+    where = f"{host}:{port}"
+    if cause == "resolve":
+        return RemoteError(
+            node.name,
+            f"cannot resolve the host name {host!r} ({_describe(exc)})",
+            f"check the spelling of nodes[].host for {node.name}, that DNS or /etc/hosts on "
+            "this machine knows the name, or put the node's IP address in host",
+        )
+    if cause == "refused":
+        return RemoteError(
+            node.name,
+            f"cannot connect to {where}: connection refused",
+            f"{host} answers but nothing listens on port {port}: start sshd on the node "
+            "(`systemctl start ssh`) or set ssh.port to the port sshd listens on",
+        )
+    if cause == "timeout":
+        return RemoteError(
+            node.name,
+            f"cannot connect to {where}: no answer within {node.ssh.connect_timeout:g}s",
+            f"check that {host} is the node's address and the node is up (`ping {host}`); a "
+            f"firewall that drops port {port} looks the same; a slow link: raise "
+            "ssh.connect_timeout",
+        )
+    if cause == "unreachable":
+        return RemoteError(
+            node.name,
+            f"cannot connect to {where}: {_describe(exc)}",
+            f"this machine has no route to {host}: check the address in nodes[].host and "
+            "this machine's network (VPN, routes)",
+        )
+    return RemoteError(
+        node.name,
+        f"cannot connect to {where}: {_describe(exc)}",
+        f"the SSH handshake with {where} failed: check that sshd (not another service) "
+        f"listens on port {port} and that its log on the node says why",
+    )
 
 
 class RemotePool:

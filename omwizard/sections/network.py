@@ -321,6 +321,15 @@ async def nm_facts(ctx: StepContext, node: Node, iface: str) -> tuple[str | None
     return conn, routes.stdout, [result.evidence(), routes.evidence()]
 
 
+def unknown_config_remedy(route: str, iface: str) -> str:
+    return (
+        f"run `ip route replace {route} dev {iface}` from whatever brings {iface} up at boot "
+        "(your provisioning, a systemd unit, rc.local) and skip this step in the wizard (s) "
+        f"saying so; or manage {iface} with netplan, ifupdown, NetworkManager or "
+        "systemd-networkd and omwizard adds the route itself"
+    )
+
+
 class RoutePersistentStep(MulticastStep):
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         route = ctx.plan.network.route
@@ -340,12 +349,12 @@ class RoutePersistentStep(MulticastStep):
         data = RouteConfig(iface, cfg.kind, cfg.path, cfg.connection, cfg.netplan_kind,
                            cfg.ident)
         if cfg.kind == "unknown":
-            # Not needs-change: there is nothing omwizard can write; not failed either, the
-            # live route works until the next reboot. An ok that says what to do.
-            return Finding.ok(
-                f"{node.name}: no netplan, ifupdown stanza, NetworkManager connection or "
-                f"systemd-networkd .network configures {iface}: unknown network config; add "
-                f"`ip route add {route} dev {iface}` to your boot scripts",
+            # The live route is lost at the next reboot and omwizard knows no file to keep it
+            # in: not ok. needs-change with the operator's remedy; apply fails with the same.
+            return Finding.needs(
+                f"{route} dev {iface} is lost at the next reboot: no netplan, ifupdown stanza, "
+                f"NetworkManager connection or systemd-networkd .network configures {iface}",
+                unknown_config_remedy(route, iface),
                 *evidence,
                 data=data,
             )
@@ -364,6 +373,13 @@ class RoutePersistentStep(MulticastStep):
         route = ctx.plan.network.route
         d = finding.typed(RouteConfig)
         iface, kind, path = d.interface, d.config, d.path
+        if kind == "unknown":
+            raise RemoteError(
+                node.name,
+                f"omwizard cannot make {route} dev {iface} survive a reboot: no "
+                f"network configuration it knows configures {iface}",
+                unknown_config_remedy(route, iface),
+            )
         if kind == "netplan":
             text = netconf.netplan_text(d.ident or iface, route, d.netplan_kind or "ethernets")
             await ctx.edit_file(node, netconf.NETPLAN_FILE, lambda _old: text, mode="0600")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ from omwizard.plan.model import (
 from omwizard.sections import SECTIONS, TITLES
 from omwizard.tui import messages, planning
 from omwizard.tui.screens.modals import ConfirmScreen, HostKeyScreen, TextScreen
-from omwizard.tui.screens.welcome import WelcomeScreen
+from omwizard.tui.screens.welcome import WelcomeScreen, describe_counts
 
 if TYPE_CHECKING:  # imported on first use: the first screen is up ~30 ms sooner without them
     from omwizard.engine.session import Session
@@ -52,6 +52,8 @@ class OmWizardApp(App[int]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
         # shown by the screens that have room for it (80 columns); always in the palette
         Binding("f2", "toggle_theme", "Theme", show=False),
+        # every screen: its keys and the status symbols (section screens show it as "? Keys")
+        Binding("question_mark", "help", "Keys", key_display="?", show=False),
     ]
 
     def __init__(
@@ -73,6 +75,11 @@ class OmWizardApp(App[int]):
         self.sudo_password = ""  # typed by the operator; memory only
         self.bus = EventBus()  # one bus for every session: screens stay subscribed
         self.host_key_answers: list[tuple[str, str, bool]] = []  # (node, fingerprint, trusted)
+        # set by the CLI: the rehearsal command as the operator would type it, and whether
+        # this process can start it itself (root); welcome's Practise shows or starts it
+        self.rehearse_command = ""
+        self.can_rehearse = False
+        self.rehearse_requested = False
 
     @property
     def plan(self) -> Plan | None:
@@ -276,6 +283,11 @@ class OmWizardApp(App[int]):
     def on_go_to_export(self, _: messages.GoToExport) -> None:
         self.goto_export()
 
+    def on_start_rehearsal(self, _: messages.StartRehearsal) -> None:
+        if self.can_rehearse:
+            self.rehearse_requested = True
+            self.run_worker(self._quit_now(), group="quit")
+
     def on_new_plan(self, _: messages.NewPlan) -> None:
         if self.session is not None:
             self.retire(self.session)
@@ -313,10 +325,32 @@ class OmWizardApp(App[int]):
 
     # -- actions ------------------------------------------------------------------------------
 
+    def action_help(self) -> None:
+        from omwizard.tui.screens.help import HelpScreen, screen_keys, screen_name
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(screen_name(self.screen), screen_keys(self.screen)))
+
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
     async def action_quit(self) -> None:
+        unsaved = getattr(self.screen, "unsaved_changes", None)
+        if callable(unsaved) and unsaved():  # a half-filled plan is not saved anywhere yet
+            def answered(quit_anyway: bool | None) -> None:
+                if quit_anyway:
+                    self.run_worker(self._quit_now(), group="quit")
+
+            self.push_screen(ConfirmScreen(
+                "Quit and lose the plan you are editing?",
+                "The plan is saved in its session only once it is valid; these edits are "
+                "not saved yet. Stay to finish it (the problems are listed under the form), "
+                "or quit and lose them.",
+                yes="Quit", no="Stay", default="no"), answered)
+            return
+        await self._quit_now()
+
+    async def _quit_now(self) -> None:
         await self.shutdown()
         self.exit(0)
 
@@ -337,6 +371,8 @@ class OmWizardApp(App[int]):
         yield SystemCommand("Resume", "The first unfinished section", self.goto_resume_point)
         yield SystemCommand("Export", "Write the plan and the report", self.goto_export)
         yield SystemCommand("Light/Dark theme", "Toggle the theme", self.action_toggle_theme)
+        yield SystemCommand("Keys and symbols", "Every key of this screen, every status symbol",
+                            self.action_help)
         actions = getattr(screen, "PALETTE", ())
         for title, help_text, action in actions:
             yield SystemCommand(title, help_text,
@@ -363,9 +399,7 @@ def section_screen(session: Session, section: str, step: str | None = None) -> S
 
 def progress_text(state: StateStore) -> str:
     counts = Counter(str(r.get("status")) for r in state.results().values())
-    if not counts:
-        return "no results yet"
-    return ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    return describe_counts(dict(counts))  # failures first, and the total they add up to
 
 
 def make_app(
@@ -375,11 +409,23 @@ def make_app(
     return OmWizardApp(plan_path, state_dir, **kwargs)
 
 
-def run_app(plan_path: str | None, state_dir: str | None = None) -> int:
+def run_app(
+    plan_path: str | None,
+    state_dir: str | None = None,
+    *,
+    rehearse_command: str = "",
+    rehearse: Callable[[], int] | None = None,
+) -> int:
+    """The wizard; rehearse (given when this process may start one) runs after it closes if
+    the operator chose to practise on a rehearsal cluster."""
     app = make_app(plan_path, state_dir)
+    app.rehearse_command = rehearse_command
+    app.can_rehearse = rehearse is not None
     result = app.run()
     if app.state is not None:  # the app stopped without its quit action
         app.state.unlock()
+    if app.rehearse_requested and rehearse is not None:
+        return rehearse()
     if isinstance(result, int):
         return result
     return app.return_code or 0

@@ -39,6 +39,10 @@ class GoToExport(Message):
     """To the export screen."""
 
 
+class StartRehearsal(Message):
+    """Quit the wizard and start `rehearse` in its place (the App knows whether it can)."""
+
+
 # -- which plan -----------------------------------------------------------------------------------
 
 

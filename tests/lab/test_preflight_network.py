@@ -75,15 +75,16 @@ def test_check_apply_again_and_rollback(fresh_lab: Lab, tmp_path: Path):
     ping = results(doc, "network.multicast-ping")
     assert ping["n1"]["status"] == "failed" and "Network is unreachable" in ping["n1"]["detail"]
     assert statuses(doc, "network.interface-multicast") == dict.fromkeys(OM, "ok")
-    assert statuses(doc, "network.route-persistent") == dict.fromkeys(OM, "ok")  # unknown config
-    assert "unknown network config" in results(doc, "network.route-persistent")["n1"]["detail"]
+    # the lab's nodes are configured by ifupdown, as a Debian server: the route is not kept
+    assert statuses(doc, "network.route-persistent") == dict.fromkeys(OM, "needs-change")
+    assert "ifupdown" in results(doc, "network.route-persistent")["n1"]["detail"]
     for step in ("preflight.clock", "preflight.stray-config", "preflight.ports"):
         assert set(statuses(doc, step).values()) == {"ok"}, results(doc, step)
     assert results(doc, "network.multicast-route")["db"]["status"] == "skipped"
 
     # --dry-run: the exact commands, nothing changed
     code, doc, err = omw("apply", str(plan), *SECTIONS, "--dry-run", "--yes", state=state)
-    assert code == 0, err
+    assert code == 1, err  # CONTRACT: a dry run with would-changes exits 1
     route = results(doc, "network.multicast-route")
     for name in OM:
         assert route[name]["status"] == "would-change"
@@ -214,14 +215,14 @@ def test_route_persistent_ifupdown_and_netplan(fresh_lab: Lab, tmp_path: Path):
     assert "ifupdown" in persistent["n1"]["detail"]
     assert persistent["n2"]["status"] == "needs-change"
     assert "netplan" in persistent["n2"]["detail"]
-    assert persistent["n3"]["status"] == "ok"
+    assert persistent["n3"]["status"] == "needs-change"  # the lab's own ifupdown stanza
 
     code, doc, err = omw("apply", str(plan), "--section", "network", "--yes", state=state)
     assert code == 0, err
     assert statuses(doc, "network.route-persistent") == {
         "n1": "changed",
         "n2": "changed",
-        "n3": "ok",
+        "n3": "changed",
     }
     text = n1.run(["cat", "/etc/network/interfaces"], check=True).stdout
     assert text.startswith(IFUPDOWN.rstrip("\n") + "\n\t# omwizard")

@@ -21,8 +21,12 @@ from tests.unit.lab.test_omfiles import CLASSES, install_tree
 pytestmark = pytest.mark.lab_build
 
 
-def rehearse(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def rehearse(*args: str, timeout: float = 1500,
+             wait: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "OMW_DB_PASSWORD"}
+    env.setdefault("OMW_LAB_WAIT", "600")  # another test session may hold the lab slot
+    if wait is not None:
+        env["OMW_LAB_WAIT"] = wait
     return subprocess.run(
         [sys.executable, "-m", "omwizard", "rehearse", *args],
         capture_output=True,
@@ -84,9 +88,10 @@ def test_killed_rehearsal_with_operator_files_is_cleaned_by_down(own_lab_slot, t
         stderr=subprocess.STDOUT,
         text=True,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, "OMW_LAB_WAIT": os.environ.get("OMW_LAB_WAIT", "600")},
     )
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 900  # it may wait for the lab slot first
         assert proc.stdout is not None
         said = []
         for line in proc.stdout:  # wait until the cluster is up and the apply has begun

@@ -18,7 +18,7 @@ from omwizard.tui.screens.export import ExportScreen
 from omwizard.tui.screens.inventory import InventoryScreen
 from omwizard.tui.screens.modals import ChooseScreen, ConfirmScreen, HostKeyScreen, TextScreen
 from omwizard.tui.screens.network import NetworkScreen
-from omwizard.tui.screens.section import SectionScreen
+from omwizard.tui.screens.section import FIRST_VISIT, SectionScreen
 from omwizard.tui.screens.verify import VerifyScreen
 from omwizard.tui.screens.welcome import WelcomeScreen
 from omwizard.tui.screens.widgets import WizardHeader
@@ -220,6 +220,7 @@ async def test_first_visit_says_how_to_check(state_home: Path, neutral_plan: Pat
         await pilot.pause()
         app.goto_section("network")
         await pilot.pause(0.2)
-        texts = [n.message for n in app._notifications]
-        assert any("Nothing checked here yet" in t and "C checks every step" in t for t in texts)
+        hint = app.screen.query_one("#first-visit")
+        assert hint.display
+        assert "Nothing checked here yet" in FIRST_VISIT and "C checks every step" in FIRST_VISIT
         await pilot.press("ctrl+q")

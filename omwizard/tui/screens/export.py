@@ -13,6 +13,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from omwizard.engine.export import write_export
 from omwizard.engine.session import Session
 from omwizard.tui.messages import GoToSection
+from omwizard.tui.screens.modals import ConfirmScreen
 from omwizard.tui.screens.widgets import WizardHeader
 
 
@@ -32,7 +33,9 @@ class ExportScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         cluster = self.session.plan.cluster.name
         state = self.session.state
-        default = Path.cwd() / f"{cluster}-omwizard.yaml"
+        # beside the session it reports on, never wherever the wizard happened to be started
+        folder = state.directory if state is not None else Path.home()
+        default = folder / f"{cluster}-omwizard.yaml"
         yield WizardHeader()
         with Vertical(id="export"):
             yield Label("Export", id="section-title")
@@ -60,9 +63,33 @@ class ExportScreen(Screen[None]):
             self.action_write()
 
     def action_write(self) -> None:
-        path = Path(self.query_one("#export-path", Input).value).expanduser()
+        value = self.query_one("#export-path", Input).value.strip()
+        if not value:
+            self.query_one("#export-result", Static).update(
+                "✗ no file named: type where the export goes")
+            return
+        path = Path(value).expanduser()
         if self.session.state is None:  # the App's sessions always have one
             self.notify("no session state to export", severity="error")
+            return
+        if path.is_dir():
+            path = path / f"{self.session.plan.cluster.name}-omwizard.yaml"
+        if path.exists() and path != self.written:
+            def answered(overwrite: bool | None) -> None:
+                if overwrite:
+                    self.write(path)
+
+            self.app.push_screen(ConfirmScreen(
+                f"Replace {path}?", "A file of that name exists; the export would replace it.",
+                yes="Replace", no="Keep it", default="no"), answered)
+            return
+        self.write(path)
+
+    def write(self, path: Path) -> None:
+        assert self.session.state is not None
+        if not path.parent.is_dir():
+            self.query_one("#export-result", Static).update(
+                f"✗ cannot write {path}: the folder {path.parent} does not exist")
             return
         try:
             self.written = write_export(self.session.plan, self.session.state, path)

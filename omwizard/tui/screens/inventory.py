@@ -143,6 +143,7 @@ class InventoryScreen(Screen[None]):
         self.problems: list[PlanProblem] = []
         self._save_timer: Timer | None = None
         self.connection_rows: dict[str, dict[str, str]] = {}
+        self._saved: dict[str, Any] = copy.deepcopy(data)  # as last adopted (or as given)
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -354,7 +355,13 @@ class InventoryScreen(Screen[None]):
         secrets); then go on or test the connections."""
         if self._save_timer is not None:
             self._save_timer.stop()
+        self._saved = copy.deepcopy(self.data)
         self.post_message(AdoptPlan(plan, copy.deepcopy(self.data), then))
+
+    def unsaved_changes(self) -> bool:
+        """Edits not saved in a session yet (a plan is saved once it is valid): quitting
+        now would lose them, so the App asks first."""
+        return self.data != self._saved
 
     def show_problems(self) -> None:
         texts: dict[str, list[str]] = {}

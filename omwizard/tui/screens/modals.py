@@ -17,29 +17,72 @@ from textual.widgets.option_list import Option
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """A yes/no question with an optional body (what will be changed or undone)."""
+    """A yes/no question with an optional body (what will be changed or undone).
+
+    One button has the focus from the start (`default`: "yes", the primary action the operator
+    asked for, or "no" where saying yes needs a look first), so Enter answers at once; ←/→ and
+    Tab move between the two buttons only, and a hint line under them says which key does what.
+    """
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
+        Binding("left,right", "switch", "Other button", show=False),
+        Binding("tab,shift+tab", "switch", "Other button", show=False, priority=True),
+        Binding("up", "scroll_body(-1)", "Scroll up", show=False),
+        Binding("down", "scroll_body(1)", "Scroll down", show=False),
+        Binding("pageup", "scroll_body(-10)", "Page up", show=False),
+        Binding("pagedown", "scroll_body(10)", "Page down", show=False),
     ]
 
-    def __init__(self, title: str, body: str = "", yes: str = "Yes", no: str = "No") -> None:
+    def __init__(self, title: str, body: str = "", yes: str = "Yes", no: str = "No",
+                 *, default: str = "yes") -> None:
         super().__init__(classes="modal")
         self.title_text = title
         self.body = body
         self.yes = yes
         self.no = no
+        self.default = "no" if default == "no" else "yes"
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(self.title_text, id="dialog-title")
             if self.body:
-                with VerticalScroll(id="dialog-body"):
+                with VerticalScroll(id="dialog-body", can_focus=False):
                     yield Static(self.body, markup=False, id="dialog-text")
             with Horizontal(id="dialog-buttons"):
-                yield Button(f"{self.yes} [y]", id="yes", variant="primary")
-                yield Button(f"{self.no} [n]", id="no")
+                yield Button(self.yes, id="yes", variant="primary")
+                yield Button(self.no, id="no")
+            yield Static("", id="dialog-keys", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one(f"#{self.default}", Button).focus()
+        self.show_keys()
+
+    def on_descendant_focus(self) -> None:
+        self.show_keys()
+
+    def focused_answer(self) -> str:
+        focused = self.focused
+        return focused.id if isinstance(focused, Button) and focused.id in ("yes", "no") \
+            else self.default
+
+    def show_keys(self) -> None:
+        """The hint line: what Enter does now, and the other keys."""
+        enter = self.yes if self.focused_answer() == "yes" else self.no
+        keys = (f"Enter: {enter}  ·  y: {self.yes}  ·  n or Esc: {self.no}\n"
+                "←→ or Tab: the other button")
+        if self.body:
+            keys += "  ·  ↑↓: scroll the text"
+        self.query_one("#dialog-keys", Static).update(keys)
+
+    def action_switch(self) -> None:
+        other = "no" if self.focused_answer() == "yes" else "yes"
+        self.query_one(f"#{other}", Button).focus()
+
+    def action_scroll_body(self, lines: int) -> None:
+        for body in self.query("#dialog-body").results(VerticalScroll):
+            body.scroll_relative(y=lines, animate=False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -60,7 +103,9 @@ class HostKeyScreen(ConfirmScreen):
             "    ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\n\n"
             "Trust it and pin it in known_hosts?"
         )
-        super().__init__(f"Unknown host key: {node}", body, yes="Trust and pin", no="Refuse")
+        # Enter refuses: trusting a key is a decision made after comparing it (y, or ← Enter)
+        super().__init__(f"Unknown host key: {node}", body, yes="Trust and pin", no="Refuse",
+                         default="no")
         self.fingerprint = fingerprint
         self.add_class("hostkey")
 
@@ -83,8 +128,9 @@ class TextScreen(ModalScreen[str | None]):
             yield Static(self.prompt, markup=False)
             yield Input(value=self.value, password=self.password, id="answer")
             with Horizontal(id="dialog-buttons"):
-                yield Button("OK [enter]", id="ok", variant="primary")
-                yield Button("Cancel [esc]", id="cancel")
+                yield Button("OK", id="ok", variant="primary")
+                yield Button("Cancel", id="cancel")
+            yield Static("Enter: OK  ·  Esc: cancel", id="dialog-keys", markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -119,7 +165,9 @@ class ChooseScreen(ModalScreen[str | None]):
             yield OptionList(*(Option(label, id=cid) for cid, label in self.choices),
                              id="choices")
             with Horizontal(id="dialog-buttons"):
-                yield Button("Cancel [esc]", id="cancel")
+                yield Button("Cancel", id="cancel")
+            yield Static("↑↓: choose  ·  Enter: pick the highlighted one  ·  Esc: cancel",
+                         id="dialog-keys", markup=False)
 
     def on_mount(self) -> None:
         options = self.query_one("#choices", OptionList)

@@ -15,12 +15,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import (
     DataTable,
-    Footer,
     Label,
     ProgressBar,
     RichLog,
@@ -43,15 +42,24 @@ from omwizard.engine.session import Session
 from omwizard.engine.step import STATUS_SYMBOLS, Step
 from omwizard.sections import SECTIONS, TITLES, steps_for
 from omwizard.tui.messages import GoToExport, GoToInventory, GoToSection, Visiting
+from omwizard.tui.screens.help import HelpScreen, app_keys
 from omwizard.tui.screens.modals import ConfirmScreen, TextScreen
-from omwizard.tui.screens.widgets import WizardHeader
+from omwizard.tui.screens.widgets import (
+    FULL_WIDTH,
+    SHORT_WIDTH,
+    KeysFooter,
+    WizardHeader,
+    status_word,
+)
 
 SYMBOLS = {
     **STATUS_SYMBOLS,
     "running": "⟳",
 }
-LABELS = {"needs-change": "needs change", "would-change": "would change",
-          "rolled-back": "rolled back"}
+FIRST_VISIT = ("Nothing checked here yet: C checks every step on every node, c the highlighted "
+               "one. Checks only read (the shared-folder check writes one test file and removes "
+               "it); nothing changes before you apply. ? lists every key and symbol.")
+STEP_MIN = 14  # the step column never narrower (titles are cut with …, statuses never)
 LOG_FLUSH = 0.1  # seconds between two writes of the live log
 LOG_KEEP = 20000  # lines kept for re-filtering
 THEME_COLOUR = {"ok": "success", "changed": "accent", "rolled-back": "accent",
@@ -59,14 +67,35 @@ THEME_COLOUR = {"ok": "success", "changed": "accent", "rolled-back": "accent",
                 "running": "primary", "skipped": "foreground"}
 
 
-def status_text(status: str | None, theme: Any = None) -> Text:
+def status_text(status: str | None, theme: Any = None, *, short: bool = False) -> Text:
     if not status:
         return Text("·", style="dim")
     colour = getattr(theme, THEME_COLOUR.get(status, ""), None) if theme else None
     style = f"bold {colour}" if colour else "bold"
     if status == "skipped":
         style = "dim"
-    return Text(f"{SYMBOLS.get(status, '?')} {LABELS.get(status, status)}", style=style)
+    return Text(status_word(status, short=short), style=style, no_wrap=True)
+
+
+def grid_widths(width: int, titles: list[str], nodes: list[str]) -> tuple[bool, int, int]:
+    """(short words?, step column width, node column width) for a grid `width` cells wide.
+
+    Full words when they fit, else the short ones (never cut); the step column takes what is
+    left (its titles cut with …, the doc panel shows them whole), down to STEP_MIN, past which
+    the grid scrolls sideways rather than cut a status."""
+    step = max([len("step"), *(len(t) for t in titles)])
+    name = max([0, *(len(n) for n in nodes)])
+    pad = 2 * (len(nodes) + 1)  # a cell's padding, both sides
+    for short, word in ((False, FULL_WIDTH), (True, SHORT_WIDTH)):
+        node = max(word, name)
+        if step + node * len(nodes) + pad <= width:
+            return short, step, node
+    node = max(SHORT_WIDTH, name)
+    return True, max(STEP_MIN, min(step, width - node * len(nodes) - pad)), node
+
+
+def cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
 def log_entry(ev: Event) -> tuple[str, str] | None:
@@ -103,23 +132,30 @@ def describe_result(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-SECTION_KEYS = Binding.Group("Next/Prev", compact=True)
-
-
 class SectionScreen(Screen[None]):
+    # in pairs: the footer shows each pair in one column (KeysFooter), the help screen lists
+    # them with their tooltips
     BINDINGS = [
-        Binding("c", "check_step", "Check"),
-        Binding("C", "check_section", "Check all", show=False),
-        Binding("a", "apply_step", "Apply"),
-        Binding("A", "apply_section", "Apply all", show=False),
-        Binding("b", "rollback_step", "Undo", tooltip="Roll back the step"),
-        Binding("B", "rollback_section", "Roll back all", show=False),
-        Binding("s", "skip", "Skip"),
-        Binding("f", "filter", "Filter"),
-        Binding("n", "next", "Next", group=SECTION_KEYS),
-        Binding("p", "previous", "Prev", group=SECTION_KEYS),
-        Binding("i", "inventory", "Inventory", show=False),
-        Binding("e", "export", "Export", show=False),
+        Binding("c", "check_step", "Check", tooltip="Check the highlighted step (read-only)"),
+        Binding("C", "check_section", "all", key_display="C",
+                tooltip="Check every step of the section on every node (read-only)"),
+        Binding("a", "apply_step", "Apply",
+                tooltip="Apply the highlighted step: its diff first, then your yes"),
+        Binding("A", "apply_section", "all", key_display="A",
+                tooltip="Apply every step of the section, each after its diff"),
+        Binding("b", "rollback_step", "Undo", tooltip="Roll back the highlighted step"),
+        Binding("B", "rollback_section", "all", key_display="B",
+                tooltip="Roll back what the journal holds for this section"),
+        Binding("s", "skip", "Skip", tooltip="Mark the step skipped, with a reason"),
+        Binding("f", "filter", "Filter", tooltip="Log of all nodes, then of each node in turn"),
+        Binding("n", "next", "Next", tooltip="The next section"),
+        Binding("p", "previous", "Prev", tooltip="The previous section"),
+        Binding("i", "inventory", "Inventory", tooltip="Nodes, SSH, database, storage"),
+        Binding("e", "export", "Export", tooltip="Write the plan and the report"),
+        Binding("d", "doc", "Doc", tooltip="Scroll the documentation's text (↑↓; d again: back)"),
+        Binding("question_mark", "help", "Keys", key_display="?",
+                tooltip="Every key and status symbol"),
+        Binding("escape", "back", "Back", tooltip="Back to the inventory"),
     ]
     PALETTE = [
         ("Re-check step", "Run the highlighted step's check on every node", "check_step"),
@@ -151,6 +187,7 @@ class SectionScreen(Screen[None]):
         self.busy = False
         self._pending: list[tuple[str, str]] = []  # log lines not written yet
         self.log_batches = 0
+        self.short_words = False  # the grid's status words: short ones when full ones do not fit
         self.what = ""  # the long work running now, its current step, since when
         self.doing = ""
         self.started = 0.0
@@ -169,37 +206,34 @@ class SectionScreen(Screen[None]):
             yield Label(f"{index}/{len(SECTIONS)}  {TITLES.get(self.section, self.section)}",
                         id="section-title")
             yield DataTable(id="grid", cursor_type="cell", zebra_stripes=True)
-            yield Static("", id="doc")
+            with VerticalScroll(id="doc-scroll"):
+                yield Static("", id="doc")
             with Horizontal(id="progress-row"):
                 yield Label("", id="activity")
                 yield ProgressBar(id="progress", show_eta=False)
             with TabbedContent(id="tabs"):
                 with TabPane("Log", id="tab-log"):
                     yield Select([], prompt="all nodes", id="log-filter", compact=True)
+                    yield Static(FIRST_VISIT, id="first-visit", markup=False)
                     yield RichLog(id="log", wrap=True, markup=False, max_lines=5000)
                 with TabPane("Diff", id="tab-diff"):
                     yield RichLog(id="diff", wrap=False, markup=False)
                 with TabPane("Details", id="tab-details"):
                     yield RichLog(id="details", wrap=True, markup=False)
                 yield from self.extra_panes()
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     def extra_panes(self) -> ComposeResult:
         return iter(())
 
     def on_mount(self) -> None:
         grid = self.query_one("#grid", DataTable)
-        grid.add_column("step", key="step")
-        for node in self.nodes:
-            grid.add_column(node, key=node)
         stored = self.session.state.results() if self.session.state else {}
         for key, r in stored.items():
             section, _, rest = key.partition("/")
             if section == self.section:
                 self.results[rest] = r
-        for step in self.steps:
-            cells = [self._cell(step.name, n) for n in self.nodes]
-            grid.add_row(step.title or step.name, *cells, key=step.name)
+        self.build_grid()
         self.query_one("#log-filter", Select).set_options([(n, n) for n in self.nodes])
         self.query_one("#progress-row").display = False
         if not self.steps:
@@ -218,13 +252,47 @@ class SectionScreen(Screen[None]):
         self.set_interval(1.0, self.tick)
         self.post_message(Visiting(self.section,
                                    self.current_step.name if self.current_step else None))
-        if self.steps and not self.results:  # a first visit: say how to start (read-only)
-            self.notify("Nothing checked here yet: C checks every step on every node, c the "
-                        "highlighted one. Checks only read; nothing changes before you apply.",
-                        title=TITLES.get(self.section, self.section), timeout=8)
+        # a first visit says how to start (read-only), where the results will appear
+        self.query_one("#first-visit", Static).display = bool(self.steps and not self.results)
 
     def on_unmount(self) -> None:
         self.session.bus.unsubscribe(self._listen)
+
+    def drop_first_visit_hint(self) -> None:
+        """The first-visit hint goes once work starts: it would tell something no longer true.
+        (A line above the log, not a toast: it covers nothing and does not follow to other
+        screens.)"""
+        self.query_one("#first-visit", Static).display = False
+
+    def build_grid(self) -> None:
+        """(Re)build the grid's columns for the screen's width: every status word whole."""
+        grid = self.query_one("#grid", DataTable)
+        titles = [s.title or s.name for s in self.steps]
+        width = (self.size.width or self.app.size.width) - 2  # the grid's scrollbar
+        self.short_words, step_w, node_w = grid_widths(width, titles, self.nodes)
+        row, col = grid.cursor_row, grid.cursor_column
+        grid.clear(columns=True)
+        grid.add_column("step", key="step", width=step_w)
+        for node in self.nodes:
+            grid.add_column(cut(node, node_w), key=node, width=node_w)
+        for step, title in zip(self.steps, titles, strict=True):
+            cells = [self._cell(step.name, n) for n in self.nodes]
+            grid.add_row(cut(title, step_w), *cells, key=step.name)
+        if self.steps:
+            grid.move_cursor(row=row, column=col, animate=False)
+
+    def on_resize(self) -> None:
+        if self.steps and self.is_mounted:
+            short = self.short_words
+            titles = [s.title or s.name for s in self.steps]
+            width = self.size.width - 2
+            if grid_widths(width, titles, self.nodes) != (short, *self.column_widths()):
+                self.build_grid()
+
+    def column_widths(self) -> tuple[int, int]:
+        columns = list(self.query_one("#grid", DataTable).columns.values())
+        return (columns[0].width if columns else 0,
+                columns[1].width if len(columns) > 1 else 0)
 
     def _listen(self, event: Event) -> None:
         """Called by the engine for every event: log lines are queued and written in batches
@@ -241,7 +309,7 @@ class SectionScreen(Screen[None]):
     def _cell(self, step: str, node: str, status: str | None = None) -> Text:
         if status is None:
             status = (self.results.get(f"{step}/{node}") or {}).get("status")
-        return status_text(status, self.app.current_theme)
+        return status_text(status, self.app.current_theme, short=self.short_words)
 
     def set_cell(self, step: str, node: str, status: str | None = None) -> None:
         grid = self.query_one("#grid", DataTable)
@@ -273,6 +341,7 @@ class SectionScreen(Screen[None]):
         doc.append(f"{step.title or step.name}: ", style="bold")
         doc.append(step.doc or "")
         self.query_one("#doc", Static).update(doc)
+        self.query_one("#doc-scroll", VerticalScroll).scroll_home(animate=False)
         details = self.query_one("#details", RichLog)
         details.clear()
         node = self.current_node
@@ -316,7 +385,7 @@ class SectionScreen(Screen[None]):
         """While working: the elapsed time and what runs now (restarts take minutes)."""
         if not self.busy:
             return
-        elapsed = int(time.monotonic() - self.started)
+        elapsed = int(time.monotonic() - self.started - getattr(self, "waited", 0.0))
         doing = f" · {self.doing}" if self.doing else ""
         self.query_one("#activity", Label).update(f"{self.what}{doing} · {elapsed}s")
 
@@ -334,6 +403,8 @@ class SectionScreen(Screen[None]):
                 if status != "would-change":
                     self.results[f"{r['step']}/{r['node']}"] = r
                     self.set_cell(r["step"], r["node"])
+                else:  # a dry run's finding: waits for the operator, no longer running
+                    self.set_cell(r["step"], r["node"], "would-change")
                 self.query_one("#progress", ProgressBar).advance(1)
                 self.show_doc()
 
@@ -366,7 +437,9 @@ class SectionScreen(Screen[None]):
             self.notify("still working; wait for it to finish", severity="warning")
             return False
         self.busy = True
+        self.drop_first_visit_hint()
         self.what, self.doing, self.started = what, "", time.monotonic()
+        self.waited = 0.0  # seconds a dialog waited for the operator: not working time
         self.query_one("#progress-row").display = True
         self.query_one("#activity", Label).update(what)
         bar = self.query_one("#progress", ProgressBar)
@@ -377,7 +450,8 @@ class SectionScreen(Screen[None]):
         self.busy = False
         self.flush_log()
         if self.started:
-            text = f"{text} in {int(time.monotonic() - self.started)}s"
+            worked = time.monotonic() - self.started - getattr(self, "waited", 0.0)
+            text = f"{text} in {int(worked)}s"
         self.query_one("#activity", Label).update(text)
         bar = self.query_one("#progress", ProgressBar)
         if bar.total is not None:
@@ -440,9 +514,13 @@ class SectionScreen(Screen[None]):
                     continue
                 body = plan_text(todo)
                 self.query_one("#tabs", TabbedContent).active = "tab-diff"
+                for r in todo:  # waiting for the operator, not running
+                    self.set_cell(r["step"], r["node"], "would-change")
+                asked = time.monotonic()
                 yes = await self.app.push_screen_wait(ConfirmScreen(
                     f"Apply {step.title or step.name} on {', '.join(r['node'] for r in todo)}?",
                     body, yes="Apply", no="Not now"))
+                self.waited += time.monotonic() - asked
                 if not yes:
                     for r in todo:
                         self.set_cell(r["step"], r["node"])
@@ -550,6 +628,48 @@ class SectionScreen(Screen[None]):
 
     def action_export(self) -> None:
         self.post_message(GoToExport())
+
+    def action_back(self) -> None:
+        """Esc: out of the section, back to the inventory (not while work runs). From a field
+        or the doc, Esc first returns to the grid (a note being typed is not thrown away)."""
+        grid = self.query_one("#grid", DataTable)
+        if self.focused is not None and self.focused is not grid:
+            grid.focus()
+            return
+        if self.busy:
+            self.notify("still working; wait for it to finish", severity="warning")
+            return
+        self.post_message(GoToInventory())
+
+    def action_doc(self) -> None:
+        """d: the documentation's text takes the keys (↑↓ scroll it); d again: the grid."""
+        doc = self.query_one("#doc-scroll", VerticalScroll)
+        if doc.has_focus:
+            self.query_one("#grid", DataTable).focus()
+        else:
+            doc.focus()
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(TITLES.get(self.section, self.section),
+                                        self.key_legend()))
+
+    def key_legend(self) -> list[tuple[str, str]]:
+        """This screen's keys, then the app's, each with what it does."""
+        rows: list[tuple[str, str]] = []
+        for binding in self._bindings_in_order():
+            rows.append((self.app.get_key_display(binding), binding.tooltip or binding.description))
+        rows += [row for row in app_keys(self.app) if row[0] != "?"]
+        rows.append(("←↑↓→", "Move on the grid: a step (row) on a node (column)"))
+        rows.append(("Tab", "The next part of the screen (grid, doc, log filter, tabs)"))
+        return rows
+
+    def _bindings_in_order(self) -> list[Binding]:
+        """The screen's own keys (BINDINGS of its class), as declared."""
+        out: list[Binding] = []
+        for item in type(self).BINDINGS:
+            if isinstance(item, Binding):
+                out.append(item)
+        return out
 
 
 def plan_text(todo: list[dict[str, Any]]) -> str:

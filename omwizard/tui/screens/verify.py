@@ -12,6 +12,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import Button, Input, Label, Static, TabbedContent, TabPane
 
 from omwizard.engine.export import MANUAL_CHECKS, manual_instructions, record_answer
@@ -25,7 +26,8 @@ class ManualCheck(Vertical):
     DEFAULT_CSS = """
     ManualCheck { height: auto; border: round $primary 50%; padding: 0 1; margin-bottom: 1; }
     ManualCheck .verdict { height: auto; }
-    ManualCheck .verdict Button { margin-right: 1; }
+    ManualCheck .verdict Button { margin-right: 1; min-width: 10; text-style: bold; }
+    ManualCheck .verdict Button.-chosen { text-style: bold reverse; }
     ManualCheck .verdict Input { width: 1fr; }
     ManualCheck .answer { color: $text-muted; }
     """
@@ -46,8 +48,12 @@ class ManualCheck(Vertical):
         if expect:
             yield Static("Expect:\n" + "\n".join(f"• {e}" for e in expect))
         with Horizontal(classes="verdict"):
-            yield Button("Pass", id=f"pass-{c['id']}", variant="success", compact=True)
-            yield Button("Fail", id=f"fail-{c['id']}", variant="error", compact=True)
+            # bracketed: a button, not a word, in any theme (compact buttons have no border)
+            verdict = self.answer.get("verdict")
+            yield Button(Content("[ ✓ Pass ]"), id=f"pass-{c['id']}", variant="success",
+                         compact=True, classes="-chosen" if verdict == "pass" else "")
+            yield Button(Content("[ ✗ Fail ]"), id=f"fail-{c['id']}", variant="error",
+                         compact=True, classes="-chosen" if verdict == "fail" else "")
             yield Input(self.answer.get("note", ""), placeholder="note (what you saw)",
                         id=f"note-{c['id']}", compact=True)
         yield Static(self.answer_text(), classes="answer", id=f"answer-{c['id']}")
@@ -99,6 +105,8 @@ class VerifyScreen(SectionScreen):
         saved = record_answer(state, check_id, verdict, note)
         box = self.query_one(f"#manual-{check_id}", ManualCheck)
         box.answer = saved
+        for which in ("pass", "fail"):
+            self.query_one(f"#{which}-{check_id}", Button).set_class(which == verdict, "-chosen")
         self.query_one(f"#answer-{check_id}", Static).update(box.answer_text())
         self.notify(f"{MANUAL_CHECKS[check_id]['title']}: {verdict}")
         return saved

@@ -14,7 +14,7 @@ from textual.widgets.option_list import Option
 
 from omwizard.engine.state import list_sessions
 from omwizard.sections import TITLES
-from omwizard.tui.messages import NewPlan, OpenPlanFile, OpenSession
+from omwizard.tui.messages import NewPlan, OpenPlanFile, OpenSession, StartRehearsal
 from omwizard.tui.screens.modals import ConfirmScreen, TextScreen
 from omwizard.tui.screens.widgets import WizardHeader
 
@@ -24,27 +24,52 @@ INTRO = (
     "that it all works. Nothing is changed on a node before you have seen the diff and said yes."
 )
 
-REHEARSAL = (
+REHEARSAL_INTRO = (
     "No servers yet, or not ready to touch production? Practise the whole procedure on a "
     "throwaway local cluster first: real sshd, a real MariaDB and real Hazelcast members in "
     "network namespaces on this machine (198.18.0.0/24 only), torn down when you quit.\n\n"
-    "Quit, then run:  sudo scripts/wizard rehearse   (installed: sudo omwizard rehearse)\n"
+)
+REHEARSAL_OPTIONS = (
     "Options: --nodes N, --om-version 9.1.0, --db postgresql, --keep; clean up: --down.\n"
     "The nodes get real OpenMeetings files: from the project's shared/ folder beside a "
     "checkout, or from an OpenMeetings you have: --om-files /path/to/openmeetings."
 )
 
 
+def rehearsal_text(command: str, can_start: bool) -> str:
+    """The Practise dialog: start it from here (root), or the exact command to run."""
+    command = command or "sudo scripts/wizard rehearse   (installed: sudo omwizard rehearse)"
+    if can_start:
+        how = (f"Start it now: this wizard closes and the rehearsal opens in its place (the "
+               f"same as running  {command}).\n")
+    else:
+        how = f"It needs root. Quit, then run:\n\n    {command}\n\n"
+    return REHEARSAL_INTRO + how + REHEARSAL_OPTIONS
+
+
+
+# the order an operator reads a session's state in: what is wrong first
+COUNT_ORDER = ("failed", "needs-change", "ok", "changed", "rolled-back", "skipped")
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    """Every status with its count, failures first, and a total they add up to:
+    "18 results: 16 failed, 2 ok" (never "2/18 done" that hides the 16 failures)."""
+    total = sum(counts.values())
+    if not total:
+        return "no results yet"
+    order = [k for k in COUNT_ORDER if k in counts] + sorted(set(counts) - set(COUNT_ORDER))
+    parts = [f"{counts[k]} {k}" for k in order if counts[k]]
+    return f"{total} result{'s' if total != 1 else ''}: {', '.join(parts)}"
+
+
 def describe_session(s: dict[str, Any]) -> str:
     if s.get("error"):
         return f"{s['name']}  (cannot be read: {s['error']})"
-    counts = s.get("counts") or {}
-    total = sum(counts.values())
-    good = sum(counts.get(k, 0) for k in ("ok", "changed", "skipped"))
-    progress = f"{good}/{total} steps done" if total else "no results yet"
+    progress = describe_counts(s.get("counts") or {})
     section = TITLES.get(s.get("section") or "", s.get("section") or "inventory")
     when = s.get("last_activity") or "never"
-    return f"{s['name']}  ·  last activity {when}  ·  {section}  ·  {progress}"
+    return f"{s['name']}  ·  {progress}  ·  {section}  ·  last activity {when}"
 
 
 class WelcomeScreen(Screen[None]):
@@ -60,7 +85,7 @@ class WelcomeScreen(Screen[None]):
         ("New cluster plan", "Start the inventory from scratch", "new"),
         ("Open a plan file", "Load a YAML plan", "open"),
         ("Resume session", "The highlighted (or latest) saved session", "resume"),
-        ("Practise on a rehearsal cluster", "How to start a throwaway local cluster", "rehearse"),
+        ("Practise on a rehearsal cluster", "Start a throwaway local cluster", "rehearse"),
     ]
 
     def __init__(self, state_base: Path | None = None) -> None:
@@ -123,7 +148,21 @@ class WelcomeScreen(Screen[None]):
         self.app.push_screen(TextScreen("Open a plan file", "Path of the plan (YAML):"), opened)
 
     def action_rehearse(self) -> None:
-        self.app.push_screen(ConfirmScreen("Practise first", REHEARSAL, yes="OK", no="Back"))
+        command = str(getattr(self.app, "rehearse_command", "") or "")
+        can_start = bool(getattr(self.app, "can_rehearse", False))
+        text = rehearsal_text(command, can_start)
+        if not can_start:
+            self.app.push_screen(ConfirmScreen("Practise first", text, yes="OK", no="Back"))
+            return
+
+        def answered(start: bool | None) -> None:
+            if start:
+                self.post_message(StartRehearsal())
+
+        self.app.push_screen(
+            ConfirmScreen("Practise first", text, yes="Start the rehearsal", no="Back"),
+            answered,
+        )
 
     def action_resume(self) -> None:
         if not self.sessions:
