@@ -169,6 +169,15 @@ def split_files(output: str) -> dict[str, str]:
     return {p: "\n".join(lines) for p, lines in files.items()}
 
 
+# the stray-config check's two reads, declared (the commands of stray_parts, part for part)
+STRAY_LOOKS: Fact[tuple[set[str], set[str]]] = Fact(
+    "stray_looks", lambda plan, _node: stray_parts(plan.cluster.om_home)["looks"], stray_checks
+)
+STRAY_UNITS: Fact[dict[str, str]] = Fact(
+    "stray_units", lambda plan, _node: stray_parts(plan.cluster.om_home)["units"], split_files
+)
+
+
 def unit_working_directory(files: dict[str, str]) -> str | None:
     """WorkingDirectory as systemd sees it: the first unit file found (/etc before /lib),
     then its drop-ins in name order; the last assignment wins, `-` prefix (ignore missing)

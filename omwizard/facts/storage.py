@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from omwizard.configs.exports import exports_ensure
 from omwizard.configs.fstab import fstab_line
-from omwizard.facts.base import StepData
+from omwizard.facts.base import Fact, StepData
 from omwizard.om.layout import DROPIN_DIR
 
 if TYPE_CHECKING:
@@ -489,3 +489,36 @@ def write_probe_command(user: str, token: str, path: str) -> str:
     if user == "root":
         return body
     return f"runuser -u {q(user)} -- sh -c {q(body)}"
+
+
+# -- declared facts (gathered by the engine before a check; see facts.base.Fact) ------------------
+
+NFS_SERVER_PACKAGE: Fact[PackageState] = Fact(
+    "nfs_server_package", lambda _plan, _node: package_probe("server"), parse_package_probe
+)
+NFS_CLIENT_PACKAGE: Fact[PackageState] = Fact(
+    "nfs_client_package", lambda _plan, _node: package_probe("client"), parse_package_probe
+)
+# the owner of storage.path (MISSING when it is not a folder)
+DATA_FOLDER: Fact[FolderState] = Fact(
+    "data_folder", lambda plan, _node: owner_probe(plan.storage.path), parse_owner
+)
+# what is mounted at storage.path now (findmnt exits 1 and prints nothing when nothing is)
+DATA_MOUNT: Fact[Mount | None] = Fact(
+    "data_mount", lambda plan, _node: shlex.join(findmnt_argv(plan.storage.path)), parse_findmnt
+)
+
+
+def parse_home_owner(output: str) -> str | None:
+    """`user:group` of om_home as stat printed it; None when it printed nothing (no folder)."""
+    return output.strip() or None
+
+
+# what sections.storage.om_user reads besides the unit files (the commands of om_user_parts)
+OM_DROPINS: Fact[str] = Fact(
+    "om_dropins", lambda plan, _node: om_user_parts(plan.cluster.om_home)["dropins"], str
+)
+OM_HOME_OWNER: Fact[str | None] = Fact(
+    "om_home_owner", lambda plan, _node: om_user_parts(plan.cluster.om_home)["home_owner"],
+    parse_home_owner,
+)

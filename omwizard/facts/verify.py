@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from omwizard.facts.base import StepData
+from omwizard.facts.base import Fact, StepData
 from omwizard.om.layout import UNIT_FILES, OmLayout
 
 if TYPE_CHECKING:
@@ -338,6 +338,13 @@ def parse_probe(output: str) -> dict[str, Any]:
     now = facts["now"] or 0
     facts["pids"] = {pid: now - age for pid, age in facts["pids"].items()}
     return facts
+
+
+# OpenMeetings' processes, config mtimes, log and unit as om_probe printed them (restart's read;
+# the members check reads them again in its own settle loop, so it keeps its own round trip)
+OM_PROCESS: Fact[dict[str, Any]] = Fact(
+    "om_process", lambda plan, _node: om_probe(plan.cluster.om_home), parse_probe
+)
 
 
 def members_parts(om_home: str, default_log: str, lines: int = LOG_LINES) -> dict[str, str]:

@@ -24,6 +24,8 @@ from omwizard.facts.preflight import (
     LISTENER_PY,
     OM_INSTALL,
     PROBER_PY,
+    STRAY_LOOKS,
+    STRAY_UNITS,
     SUDO_MODES,
     TIMEZONE,
     OmInstall,
@@ -33,9 +35,6 @@ from omwizard.facts.preflight import (
     exists_probe,
     hazelcast_config_property,
     python_argv,
-    split_files,
-    stray_checks,
-    stray_parts,
     working_dir_candidates,
 )
 from omwizard.om.layout import OmLayout, version_text
@@ -246,23 +245,23 @@ class ClockStep(PreflightStep):
 
 class StrayConfigStep(PreflightStep):
     only_om = True
+    facts = (STRAY_LOOKS, STRAY_UNITS)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         om_home = ctx.plan.cluster.om_home
-        got = await ctx.run_parts(node, stray_parts(om_home), sudo=True)
-        probe, looks = got["units"], got["looks"]
-        files = split_files(probe.stdout)
+        files = await ctx.fact(node, STRAY_UNITS)
+        units_evidence = await ctx.fact_evidence(node, STRAY_UNITS)
         prop = hazelcast_config_property(files)
         if prop:
             return Finding.failed(
                 f"{node.name}: {prop} overrides the webapp's hazelcast.xml",
                 "remove -Dhazelcast.config from JAVA_OPTS (omwizard edits WEB-INF/classes/"
                 "hazelcast.xml, as the documentation says), or make that file the same",
-                probe.evidence(),
+                units_evidence,
             )
         dirs = working_dir_candidates(files, om_home)
-        checked, exists = stray_checks(looks.stdout)
-        looked = [probe.evidence(), looks.evidence()]
+        checked, exists = await ctx.fact(node, STRAY_LOOKS)
+        looked = [units_evidence, await ctx.fact_evidence(node, STRAY_LOOKS)]
         if all(d in checked for d in dirs):
             stray = [f"{d}/hazelcast.xml" for d in dirs if f"{d}/hazelcast.xml" in exists]
         else:  # a WorkingDirectory the shell read otherwise than Python: look again

@@ -91,14 +91,14 @@ async def om_user(
     unit = next((text for text in units.values() if text is not None), None)
     dropins = ""
     home_owner = None
-    parts = sf.om_user_parts(ctx.plan.cluster.om_home)
     done = {k: r for k, r in (prefetched or {}).items() if r.exit_status is not None}
     if unit is not None:
-        listing = done.get("dropins") or await ctx.run(node, parts["dropins"])
-        dropins = listing.stdout
+        listing = done.get("dropins")
+        dropins = listing.stdout if listing else await ctx.fact(node, sf.OM_DROPINS)
     else:
-        owner = done.get("home_owner") or await ctx.run(node, parts["home_owner"])
-        home_owner = owner.stdout.strip() or None
+        owner = done.get("home_owner")
+        home_owner = (sf.parse_home_owner(owner.stdout) if owner
+                      else await ctx.fact(node, sf.OM_HOME_OWNER))
     user, group = sf.unit_user(unit, dropins)
     user, group_or_none, source = sf.om_owner(unit is not None, user, group, home_owner)
     if group_or_none is None:
@@ -284,13 +284,14 @@ class DataDirStep(StorageStep):
 
 class NfsServerStep(StorageStep):
     skip_when = (nfs_only, storage_server)
+    facts = (sf.NFS_SERVER_PACKAGE, sf.DATA_FOLDER)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         st = ctx.plan.storage
         clients = sf.client_addresses(ctx.plan, node)
-        pkg_probe = await ctx.run(node, sf.package_probe("server"))
-        pkg = sf.parse_package_probe(pkg_probe.stdout)
-        folder = sf.parse_owner((await ctx.run(node, sf.owner_probe(st.path))).stdout)
+        pkg = await ctx.fact(node, sf.NFS_SERVER_PACKAGE)
+        pkg_evidence = await ctx.fact_evidence(node, sf.NFS_SERVER_PACKAGE)
+        folder = await ctx.fact(node, sf.DATA_FOLDER)
         current = await ctx.read_text(node, EXPORTS)
         try:
             wanted = sf.exports_text(current, st.path, clients, st.export_options)
@@ -299,7 +300,7 @@ class NfsServerStep(StorageStep):
                 str(exc),
                 f"edit {EXPORTS} on {node.name} so that line says ({st.export_options}), or "
                 "set storage.export_options to what it says; then run apply",
-                pkg_probe.evidence(),
+                pkg_evidence,
             )
         live_run = await ctx.run(node, ["exportfs", "-v"]) if pkg.installed else None
         live = sf.parse_exportfs(live_run.stdout) if live_run and live_run.ok else {}
@@ -313,7 +314,7 @@ class NfsServerStep(StorageStep):
             problems.append(f"{EXPORTS} lacks the export to {', '.join(clients)}")
         if not_live:
             problems.append(f"{st.path} is not exported now to {', '.join(not_live)}")
-        evidence = [pkg_probe.evidence()] + ([live_run.evidence()] if live_run else [])
+        evidence = [pkg_evidence] + ([live_run.evidence()] if live_run else [])
         data = sf.NfsServerState(pkg, folder.exists, wanted != (current or ""), bool(not_live))
         if not problems:
             return Finding.ok(f"{st.path} exported to {', '.join(clients)}", *evidence, data=data)
@@ -363,6 +364,7 @@ class NfsServerStep(StorageStep):
 
 class NfsClientStep(StorageStep):
     skip_when = (nfs_only, only_om, not_storage_server)
+    facts = (sf.NFS_CLIENT_PACKAGE, sf.DATA_FOLDER, sf.DATA_MOUNT)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         st = ctx.plan.storage
@@ -370,14 +372,13 @@ class NfsClientStep(StorageStep):
         assert server is not None
         source = f"{server.address}:{st.path}"
         line = sf.client_line(ctx.plan)
-        pkg_probe = await ctx.run(node, sf.package_probe("client"))
-        pkg = sf.parse_package_probe(pkg_probe.stdout)
-        folder = sf.parse_owner((await ctx.run(node, sf.owner_probe(st.path))).stdout)
+        pkg = await ctx.fact(node, sf.NFS_CLIENT_PACKAGE)
+        folder = await ctx.fact(node, sf.DATA_FOLDER)
         fstab = await ctx.read_text(node, FSTAB)
-        found = await ctx.run(node, sf.findmnt_argv(st.path))
-        mount = sf.parse_findmnt(found.stdout)
+        mount = await ctx.fact(node, sf.DATA_MOUNT)
         verdict = sf.mount_verdict(mount, source)
-        evidence = [pkg_probe.evidence(), found.evidence()]
+        evidence = [await ctx.fact_evidence(node, sf.NFS_CLIENT_PACKAGE),
+                    await ctx.fact_evidence(node, sf.DATA_MOUNT)]
         if verdict == "other":
             assert mount is not None
             return Finding.failed(

@@ -22,10 +22,10 @@ from omwizard.facts import verify as verifyfacts
 from omwizard.facts.preflight import OM_INSTALL
 from omwizard.facts.verify import (
     LOG_LINES,
+    OM_PROCESS,
     RestartState,
     health_target,
     members_parts,
-    om_probe,
     parse_probe,
 )
 from omwizard.om.layout import UNIT, OmLayout
@@ -36,11 +36,6 @@ from omwizard.sections import find_step
 RESTART_WAIT = 300  # seconds: Tomcat with OpenMeetings takes one to three minutes
 STARTED_MARKS = ("is STARTED", verifyfacts.STANDALONE)
 MEMBERS_SETTLE = 10  # seconds the members check waits for a forming cluster to settle
-
-
-async def probe(ctx: StepContext, node: Node) -> tuple[dict, str]:
-    result = await ctx.run(node, om_probe(ctx.plan.cluster.om_home))
-    return parse_probe(result.stdout), result.evidence()
 
 
 async def _log_path(ctx: StepContext, node: Node, facts: dict[str, Any]) -> str:
@@ -83,10 +78,11 @@ class VerifyStep(Step):
 class RestartStep(VerifyStep):
     serial = True
     only_om = True
-    facts = (OM_INSTALL,)
+    facts = (OM_INSTALL, OM_PROCESS)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
-        facts, evidence = await probe(ctx, node)
+        facts = await ctx.fact(node, OM_PROCESS)
+        evidence = await ctx.fact_evidence(node, OM_PROCESS)
         starts = facts["pids"]
         oldest = min(starts.values()) if starts else None
         current, why = verifyfacts.running_current(oldest, facts["mtimes"])
