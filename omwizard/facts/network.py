@@ -64,6 +64,21 @@ def parse_link(ip_o_link: str) -> Link | None:
     return None
 
 
+def parse_links(ip_o_link: str) -> dict[str, Link]:
+    """Every line of `ip -o link show` -> {device name: Link}."""
+    links = {}
+    for line in ip_o_link.splitlines():
+        link = parse_link(line)
+        if link is not None:
+            links[link.name] = link
+    return links
+
+
+LINKS: Fact[dict[str, Link]] = Fact(
+    "links", lambda _plan, _node: "ip -o link show", parse_links, sudo=False
+)
+
+
 def ifconfig_multicast(ifconfig_a: str, iface: str) -> bool | None:
     """Whether `ifconfig -a` shows MULTICAST for iface (None: iface not listed).
 
@@ -563,6 +578,30 @@ def route_probe(route: str, group: str) -> str:
         "command -v route >/dev/null 2>&1 && echo @@have-route; echo @@show; "
         f"ip route show {q(route)} 2>&1; echo @@get; ip route get {q(group)} 2>&1; true"
     )
+
+
+@dataclass(frozen=True)
+class RouteProbe:
+    """What route_probe read: net-tools' `route` present, the plan's routes, the group's way."""
+
+    net_tools: bool
+    routes: tuple[Route, ...]
+    get: str
+
+
+def parse_route_probe(output: str) -> RouteProbe:
+    parts = split_probe(output)
+    return RouteProbe(
+        "have-route" in parts, tuple(parse_routes(parts.get("show", ""))), parts.get("get", "")
+    )
+
+
+MULTICAST_ROUTE: Fact[RouteProbe] = Fact(
+    "multicast_route",
+    lambda plan, _node: route_probe(plan.network.route, plan.network.multicast_group),
+    parse_route_probe,
+    sudo=False,
+)
 
 
 def split_probe(output: str) -> dict[str, str]:

@@ -13,6 +13,8 @@ from omwizard.configs import netconf
 from omwizard.engine.step import Finding, Step, StepContext
 from omwizard.facts.network import (
     IPV4_ADDRESSES,
+    LINKS,
+    MULTICAST_ROUTE,
     Capture,
     NodeInterface,
     PingRound,
@@ -24,16 +26,12 @@ from omwizard.facts.network import (
     interface_for_address,
     multicast_ping_verdicts,
     nm_device_probe,
-    parse_link,
     parse_ping,
     parse_route_config,
-    parse_routes,
     ping_argv,
     route_commands,
     route_config_parts,
-    route_probe,
     route_verdict,
-    split_probe,
     tcpdump_listening,
 )
 from omwizard.plan.model import Node, Plan
@@ -113,26 +111,28 @@ DOC_ROUTE_PERSISTENT = (
 
 
 class InterfaceMulticastStep(MulticastStep):
+    facts = (LINKS,)
+
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         iface = await node_interface(ctx, node)
-        result = await ctx.run(node, ["ip", "-o", "link", "show", "dev", iface], sudo=False)
-        link = parse_link(result.stdout)
+        link = (await ctx.fact(node, LINKS)).get(iface)
+        evidence = await ctx.fact_evidence(node, LINKS)
         if link is None:
             return Finding.failed(
                 f"interface {iface} not found on {node.name}",
                 "set nodes[].interface to the interface on the cluster network "
                 "(`ip -o link` on the node lists them)",
-                result.evidence(),
+                evidence,
             )
         if not link.multicast:
             return Finding.failed(
                 f"{iface} on {node.name} has no MULTICAST flag ({','.join(sorted(link.flags))})",
                 f"enable it (`ip link set dev {iface} multicast on`); if the network itself "
                 "carries no multicast (most clouds), set network.join: tcp-ip",
-                result.evidence(),
+                evidence,
             )
         state = "" if link.up else f" (link is {link.state})"
-        return Finding.ok(f"{iface}: MULTICAST{state}", result.evidence(),
+        return Finding.ok(f"{iface}: MULTICAST{state}", evidence,
                           data=NodeInterface(iface))
 
 
@@ -140,29 +140,29 @@ class InterfaceMulticastStep(MulticastStep):
 
 
 class MulticastRouteStep(MulticastStep):
+    facts = (MULTICAST_ROUTE,)
+
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         net = ctx.plan.network
         iface = await node_interface(ctx, node)
-        result = await ctx.run(node, route_probe(net.route, net.multicast_group), sudo=False)
-        parts = split_probe(result.stdout)
-        verdict = route_verdict(
-            parse_routes(parts.get("show", "")), net.route, iface, parts.get("get", "")
-        )
-        data = RouteState(iface, "have-route" in parts)
+        probe = await ctx.fact(node, MULTICAST_ROUTE)
+        evidence = await ctx.fact_evidence(node, MULTICAST_ROUTE)
+        verdict = route_verdict(probe.routes, net.route, iface, probe.get)
+        data = RouteState(iface, probe.net_tools)
         if verdict.state == "ok":
-            return Finding.ok(verdict.detail, result.evidence(), data=data)
+            return Finding.ok(verdict.detail, evidence, data=data)
         if verdict.state == "elsewhere":
             return Finding.failed(
                 f"{node.name}: {verdict.detail}",
                 f"if {iface} is the cluster interface, remove the other route "
                 f"(`ip route del {net.route} dev {verdict.other_dev}`) and apply again; "
                 f"else set nodes[].interface: {verdict.other_dev}",
-                result.evidence(),
+                evidence,
                 data=data,
             )
         add, _undo = route_commands(net.route, iface, data.net_tools)
         return Finding.needs(
-            verdict.detail, f"omwizard runs `{quote_argv(add)}`", result.evidence(), data=data
+            verdict.detail, f"omwizard runs `{quote_argv(add)}`", evidence, data=data
         )
 
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:

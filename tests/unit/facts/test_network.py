@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from omwizard.configs import netconf
 from omwizard.facts.network import (
+    LINKS,
+    MULTICAST_ROUTE,
     Capture,
     ClockSample,
     PingResult,
@@ -26,6 +29,7 @@ from omwizard.facts.network import (
     path_verdict,
     plan_probes,
     route_commands,
+    route_probe,
     route_to_net_mask,
     route_verdict,
     split_probe,
@@ -417,3 +421,55 @@ def test_networkmanager():
     assert (
         cfg.kind == "networkmanager" and cfg.connection == "Wired connection 1" and not cfg.present
     )
+
+
+# -- declared facts: LINKS and MULTICAST_ROUTE, from captured outputs ---------------------------
+
+IP_O_LINK = (
+    "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group "
+    "default qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n"
+    "2: eth0@if7: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode "
+    "DEFAULT group default qlen 1000\\    link/ether 0a:58:c6:12:00:0b brd ff:ff:ff:ff:ff:ff "
+    "link-netnsid 0\n"
+    "3: tun0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1500 qdisc fq_codel state UNKNOWN mode "
+    "DEFAULT group default qlen 500\\    link/none\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("stdout", "expected"),
+    [
+        (IP_O_LINK, {"lo": (False, True), "eth0": (True, True), "tun0": (False, True)}),
+        ("", {}),
+        ('Device "eth9" does not exist.\n', {}),
+    ],
+)
+def test_links_fact_parses_every_device(stdout: str, expected: dict[str, tuple[bool, bool]]):
+    links = LINKS.parse(stdout)
+    assert {name: (link.multicast, link.up) for name, link in links.items()} == expected
+
+
+@pytest.mark.parametrize(
+    ("stdout", "net_tools", "routes", "get"),
+    [
+        ("@@have-route\n@@show\n224.0.0.0/4 dev eth0 scope link \n@@get\n"
+         "multicast 224.0.0.0 dev eth0 src 198.18.0.11 uid 0 \n    cache \n",
+         True, [("224.0.0.0/4", "eth0")], "multicast 224.0.0.0 dev eth0"),
+        ("@@show\n@@get\n224.0.0.0 via 198.18.0.1 dev eth0 src 198.18.0.11 uid 0 \n",
+         False, [], "224.0.0.0 via 198.18.0.1"),
+        ("@@show\nError: any valid prefix is expected rather than \"x\".\n@@get\n", False, [], ""),
+    ],
+)
+def test_multicast_route_fact_from_captured_probe(stdout, net_tools, routes, get):
+    probe = MULTICAST_ROUTE.parse(stdout)
+    assert probe.net_tools is net_tools
+    assert [(r.dest, r.dev) for r in probe.routes] == routes
+    assert probe.get.startswith(get)
+
+
+def test_route_fact_command_is_the_probe_for_the_plans_route():
+    from types import SimpleNamespace
+
+    network = SimpleNamespace(route="224.0.0.0/4", multicast_group="224.0.0.0")
+    command = MULTICAST_ROUTE.command(SimpleNamespace(network=network), None)  # type: ignore[arg-type]
+    assert command == route_probe("224.0.0.0/4", "224.0.0.0")
