@@ -40,13 +40,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from omwizard.engine.catalog import SECTIONS, steps_for  # noqa: E402
 from omwizard.engine.events import Event, StepStarted  # noqa: E402
 from omwizard.engine.session import Session  # noqa: E402
 from omwizard.lab import Lab, build_lab  # noqa: E402
 from omwizard.lab.lab import LabBusy  # noqa: E402
 from omwizard.plan.model import Node, Plan, load_plan  # noqa: E402
 from omwizard.remote.ssh import Remote, RemotePool, RunResult  # noqa: E402
-from omwizard.sections import SECTIONS, steps_for  # noqa: E402
 
 FIGURES = (
     "check_vs_openssh_3",

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from omwizard import __version__
+from omwizard.engine.catalog import SECTIONS
 from omwizard.engine.events import Event, StepFinished
 from omwizard.engine.step import STATUS_SYMBOLS
 from omwizard.plan.model import Node, Plan, PlanError, load_plan
-from omwizard.sections import SECTIONS
 
 if TYPE_CHECKING:  # the engine and the session are imported when a command needs them
     from omwizard.engine.session import Session
@@ -320,13 +320,15 @@ def exit_status(summary: dict[str, int]) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: Printer) -> int:
-    from omwizard.engine.export import write_export
+    from omwizard.engine.export import ExportError, write_export
     from omwizard.engine.session import open_state
 
     plan = load(args.plan)
     state = open_state(plan, args.state)
     try:
         path = write_export(plan, state, Path(args.output))
+    except ExportError as exc:
+        raise UsageError(str(exc)) from exc
     finally:
         state.unlock()
     if args.json:

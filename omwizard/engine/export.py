@@ -208,11 +208,30 @@ def export_text(plan: Plan, state: StateStore) -> str:
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
-def write_export(plan: Plan, state: StateStore, path: Path) -> Path:
-    """Write the export atomically (temp file in the same folder, fsync, rename), mode 0600."""
-    path = Path(path).expanduser()
-    text = export_text(plan, state)
+class ExportError(Exception):
+    """The export cannot go where it was asked to; the message names the fix."""
+
+
+def export_target(plan: Plan, path: Path | str) -> Path:
+    """Where the export goes: a folder means `<folder>/<cluster>-omwizard.yaml` in it."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        target = target / f"{plan.cluster.name}-omwizard.yaml"
+    return target
+
+
+def write_export(plan: Plan, state: StateStore, path: Path | str) -> Path:
+    """Write the export atomically (temp file in the same folder, fsync, rename), mode 0600.
+
+    `path` may be a folder (export_target); a missing folder is an ExportError.
+    """
+    path = export_target(plan, path)
     folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ExportError(
+            f"cannot write {path}: the folder {folder} does not exist; create it or name another"
+        )
+    text = export_text(plan, state)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
     try:
         os.fchmod(fd, 0o600)

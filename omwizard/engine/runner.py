@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from omwizard.remote.ssh import RemotePool
 
 NODES_AT_ONCE = 10
-__all__ = ["Engine", "Result", "summarize"]  # Result lives in engine.step; imported from here too
 
 
 def summarize(results: Iterable[Result]) -> dict[str, int]:
@@ -124,10 +123,15 @@ class Engine:
         )
         return result
 
-    def _finish(self, result: Result) -> Result:
+    def save(self, result: Result) -> Result:
+        """Keep a result as the step's last one (not in a dry run)."""
         if self.state is not None and not self.dry_run:
             self.state.set_result(result.key, {**result.as_json(), "at": result.at})
-        self.bus.emit(StepFinished(result))
+        return result
+
+    def finish(self, result: Result) -> Result:
+        """Save a result and report it: every result, the engine's own or the operator's."""
+        self.bus.emit(StepFinished(self.save(result)))
         return result
 
     async def _bounded(self, coro: Any) -> Any:
@@ -168,7 +172,7 @@ class Engine:
         for node in self.nodes:
             reason = step.applies(ctx, node)
             where = self.unreached.get(node.name)
-            if reason is None and where is not None and self._connect_failure(node):
+            if reason is None and where is not None and self.pool.failure(node) is not None:
                 skipped.append(self._result(step, node, Finding.failed(
                     f"not checked: {node.name} ({node.host}:{node.ssh.port}) could not be "
                     f"reached (see {where})",
@@ -179,17 +183,11 @@ class Engine:
                 skipped.append(self._result(step, node, Finding.skipped(reason)))
         return runnable, skipped
 
-    def _connect_failure(self, node: Node) -> bool:
-        """Whether the node's connection failed (it stays failed for this run)."""
-        remotes = getattr(self.pool, "remotes", None)
-        remote = remotes.get(node.name) if isinstance(remotes, dict) else None
-        return getattr(remote, "failure", None) is not None
-
     def _note_unreached(self, step: Step, results: list[Result]) -> None:
         for result in results:
             if result.status == FAILED and result.node not in self.unreached:
                 node = self.plan.node(result.node)
-                if self._connect_failure(node):
+                if self.pool.failure(node) is not None:
                     self.unreached[result.node] = f"{step.section}.{step.name}"
 
     # -- check ------------------------------------------------------------------------------
@@ -200,7 +198,7 @@ class Engine:
         found = await self._check(step, ctx, nodes)
         results += [self._result(step, n, found[n.name]) for n in nodes]
         self._note_unreached(step, results)
-        return [self._finish(r) for r in self._ordered(results)]
+        return [self.finish(r) for r in self._ordered(results)]
 
     async def check(self) -> list[Result]:
         self._touch("check")
@@ -223,7 +221,7 @@ class Engine:
             else:
                 results += await self._apply(step, ctx, todo, found)
         self._note_unreached(step, results)
-        return [self._finish(r) for r in self._ordered(results)]
+        return [self.finish(r) for r in self._ordered(results)]
 
     async def _dry(
         self, step: Step, ctx: StepContext, todo: list[Node], found: dict[str, Finding]
@@ -322,7 +320,7 @@ class Engine:
             except RemoteError as exc:  # or the file changed by someone else, said as one
                 out.append(Result(record["section"], record["step"], node.name, FAILED,
                                   exc.message, remedy=exc.remedy))
-        return [self._finish(r) for r in out]
+        return [self.finish(r) for r in out]
 
     # -- rollback ---------------------------------------------------------------------------
 
@@ -339,6 +337,10 @@ class Engine:
             and (self.only_steps is None or r.get("step") in self.only_steps)
         ]
 
+    def undo_records(self) -> list[dict[str, Any]]:
+        """The journaled changes a rollback of this selection would undo, newest first."""
+        return list(reversed(self._records(phases=("done",))))
+
     def _step(self, section: str, name: str) -> Step | None:
         for step in steps_for(section):
             if step.name == name:
@@ -348,7 +350,7 @@ class Engine:
     async def rollback(self) -> list[Result]:
         """Undo the journaled changes, newest first; files changed since are not overwritten."""
         self._touch("rollback")
-        records = list(reversed(self._records(phases=("done",))))
+        records = self.undo_records()
         grouped: dict[tuple[str, str, str], Result] = {}
         by_node: dict[str, list[dict[str, Any]]] = {}
         for record in records:
@@ -390,7 +392,7 @@ class Engine:
             for result in results:
                 if result.status == ROLLED_BACK:
                     result.status = WOULD_CHANGE
-        return [self._finish(r) for r in results]
+        return [self.finish(r) for r in results]
 
     async def _undo(self, node: Node, record: dict[str, Any]) -> tuple[str, dict[str, str]]:
         remote = self.pool.get(node)

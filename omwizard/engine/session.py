@@ -26,16 +26,11 @@ from omwizard.engine.step import Result
 from omwizard.plan.model import Node, Plan
 
 if TYPE_CHECKING:
-    from omwizard.remote.ssh import RemotePool
+    from omwizard.remote.ssh import AskPassword, ConfirmHostKey, RemotePool
 
-__all__ = [
-    "CLOSE_TIMEOUT", "Session", "document", "open_state", "plan_secrets", "redactor_for",
-]
 
 CLOSE_TIMEOUT = 5.0  # seconds to close every SSH connection on the way out
 
-ConfirmHostKey = Callable[[Node, str, int, str], Awaitable[bool] | bool]
-AskPassword = Callable[[Node, str], Awaitable[str | None] | str | None]
 PoolFactory = Callable[..., "RemotePool"]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import pkgutil
 import types
 import typing
 from collections.abc import Callable
@@ -64,14 +65,12 @@ class StepData:
         return revived
 
 
-FACT_MODULES = ("preflight", "network", "database", "storage", "nodes", "verify", "javaopts")
-
-
 def _load_fact_modules() -> None:
-    """Every module that defines step data, so a saved kind finds its class (once imported,
-    importing again costs nothing)."""
-    for name in FACT_MODULES:
-        importlib.import_module(f"omwizard.facts.{name}")
+    """Every module of this package (they define the step data), so a saved kind finds its
+    class; a new fact module needs no list kept here. Importing again costs nothing."""
+    package = importlib.import_module(__package__ or "omwizard.facts")
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
 
 
 def _plain(value: Any) -> Any:

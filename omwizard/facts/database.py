@@ -502,7 +502,7 @@ def psql_script(db: Database, args: str) -> str:
     )
 
 
-def _admin_prefix(db: Database) -> str:
+def admin_prefix(db: Database) -> str:
     if db.admin_user is None:
         return ""
     return ((db.admin_password.value if db.admin_password else None) or "") + "\n"
@@ -522,11 +522,11 @@ def manual_undo(db: Database, what: str, sql: str) -> str:
             "and leaves this in place)")
 
 
-def _mysql_undo(db: Database, sql: str) -> list[str] | None:
+def mysql_undo(db: Database, sql: str) -> list[str] | None:
     return _undo(db, ["mysql", "-e", sql])
 
 
-def _pg_undo(db: Database, sql: str) -> list[str] | None:
+def pg_undo(db: Database, sql: str) -> list[str] | None:
     return _undo(db, ["sh", "-c", psql_script(db, "-c " + shlex.quote(sql))])
 
 

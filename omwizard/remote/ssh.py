@@ -589,6 +589,11 @@ class RemotePool:
             self._remotes[node.name] = remote
         return remote
 
+    def failure(self, node: Node) -> RemoteError | None:
+        """Why the node's connection failed this run (None: not tried, or reached)."""
+        remote = self._remotes.get(node.name)
+        return remote.failure if remote is not None else None
+
     def forget_failures(self) -> None:
         for remote in self._remotes.values():
             remote.forget_failure()

@@ -1,11 +1,5 @@
 """One module per section of OpenMeetings' clustering page, in the page's order.
 
-The catalog (SECTIONS, TITLES, steps_for, find_step) lives in omwizard.engine.catalog, so the
-engine reaches the steps without importing this package; it is re-exported here for the faces.
+The catalog (SECTIONS, TITLES, steps_for, find_step) is omwizard.engine.catalog: the engine and
+the faces find a section's steps there by name, so nothing imports this package for them.
 """
-
-from __future__ import annotations
-
-from omwizard.engine.catalog import SECTIONS, TITLES, find_step, steps_for
-
-__all__ = ["SECTIONS", "TITLES", "find_step", "steps_for"]

@@ -25,12 +25,12 @@ from omwizard.facts.database import (
     MYSQL_KINDS,
     REMOTE_USER_DOC,
     LoginVerdict,
-    _admin_prefix,
-    _mysql_undo,
-    _pg_undo,
+    admin_prefix,
     judge_db_type,
     manual_undo,
     mysql_client,
+    mysql_undo,
+    pg_undo,
     pick_cnf,
     psql_script,
     restart_script,
@@ -138,7 +138,7 @@ class RemoteUserStep(DatabaseStep):
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         db = ctx.plan.database
         _know_admin_secret(ctx, db)
-        if db.admin_user is not None and not _admin_prefix(db).strip("\n"):
+        if db.admin_user is not None and not admin_prefix(db).strip("\n"):
             return Finding.failed(
                 f"database.admin_user is {db.admin_user} but its password is empty",
                 "export the variable database.admin_password names (e.g. "
@@ -169,7 +169,7 @@ class RemoteUserStep(DatabaseStep):
 
     async def _check_pg(self, ctx: StepContext, node: Node, db: Database) -> Finding:
         result = await ctx.run(node, psql_script(db, "-f -"),
-                               input=_admin_prefix(db) + dbsql.pg_probe_sql(db.user, db.name))
+                               input=admin_prefix(db) + dbsql.pg_probe_sql(db.user, db.name))
         if not result.ok:
             return Finding.failed(
                 f"cannot query PostgreSQL as admin: {result.output[-300:]}",
@@ -210,19 +210,19 @@ class RemoteUserStep(DatabaseStep):
         password = db.password.value or ""
         if decision.create_db:
             drop = dbsql.mysql_drop_db_sql(db.name)
-            await ctx.change_command(node, argv, _mysql_undo(db, drop),
+            await ctx.change_command(node, argv, mysql_undo(db, drop),
                                      input=prefix + dbsql.mysql_create_db_sql(db.name),
                                      undo_text=manual_undo(db, "drop database", drop))
         for host in decision.create_users:
             drop = dbsql.mysql_drop_user_sql(db.user, host)
             await ctx.change_command(
-                node, argv, _mysql_undo(db, drop),
+                node, argv, mysql_undo(db, drop),
                 input=prefix + dbsql.mysql_create_user_sql(db.user, host, password, db.name),
                 undo_text=manual_undo(db, "drop user", drop))
         for host in decision.grant_only:
             revoke = dbsql.mysql_revoke_sql(db.user, host, db.name)
             await ctx.change_command(
-                node, argv, _mysql_undo(db, revoke),
+                node, argv, mysql_undo(db, revoke),
                 input=prefix + dbsql.mysql_grant_sql(db.user, host, db.name),
                 undo_text=manual_undo(db, "revoke", revoke))
         if decision.bind:
@@ -248,7 +248,7 @@ class RemoteUserStep(DatabaseStep):
                                  if changed else "")
 
     async def _apply_pg(self, ctx: StepContext, node: Node, db: Database) -> None:
-        prefix = _admin_prefix(db)
+        prefix = admin_prefix(db)
         run_sql = ["sh", "-c", psql_script(db, "-f -")]
         probe = await ctx.run(node, run_sql[2],
                               input=prefix + dbsql.pg_probe_sql(db.user, db.name))
@@ -259,7 +259,7 @@ class RemoteUserStep(DatabaseStep):
         password = db.password.value or ""
         if decision.create_role or decision.fix_password:
             drop = dbsql.pg_drop_role_sql(db.user)
-            undo = _pg_undo(db, drop) if decision.create_role else None
+            undo = pg_undo(db, drop) if decision.create_role else None
             await ctx.change_command(
                 node, run_sql, undo,
                 input=prefix + dbsql.pg_role_sql(db.user, password, decision.create_role),
@@ -267,7 +267,7 @@ class RemoteUserStep(DatabaseStep):
                 "nothing to undo (the old password is not known)")
         if decision.create_db:
             drop = dbsql.pg_drop_db_sql(db.name)
-            await ctx.change_command(node, run_sql, _pg_undo(db, drop),
+            await ctx.change_command(node, run_sql, pg_undo(db, drop),
                                      input=prefix + dbsql.pg_create_db_sql(db.user, db.name),
                                      undo_text=manual_undo(db, "drop database", drop))
         if not (decision.listen or decision.hba):

@@ -111,7 +111,7 @@ DOC_ROUTE_PERSISTENT = (
 
 
 class InterfaceMulticastStep(MulticastStep):
-    facts = (LINKS,)
+    facts = (LINKS, IPV4_ADDRESSES)  # the interface, when the plan names none, in the same trip
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         iface = await node_interface(ctx, node)
@@ -140,7 +140,7 @@ class InterfaceMulticastStep(MulticastStep):
 
 
 class MulticastRouteStep(MulticastStep):
-    facts = (MULTICAST_ROUTE,)
+    facts = (MULTICAST_ROUTE, IPV4_ADDRESSES)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         net = ctx.plan.network

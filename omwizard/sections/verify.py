@@ -17,6 +17,7 @@ import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
+from omwizard.engine.catalog import find_step
 from omwizard.engine.step import Finding, Step, StepContext
 from omwizard.facts import verify as verifyfacts
 from omwizard.facts.preflight import OM_INSTALL
@@ -31,7 +32,6 @@ from omwizard.facts.verify import (
 from omwizard.om.layout import UNIT, OmLayout
 from omwizard.plan.model import Node
 from omwizard.remote.results import RemoteError
-from omwizard.sections import find_step
 
 RESTART_WAIT = 300  # seconds: Tomcat with OpenMeetings takes one to three minutes
 STARTED_MARKS = ("is STARTED", verifyfacts.STANDALONE)

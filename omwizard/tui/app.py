@@ -21,6 +21,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from omwizard.engine.catalog import SECTIONS, TITLES
 from omwizard.engine.events import EventBus
 from omwizard.engine.state import StateError, StateStore, default_state_dir
 from omwizard.plan.model import (
@@ -32,7 +33,6 @@ from omwizard.plan.model import (
     parse_plan_text,
     plan_to_dict,
 )
-from omwizard.sections import SECTIONS, TITLES
 from omwizard.tui import messages, planning
 from omwizard.tui.screens.modals import ConfirmScreen, HostKeyScreen, TextScreen
 from omwizard.tui.screens.welcome import WelcomeScreen, describe_counts
@@ -92,7 +92,7 @@ class OmWizardApp(App[int]):
     # -- start --------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.push_screen(WelcomeScreen(self.state_base))
+        self.push_screen(self.welcome_screen())
         if self.plan_path:
             self.call_after_refresh(self.open_plan_file, self.plan_path)
 
@@ -242,7 +242,7 @@ class OmWizardApp(App[int]):
         self.goto_section(section, step)
 
     def goto_welcome(self) -> None:
-        self.switch_screen(WelcomeScreen(self.state_base))
+        self.switch_screen(self.welcome_screen())
 
     def goto_inventory(self) -> None:
         from omwizard.tui.screens.inventory import InventoryScreen
@@ -330,6 +330,11 @@ class OmWizardApp(App[int]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(screen_name(self.screen), screen_keys(self.screen)))
+
+    def welcome_screen(self) -> Screen[Any]:
+
+        return WelcomeScreen(self.state_base, rehearse_command=self.rehearse_command,
+                             can_rehearse=self.can_rehearse)
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

@@ -153,7 +153,7 @@ def test_health_through_the_forward(om_lab, tmp_path: Path) -> None:
 
 def test_reruns_resolve_to_their_sections() -> None:
     """verify's re-runs must find their steps; a missing one is an error, never a skip."""
-    from omwizard.sections import steps_for
+    from omwizard.engine.catalog import steps_for
 
     for step in steps_for("verify"):
         if hasattr(step, "target"):

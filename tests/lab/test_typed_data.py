@@ -10,8 +10,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from omwizard.engine.state import StateStore
 from omwizard.lab import Lab, add_user
 from tests import nonsense
 from tests.lab.test_reliability import SECTIONS, env, node_state, scenario
+from tests.ui.test_lab_ui import until
 
 pytestmark = pytest.mark.lab
 
@@ -95,14 +94,6 @@ def test_nonsense_words_change_no_apply_export_or_resume(fresh_lab: Lab, tmp_pat
 # -- the TUI's connections table --------------------------------------------------------------
 
 SUDO_PW = "Sudo-pw_8123"
-
-
-async def until(pilot, cond: Callable[[], bool], timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting for the UI")
-        await pilot.pause(0.1)
 
 
 @pytest.mark.parametrize("words", [True, False], ids=["words", "nonsense"])

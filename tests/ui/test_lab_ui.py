@@ -12,7 +12,7 @@ import pytest
 import yaml
 from textual.widgets import DataTable
 
-from omwizard.sections import steps_for
+from omwizard.engine.catalog import steps_for
 from omwizard.tui.app import make_app
 from omwizard.tui.screens.inventory import InventoryScreen
 from omwizard.tui.screens.modals import ConfirmScreen, HostKeyScreen

@@ -8,15 +8,7 @@ from pathlib import Path
 import pytest
 
 from omwizard.tui.app import make_app
-from tests.ui.test_snapshots import ENV, demo_state
-
-
-@pytest.fixture
-def fixed_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_STATE_HOME", "/nonexistent-omwizard-snapshots")
-    base = tmp_path / "omwizard"
-    demo_state(base)
-    return base
+from tests.ui.test_snapshots import ENV
 
 
 @pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])

@@ -50,7 +50,7 @@ def test_engine_modules_do_not_import_textual() -> None:
 
 
 def test_every_section_module_lists_steps_in_order() -> None:
-    from omwizard.sections import SECTIONS, steps_for
+    from omwizard.engine.catalog import SECTIONS, steps_for
 
     for section in SECTIONS:
         steps = steps_for(section)
@@ -64,7 +64,7 @@ def test_every_section_module_lists_steps_in_order() -> None:
 
 def test_verify_reruns_point_at_real_steps() -> None:
     """verify re-runs these checks; a rename elsewhere must break this test, not skip silently."""
-    from omwizard.sections import find_step
+    from omwizard.engine.catalog import find_step
 
     for step_id in ("storage.shared", "database.db-login", "preflight.ports"):
         assert find_step(step_id).id == step_id

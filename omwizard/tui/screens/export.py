@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from omwizard.engine.export import write_export
+from omwizard.engine.export import ExportError, export_target, write_export
 from omwizard.engine.session import Session
 from omwizard.tui.messages import GoToSection
 from omwizard.tui.screens.modals import ConfirmScreen
@@ -68,12 +68,10 @@ class ExportScreen(Screen[None]):
             self.query_one("#export-result", Static).update(
                 "✗ no file named: type where the export goes")
             return
-        path = Path(value).expanduser()
         if self.session.state is None:  # the App's sessions always have one
             self.notify("no session state to export", severity="error")
             return
-        if path.is_dir():
-            path = path / f"{self.session.plan.cluster.name}-omwizard.yaml"
+        path = export_target(self.session.plan, value)
         if path.exists() and path != self.written:
             def answered(overwrite: bool | None) -> None:
                 if overwrite:
@@ -87,12 +85,11 @@ class ExportScreen(Screen[None]):
 
     def write(self, path: Path) -> None:
         assert self.session.state is not None
-        if not path.parent.is_dir():
-            self.query_one("#export-result", Static).update(
-                f"✗ cannot write {path}: the folder {path.parent} does not exist")
-            return
         try:
             self.written = write_export(self.session.plan, self.session.state, path)
+        except ExportError as exc:
+            self.query_one("#export-result", Static).update(f"✗ {exc}")
+            return
         except OSError as exc:
             self.query_one("#export-result", Static).update(f"✗ cannot write {path}: {exc}")
             self.notify(str(exc), severity="error")

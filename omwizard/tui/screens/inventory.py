@@ -30,10 +30,10 @@ from textual.widgets import (
     Static,
 )
 
+from omwizard.engine.catalog import steps_for
 from omwizard.engine.session import Session
 from omwizard.facts.preflight import SshAccess
 from omwizard.plan.model import Plan, PlanError, PlanProblem
-from omwizard.sections import steps_for
 from omwizard.tui import planning
 from omwizard.tui.messages import AdoptPlan, GoToWelcome, PlanEdited, SecretTyped
 from omwizard.tui.screens.widgets import WizardHeader

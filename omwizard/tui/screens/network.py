@@ -99,7 +99,7 @@ class NetworkScreen(SectionScreen):
             for node in nodes:
                 result = operator.combine_rounds(engine, step, node.name, rounds)
                 if result is not None:
-                    operator.record(engine, result)
+                    engine.finish(result)
         finally:
             self.end(f"multicast ping from {', '.join(senders)} done")
         return rounds

@@ -30,6 +30,7 @@ from textual.widgets import (
 )
 
 from omwizard.engine import operator
+from omwizard.engine.catalog import SECTIONS, TITLES, steps_for
 from omwizard.engine.events import (
     ChangeMade,
     CommandRun,
@@ -40,7 +41,6 @@ from omwizard.engine.events import (
 )
 from omwizard.engine.session import Session
 from omwizard.engine.step import STATUS_SYMBOLS, Step
-from omwizard.sections import SECTIONS, TITLES, steps_for
 from omwizard.tui.messages import GoToExport, GoToInventory, GoToSection, Visiting
 from omwizard.tui.screens.help import HelpScreen, app_keys
 from omwizard.tui.screens.modals import ConfirmScreen, TextScreen
@@ -559,7 +559,8 @@ class SectionScreen(Screen[None]):
 
     @work(exclusive=True, group="engine")
     async def run_rollback(self, step: str | None) -> None:
-        records = operator.undo_records(self.session.state, self.section, step)
+        engine = self.session.engine([self.section], steps=[step] if step else None)
+        records = engine.undo_records()
         what = f"step {step}" if step else f"section {self.section}"
         if not records:
             self.notify(f"nothing to roll back for {what}: the journal has no change")
@@ -574,7 +575,6 @@ class SectionScreen(Screen[None]):
         if not self.begin("rolling back…", len(records)):
             return
         try:
-            engine = self.session.engine([self.section], steps=[step] if step else None)
             results = await engine.rollback()
             failed = [r for r in results if r.status == "failed"]
             if failed:

@@ -12,8 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from omwizard.engine.catalog import TITLES
 from omwizard.engine.state import list_sessions
-from omwizard.sections import TITLES
 from omwizard.tui.messages import NewPlan, OpenPlanFile, OpenSession, StartRehearsal
 from omwizard.tui.screens.modals import ConfirmScreen, TextScreen
 from omwizard.tui.screens.widgets import WizardHeader
@@ -88,9 +88,12 @@ class WelcomeScreen(Screen[None]):
         ("Practise on a rehearsal cluster", "Start a throwaway local cluster", "rehearse"),
     ]
 
-    def __init__(self, state_base: Path | None = None) -> None:
+    def __init__(self, state_base: Path | None = None, *, rehearse_command: str = "",
+                 can_rehearse: bool = False) -> None:
         super().__init__()
         self.state_base = state_base  # where saved sessions are listed from (None: the default)
+        self.rehearse_command = rehearse_command  # how this user starts a rehearsal
+        self.can_rehearse = can_rehearse  # the wizard may start it itself (as root)
         self.sessions: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
@@ -148,9 +151,8 @@ class WelcomeScreen(Screen[None]):
         self.app.push_screen(TextScreen("Open a plan file", "Path of the plan (YAML):"), opened)
 
     def action_rehearse(self) -> None:
-        command = str(getattr(self.app, "rehearse_command", "") or "")
-        can_start = bool(getattr(self.app, "can_rehearse", False))
-        text = rehearsal_text(command, can_start)
+        can_start = self.can_rehearse
+        text = rehearsal_text(self.rehearse_command, can_start)
         if not can_start:
             self.app.push_screen(ConfirmScreen("Practise first", text, yes="OK", no="Back"))
             return

@@ -4,7 +4,6 @@ says who holds the lab."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import stat
@@ -20,23 +19,9 @@ from omwizard.cli import rehearse
 from omwizard.engine import step as engine_step
 from omwizard.lab import lab as lab_mod
 from omwizard.lab.lab import LabBusy
+from tests.unit.lab.test_omfiles import Out, args
 
 SECRET = "rehearse-unit-Secret-123"
-
-
-class Out:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def line(self, text: str = "") -> None:
-        self.lines.append(text)
-
-
-def args(**over: object) -> argparse.Namespace:
-    base: dict[str, object] = dict(down=False, nodes=2, om_version=None, om_files=None,
-                                   db="mariadb", headless=True, keep=False, json=False)
-    base.update(over)
-    return argparse.Namespace(**base)
 
 
 class FakeLab:

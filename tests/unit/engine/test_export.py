@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from omwizard.engine.export import MANUAL_CHECKS, manual_instructions, record_answer, write_export
+from omwizard.engine.export import (
+    MANUAL_CHECKS,
+    ExportError,
+    manual_instructions,
+    record_answer,
+    write_export,
+)
 from omwizard.engine.state import StateStore
 from omwizard.facts.preflight import OmInstall
 from omwizard.plan.model import load_plan, plan_from_dict, plan_to_dict
@@ -115,3 +121,13 @@ def test_export_overwrites_atomically(plan, state: StateStore, tmp_path: Path) -
     write_export(plan, state, target)
     assert target.read_text().startswith("# omwizard export")
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_export_into_a_folder_and_a_missing_folder(plan, state: StateStore, tmp_path: Path) -> None:
+    """Both faces: a folder gets <cluster>-omwizard.yaml; a missing folder is a clear error."""
+    out = write_export(plan, state, tmp_path)
+    assert out == (tmp_path / f"{plan.cluster.name}-omwizard.yaml").resolve()
+    assert out.is_file()
+    with pytest.raises(ExportError, match="does not exist; create it"):
+        write_export(plan, state, tmp_path / "nowhere" / "x.yaml")
+    assert not (tmp_path / "nowhere").exists()

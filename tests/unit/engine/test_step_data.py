@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from omwizard.engine.catalog import steps_for
 from omwizard.engine.events import EventBus, StepFinished
 from omwizard.engine.export import build_report
 from omwizard.engine.runner import Engine
@@ -35,7 +36,6 @@ from omwizard.facts import database, javaopts, network, nodes, storage, verify
 from omwizard.facts.preflight import OM_INSTALL, OmInstall, SshAccess, TimezoneState
 from omwizard.plan.model import Node, Plan, plan_from_dict
 from omwizard.remote.results import RunResult
-from omwizard.sections import steps_for
 from tests import nonsense
 
 # -- a local shell as the nodes -------------------------------------------------------------
@@ -74,6 +74,9 @@ class LocalPool:
         if node.name not in self.remotes:
             self.remotes[node.name] = LocalRemote(self.sudo.get(node.name, "none"))
         return self.remotes[node.name]
+
+    def failure(self, node: Node) -> None:
+        return None  # a local shell is always reached
 
 
 def fake_om(home: Path, version: str = "9.1.0") -> None:

@@ -10,10 +10,10 @@ import pytest
 from omwizard.configs import persistence
 from omwizard.facts import database as dbsql
 from omwizard.facts.database import (
-    _mysql_undo,
     judge_db_type,
     manual_undo,
     mysql_client,
+    mysql_undo,
     pick_cnf,
     psql_script,
     restart_script,
@@ -284,7 +284,7 @@ def test_changes_made_with_admin_credentials_name_their_manual_undo():
     text = manual_undo(db, "drop user", drop)
     assert text.startswith("drop user by hand: DROP USER IF EXISTS 'om'@'198.18.0.11'")
     assert "omwadmin" in text and ADMIN_PASSWORD not in text
-    assert _mysql_undo(db, drop) is None  # no undo command: it would have no password
+    assert mysql_undo(db, drop) is None  # no undo command: it would have no password
     plain = Database(type="mariadb", host="h", port=3306, name="openmeetings", user="om")
     assert manual_undo(plain, "drop user", drop) == ""
-    assert _mysql_undo(plain, drop) == ["mysql", "-e", drop]
+    assert mysql_undo(plain, drop) == ["mysql", "-e", drop]
