@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from omwizard.engine.events import CommandRun, EventBus, OutputLine
 from omwizard.engine.redact import Redactor
-from omwizard.facts.base import Fact as Fact
-from omwizard.facts.base import StepData as StepData
+from omwizard.facts.base import Fact, StepData
 from omwizard.remote.parts import part_results, parts_script
 from omwizard.remote.results import RemoteError, RunResult, quote_argv, sha256
 
