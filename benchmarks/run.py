@@ -17,6 +17,13 @@ Remote.channels). The TUI figures come from a headless subprocess.
     sudo python3 benchmarks/run.py            # 2, 3 and 8 nodes, median of 5
     sudo python3 benchmarks/run.py --quick    # 2 and 3 nodes, 1 repetition (CI; < ~2 min)
 
+Round trips over a real link: benchmarks/relay.py (started here, on loopback, in front of
+each node's sshd) holds every chunk a fixed delay each way; `check_round_trips` and
+`apply_round_trips` are (time at 100 ms RTT - time at 0 ms RTT) / 0.1 s, through the relay both
+times, on the 3-node lab (fresh, then the working cluster its apply formed).
+`check_network_vs_openssh_6`: the network section's check on a formed 6-node cluster against
+fresh OpenSSH connections (one per node, opened inside the timing) running the same commands.
+
 Targets are printed beside the figures; nothing is asserted: exit 0 unless the run broke.
 """
 
@@ -24,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -36,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -43,6 +54,7 @@ if str(ROOT) not in sys.path:
 from omwizard.engine.catalog import SECTIONS, steps_for  # noqa: E402
 from omwizard.engine.events import Event, StepStarted  # noqa: E402
 from omwizard.engine.session import Session  # noqa: E402
+from omwizard.facts.network import parse_listener_ready, parse_pid  # noqa: E402
 from omwizard.lab import Lab, build_lab  # noqa: E402
 from omwizard.lab.lab import LabBusy  # noqa: E402
 from omwizard.plan.model import Node, Plan, load_plan  # noqa: E402
@@ -53,6 +65,12 @@ FIGURES = (
     "check_vs_openssh_8",
     "check_applied_vs_openssh_3",
     "check_8_vs_2",
+    "check_round_trips",
+    "check_round_trips_fresh",
+    "apply_round_trips",
+    "apply_round_trips_working",
+    "check_fresh_vs_formed_3",
+    "check_network_vs_openssh_6",
     "channels_per_node_check",
     "channels_per_node_apply",
     "steps_check",
@@ -66,6 +84,12 @@ TARGETS = {
     "check_vs_openssh_8": "target <= 1.50",
     "check_applied_vs_openssh_3": "target <= 1.50",
     "check_8_vs_2": "target <= 1.30",
+    "check_round_trips": "target <= 8, SSH handshake included; working 3-node cluster",
+    "check_round_trips_fresh": "information; fresh 3-node lab",
+    "apply_round_trips": "target <= 25; full apply on a fresh 3-node lab",
+    "apply_round_trips_working": "information; apply on the working cluster (nothing to do)",
+    "check_fresh_vs_formed_3": "target <= 2.0; full check, fresh lab / working cluster",
+    "check_network_vs_openssh_6": "target <= 1.50; formed 6-node cluster, fresh connections",
     "channels_per_node_check": "target <= steps_check",
     "channels_per_node_apply": "information",
     "steps_check": "for comparison",
@@ -76,6 +100,7 @@ TARGETS = {
 }
 LAB_WAIT_S = 900  # how long to wait for another engineer's lab to go away
 DB_PASSWORD = "bench-throwaway-1"
+RTT_S = 0.1  # the slow link's round trip (the relay holds RTT_S / 2 each way)
 
 
 # -- capture: what one check runs, per node and step ---------------------------------------------
@@ -139,7 +164,7 @@ def _recording_pool(
                     if sink is not None:  # the engine waits on lines (tcpdump's "listening")
 
                         def on_line(line: str, sink: Any = sink, cmd: Captured = cmd) -> None:
-                            if cmd.first_line is None:
+                            if cmd.first_line is None and pid_of(line) is None:
                                 cmd.first_line = time.perf_counter()
                             sink(line)
 
@@ -202,6 +227,19 @@ async def run_check(
 
 # -- the OpenSSH baseline -------------------------------------------------------------------------
 
+STOP_PID = re.compile(r"/proc/(\d+)/comm|kill -TERM (\d+)")
+
+
+def pid_of(line: str) -> int | None:
+    """The pid a capture (`@@pid N`) or a port listener (READY {..., "pid": N}) printed: not
+    the readiness a later command waits for, but what a later stop command names."""
+    pid = parse_pid(line)
+    if pid is not None:
+        return pid
+    ready = parse_listener_ready(line)
+    listener: Any = ready.get("pid") if ready else None
+    return listener if isinstance(listener, int) else None
+
 
 class OpenSSH:
     """Plain `ssh` over one ControlMaster per node, the lab's key and known_hosts."""
@@ -209,6 +247,7 @@ class OpenSSH:
     def __init__(self, lab: Lab, control_dir: Path) -> None:
         self.lab = lab
         self.control_dir = control_dir
+        self.pids: dict[str, int] = {}  # address -> the last pid its commands printed
         self.step_s: dict[str, float] = {}  # the last replay's wall time per step
 
     def argv(self, address: str) -> list[str]:
@@ -244,14 +283,23 @@ class OpenSSH:
     async def run_one(self, address: str, cmd: Captured, ready: asyncio.Event) -> None:
         """One command; `ready` is set at its first output line (or its end)."""
         data = cmd.input.encode() if isinstance(cmd.input, str) else cmd.input
+        command = cmd.command
+        if address in self.pids:  # stop what this replay started, not the engine's process
+            mine = str(self.pids[address])
+            command = STOP_PID.sub(lambda m: m.group(0).replace(m.group(1) or m.group(2), mine),
+                                   command)
         proc = await asyncio.create_subprocess_exec(
-            *self.argv(address), cmd.command,
+            *self.argv(address), command,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
 
         async def drain(stream: asyncio.StreamReader | None) -> None:
-            while stream is not None and await stream.readline():
-                ready.set()
+            while stream is not None and (line := await stream.readline()):
+                pid = pid_of(line.decode(errors="replace"))
+                if pid is None:
+                    ready.set()
+                else:
+                    self.pids[address] = pid
 
         assert proc.stdin is not None
         proc.stdin.write(data or b"")
@@ -260,6 +308,15 @@ class OpenSSH:
             await asyncio.gather(drain(proc.stdout), drain(proc.stderr), proc.wait())
         finally:
             ready.set()
+
+    def replay_fresh(self, addresses: dict[str, str], commands: dict[str, list[Captured]],
+                     order: list[str]) -> float:
+        """replay() with no master open before: each node's first command opens the one
+        connection (inside the timing) that its later commands reuse; closed afterwards."""
+        try:
+            return asyncio.run(self.replay(addresses, commands, order))
+        finally:
+            self.close_masters(list(addresses.values()))
 
     async def replay(self, addresses: dict[str, str], commands: dict[str, list[Captured]],
                      step_order: list[str]) -> float:
@@ -351,6 +408,88 @@ def lab_of(n_nodes: int) -> Iterator[Lab]:
         lab.teardown()
 
 
+# -- a slow link: the delaying relay -----------------------------------------------------------
+
+
+@contextmanager
+def relayed(lab: Lab, plan_path: Path, work: Path, rtt_s: float) -> Iterator[Plan]:
+    """The lab's plan with every node reached through benchmarks/relay.py (a subprocess on
+    loopback holding each chunk rtt_s / 2 each way); its own known_hosts for the relay's ports
+    (the same host keys). The relay ends when this does."""
+    data = yaml.safe_load(plan_path.read_text())
+    routes = [f"{n['name']}={n['host']}:{data['ssh'].get('port', 22)}" for n in data["nodes"]]
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "relay.py"), "--delay-ms",
+         f"{rtt_s * 500:g}", *routes],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("READY "):
+            raise RuntimeError(f"the relay did not start: {line!r}")
+        ports = json.loads(line[6:])
+        keys = {}
+        for entry in lab.known_hosts.read_text().splitlines():
+            host, _, key = entry.partition(" ")
+            keys[host] = key
+        tag = f"{int(rtt_s * 1000)}ms"
+        known = work / f"known_hosts-{tag}"
+        known.write_text("".join(f"[127.0.0.1]:{ports[n['name']]} {keys[n['host']]}\n"
+                                 for n in data["nodes"]))
+        for node in data["nodes"]:
+            node["host"] = "127.0.0.1"
+            node["ssh"] = {"port": ports[node["name"]]}
+        data["ssh"]["known_hosts"] = str(known)
+        path = work / f"plan-{tag}.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        yield load_plan(path)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def over_links(lab: Lab, plan_path: Path, work: Path, reps: int, label: str,
+               run: Any) -> tuple[float, float]:
+    """Medians of run(plan) through the relay at 0 ms and at RTT_S, alternating."""
+    fast: list[float] = []
+    slow: list[float] = []
+    with relayed(lab, plan_path, work, 0.0) as plan0, \
+            relayed(lab, plan_path, work, RTT_S) as plan1:
+        for rep in range(reps):
+            pair = [(plan0, fast, "0 ms"), (plan1, slow, f"{RTT_S * 1000:g} ms")]
+            for plan, out, name in pair if rep % 2 == 0 else reversed(pair):
+                out.append(run(plan))
+                log(f"{label}, {name} RTT, repetition {rep + 1}: {out[-1]:.3f}s")
+    return statistics.median(fast), statistics.median(slow)
+
+
+def round_trips(times: tuple[float, float] | None) -> str:
+    """(time at 0 ms, time at RTT_S) -> how many round trips the difference is."""
+    if times is None:
+        return "n/a"
+    return f"{(times[1] - times[0]) / RTT_S:.1f}"
+
+
+def restart_lab(lab: Lab) -> bool:
+    """Back to a fresh lab (MariaDB up again); False when the database did not come back."""
+    lab.reset()
+    try:
+        from omwizard.lab import services
+
+        assert lab.db is not None
+        services.start_mariadb(lab.db)
+    except Exception as exc:  # noqa: BLE001
+        log(f"MariaDB did not restart: {exc}")
+        return False
+    return True
+
+
 @dataclass
 class Sample:
     """What one lab size gave: medians and counters."""
@@ -364,24 +503,39 @@ class Sample:
     apply: CheckRun | None = None
     step_s: dict[str, float] = field(default_factory=dict)
     applied: tuple[float, float] | None = None  # (check, OpenSSH) medians after the apply
+    # (time at 0 ms, time at RTT_S) through the relay
+    rt_check_fresh: tuple[float, float] | None = None
+    rt_apply_fresh: tuple[float, float] | None = None
+    rt_check_working: tuple[float, float] | None = None
+    rt_apply_working: tuple[float, float] | None = None
 
 
 def compare(plan: Plan, addresses: dict[str, str], lab: Lab, work: Path, sections: list[str],
-            reps: int, label: str) -> tuple[float, float, CheckRun, dict[str, float]]:
+            reps: int, label: str, *, fresh: bool = False,
+            ) -> tuple[float, float, CheckRun, dict[str, float]]:
     """omwizard check against the OpenSSH floor on this lab as it is now: medians of reps
-    alternating pairs, the warm-up run (its commands are what the floor replays), step times."""
+    alternating pairs, the warm-up run (its commands are what the floor replays), step times.
+    fresh: OpenSSH connects inside the timing too (as the check does), else masters are open
+    before it."""
     log(f"{label}: warm-up check (captures the commands)")
     first = asyncio.run(run_check(plan, sections, record=True))
     order = step_order(first.commands)
     ssh = OpenSSH(lab, work)
-    ssh.open_masters(list(addresses.values()))
+    if not fresh:
+        ssh.open_masters(list(addresses.values()))
+
+    def baseline() -> float:
+        if fresh:
+            return ssh.replay_fresh(addresses, first.commands, order)
+        return asyncio.run(ssh.replay(addresses, first.commands, order))
+
     try:
         checks, bases = [], []
         for rep in range(reps):
             # alternate which goes first, so drift on the machine hits both alike
             pair = [
                 lambda: checks.append(asyncio.run(run_check(plan, sections)).wall_s),
-                lambda: bases.append(asyncio.run(ssh.replay(addresses, first.commands, order))),
+                lambda: bases.append(baseline()),
             ]
             for job in pair if rep % 2 == 0 else reversed(pair):
                 job()
@@ -410,26 +564,65 @@ def measure(n_nodes: int, reps: int, sections: list[str], *, cli: bool, apply: b
         sample = Sample(n_nodes, check_s, openssh_s, reps, first, step_s=step_s)
         if cli:
             sample.cli_s = cli_check(plan_path, work / "state", sections)
-        if apply:
-            lab.reset()
-            services_ok = True
-            try:
-                from omwizard.lab import services
 
-                assert lab.db is not None
-                services.start_mariadb(lab.db)
-            except Exception as exc:  # noqa: BLE001
-                services_ok = False
-                log(f"MariaDB did not restart for apply: {exc}")
-            log(f"{n_nodes} nodes: full apply on the reset lab (db up: {services_ok})")
-            sample.apply = asyncio.run(
-                run_check(plan, sections, apply=True, state_dir=work / "apply-state")
-            )
+        def check_over(link: Plan) -> float:
+            return asyncio.run(run_check(link, sections)).wall_s
+
+        applies = iter(range(1000))
+
+        def apply_over(link: Plan) -> float:
+            # each apply on the state it is given: a fresh lab, or the working cluster
+            state = work / f"apply-state-{next(applies)}"
+            return asyncio.run(run_check(link, sections, apply=True, state_dir=state)).wall_s
+
+        if apply:
+            sample.rt_check_fresh = over_links(lab, plan_path, work, reps,
+                                               f"{n_nodes} nodes, fresh check", check_over)
+            # a full apply on a fresh lab at 0 ms, then (fresh again) at RTT_S: that one forms
+            # the working cluster the rest measures
+            fresh_apply: list[float] = []
+            with relayed(lab, plan_path, work, 0.0) as link:
+                log(f"{n_nodes} nodes: full apply on the reset lab (db up: {restart_lab(lab)})")
+                sample.apply = asyncio.run(
+                    run_check(link, sections, apply=True, state_dir=work / "apply-state")
+                )
+                fresh_apply.append(sample.apply.wall_s)
+                log(f"{n_nodes} nodes, fresh apply, 0 ms RTT: {fresh_apply[-1]:.3f}s")
+            with relayed(lab, plan_path, work, RTT_S) as link:
+                log(f"{n_nodes} nodes: full apply at {RTT_S * 1000:g} ms RTT on the reset lab "
+                    f"(db up: {restart_lab(lab)})")
+                fresh_apply.append(apply_over(link))
+                log(f"{n_nodes} nodes, fresh apply, {RTT_S * 1000:g} ms RTT: "
+                    f"{fresh_apply[-1]:.3f}s")
+            sample.rt_apply_fresh = (fresh_apply[0], fresh_apply[1])
             # the troubleshooting case: check a cluster that works (multicast answers at once,
             # so the floor is the commands themselves, not a capture's timeout)
             sample.applied = compare(plan, addresses, lab, work, sections, reps,
                                      f"{n_nodes} nodes, applied")[:2]
+            sample.rt_check_working = over_links(lab, plan_path, work, reps,
+                                                 f"{n_nodes} nodes, working check", check_over)
+            sample.rt_apply_working = over_links(lab, plan_path, work, 1,
+                                                 f"{n_nodes} nodes, working apply", apply_over)
         return sample
+
+
+def network_vs_openssh(n_nodes: int, reps: int, sections: list[str]) -> tuple[float, float]:
+    """The network section's check on a formed cluster (a full apply first) against fresh
+    OpenSSH connections running its commands: (check, OpenSSH) medians."""
+    with lab_of(n_nodes) as lab, tempfile.TemporaryDirectory(prefix="omwbench-") as tmp:
+        work = Path(tmp)
+        plan = load_plan(lab.write_plan(work / "plan.yaml"))
+        addresses = {n.name: n.host for n in plan.nodes}
+        log(f"{n_nodes} nodes: full apply (forms the cluster)")
+        formed = asyncio.run(run_check(plan, sections, apply=True, state_dir=work / "state"))
+        bad = [r for r in formed.results if r.status == "failed"]
+        if bad:
+            log(f"{n_nodes} nodes: apply left {len(bad)} failed: "
+                + ", ".join(f"{r.section}.{r.step}/{r.node}" for r in bad[:6]))
+        check_s, openssh_s, _first, _steps = compare(
+            plan, addresses, lab, work, ["network"], reps,
+            f"{n_nodes} nodes, formed, network section", fresh=True)
+        return check_s, openssh_s
 
 
 def cli_check(plan_path: Path, state_dir: Path, sections: list[str]) -> float:
@@ -548,6 +741,7 @@ def main(argv: list[str] | None = None) -> int:
     figures["tui_peak_rss_mb"] = f"{rss:.1f}"
     notes.append(f"TUI: first screen {screen}, headless 120x40, empty state")
 
+    six = None if args.quick or args.nodes else network_vs_openssh(6, reps, sections)
     samples: dict[int, Sample] = {}
     for n in sizes:
         samples[n] = measure(n, reps, sections, cli=(n == 3), apply=(n == 3))
@@ -592,6 +786,23 @@ def main(argv: list[str] | None = None) -> int:
                      f"OpenSSH baseline {openssh_s:.3f}s")
     if three is not None and three.cli_s is not None:
         figures["cli_check_s"] = f"{three.cli_s:.3f}"
+    if three is not None:
+        for name, times in (("check_round_trips", three.rt_check_working),
+                            ("check_round_trips_fresh", three.rt_check_fresh),
+                            ("apply_round_trips", three.rt_apply_fresh),
+                            ("apply_round_trips_working", three.rt_apply_working)):
+            figures[name] = round_trips(times)
+            if times is not None:
+                notes.append(f"{name}: {times[0]:.3f}s at 0 ms RTT, {times[1]:.3f}s at "
+                             f"{RTT_S * 1000:g} ms RTT (3 nodes, through the relay)")
+        if three.applied is not None:
+            figures["check_fresh_vs_formed_3"] = f"{three.check_s / three.applied[0]:.2f}"
+    if six is not None:
+        figures["check_network_vs_openssh_6"] = f"{six[0] / six[1]:.2f}"
+        notes.append(f"6 nodes, formed, network section: check {six[0]:.3f}s, fresh OpenSSH "
+                     f"{six[1]:.3f}s")
+    else:
+        figures["check_network_vs_openssh_6"] = missing
     report(figures, notes)
     return 0
 

@@ -96,9 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--om-version", default=None, help="OpenMeetings release of the nodes (default 9.1.0)"
     )
     re_.add_argument(
-        "--om-files", metavar="DIR", default=None,
-        help="take the nodes' OpenMeetings files from this OpenMeetings home or release folder "
-             "(default: the project's fixtures beside a checkout)",
+        "--om-files", metavar="PATH", default=None,
+        help="take the nodes' OpenMeetings files from this OpenMeetings home, release folder or "
+             "release archive (.tar.gz/.zip) (default: the official release, downloaded once "
+             "into ~/.cache/omwizard; a checkout uses the project's fixtures)",
+    )
+    re_.add_argument(
+        "--om-mirror", metavar="URL", default=None,
+        help="download the release from this Apache dist mirror (the folder holding "
+             "openmeetings/; default $OMW_OM_MIRROR, else https://archive.apache.org/dist/)",
     )
     re_.add_argument("--db", choices=("mariadb", "postgresql"), default="mariadb")
     re_.add_argument(
@@ -109,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--down", action="store_true", help="tear down a rehearsal cluster left running"
     )
     re_.add_argument("--json", action="store_true")
+    from omwizard.cli import bundle, discover, doctor  # troubleshooting (issue 18)
+
+    for extra in (discover, doctor, bundle):
+        extra.add_parser(sub)
+    from omwizard.cli import nodes  # a living cluster: remove-node (issue 19)
+
+    nodes.add_parser(sub)
     return parser
 
 
@@ -215,7 +228,11 @@ def load(path: str) -> Plan:
 
 
 def cmd_validate(args: argparse.Namespace, out: Printer) -> int:
+    from omwizard.remote.sshconfig import route_problems
+
     plan = load(args.plan)
+    if problems := route_problems(plan):  # ssh.config / ~/.ssh/config: read, not contacted
+        raise UsageError(f"{args.plan}: the plan is not valid:\n{PlanError(problems)}")
     om = len(plan.om_nodes)
     if args.json:
         print(
@@ -264,6 +281,8 @@ async def run_engine(
     session = Session.open(plan, args.state, confirm_host_key=confirm, ask_password=ask)
     session.bus.subscribe(show)
     async with session:
+        if args.command == "apply" and session.state is not None:
+            args.previous_plan = session.state.load_plan_text()  # what the run touches, vs it
         if args.command != "check" and not dry_run:
             assert session.state is not None
             session.state.save_plan(dump_plan(plan))
@@ -305,6 +324,13 @@ def cmd_engine(args: argparse.Namespace, out: Printer) -> int:
     results, session = asyncio.run(run_engine(args, plan, out))
     doc = session.document(args.command, results)
     summary: dict[str, int] = doc["summary"]
+    if args.command == "apply":  # which nodes the run changes and which it leaves alone
+        from omwizard.engine.membership import touch_report
+
+        touches = touch_report(getattr(args, "previous_plan", None), plan, results)
+        doc["membership"] = touches.as_json()
+        for line in touches.lines():
+            out.line(line)
     if args.json:
         print(json.dumps(doc, indent=1))
     out.summary(summary)
@@ -363,7 +389,7 @@ def cmd_answer(args: argparse.Namespace, out: Printer) -> int:
 
 
 def cmd_tui(args: argparse.Namespace, out: Printer) -> int:
-    from omwizard.cli.rehearse import as_root, invoked_as
+    from omwizard.cli.rehearse import invoked_as, rehearse_command
     from omwizard.tui.app import run_app
 
     plan_path = getattr(args, "plan", None)
@@ -376,7 +402,8 @@ def cmd_tui(args: argparse.Namespace, out: Printer) -> int:
     return run_app(
         plan_path,
         state_dir=getattr(args, "state", None),
-        rehearse_command=as_root(f"{invoked_as()} rehearse"),
+        rehearse_command=rehearse_command(),
+        program=invoked_as(),
         rehearse=rehearse if os.geteuid() == 0 else None,
     )
 
@@ -403,6 +430,13 @@ def main(argv: list[str] | None = None) -> int:
         "rehearse": cmd_rehearse,
         None: cmd_tui,
     }
+    from omwizard.cli import bundle, discover, doctor
+
+    handlers.update(discover=discover.cmd_discover, doctor=doctor.cmd_doctor,
+                    bundle=bundle.cmd_bundle)
+    from omwizard.cli.nodes import cmd_remove_node
+
+    handlers["remove-node"] = cmd_remove_node
     from omwizard.engine.state import StateError
 
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -19,6 +20,7 @@ import shlex
 import shutil
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +57,11 @@ def as_root(command: str) -> str:
     if os.geteuid() == 0 and not os.environ.get("SUDO_USER"):
         return command
     return f"sudo {command}"
+
+
+def rehearse_command() -> str:
+    """How this operator starts a rehearsal (the welcome screen's Practise names it)."""
+    return as_root(f"{invoked_as()} rehearse")
 
 
 def down_command() -> str:
@@ -117,21 +124,83 @@ def requirements() -> str | None:
     return None
 
 
+def _fixture_path(version: str) -> Path | None:
+    """A checkout's fixture folder of that release (None for an installed copy)."""
+    from omwizard.lab import shared_dir
+
+    path = shared_dir() / "fixtures" / "openmeetings" / version
+    return path if (path / "hazelcast.xml").is_file() else None
+
+
+def needs_download(args: argparse.Namespace) -> bool:
+    """Whether om_files() would download a release (not given, not a checkout, not cached)."""
+    from omwizard.lab.lab import DEFAULT_VERSION
+    from omwizard.lab.release import release_dir
+
+    version = args.om_version or DEFAULT_VERSION
+    return not (args.om_files or _fixture_path(version)
+                or (release_dir(version) / "release.json").is_file())
+
+
 def om_files(args: argparse.Namespace) -> OmFiles:
-    """The OpenMeetings files the nodes get (raises OmFilesError naming the fix)."""
+    """The OpenMeetings files the nodes get (raises OmFilesError naming the fix): --om-files
+    (a folder or a release archive), a checkout's fixtures, else the official release from
+    the cache or downloaded (with a progress bar)."""
     from omwizard.lab import OmFilesError, fixture_files, operator_files
     from omwizard.lab.lab import DEFAULT_VERSION
+    from omwizard.lab.release import archive_files, fetch_release, mirror
 
     if args.om_files:
-        files = operator_files(Path(args.om_files), args.om_version)
+        given = Path(args.om_files).expanduser()
+        if given.is_file():
+            files = archive_files(given, args.om_version)
+        else:
+            files = operator_files(given, args.om_version)
     else:
-        files = fixture_files(args.om_version or DEFAULT_VERSION)
+        version = args.om_version or DEFAULT_VERSION
+        if _fixture_path(version):
+            files = fixture_files(version)
+        else:
+            base = mirror(getattr(args, "om_mirror", None))
+            with _progress_bar(version) as progress:
+                files = fetch_release(version, base, progress)
     template = "postgresql" if args.db == "postgresql" else "mysql"
     if files.template(template) is None:
         raise OmFilesError(f"{files.origin} has no {template}_persistence.xml, which a "
                            f"--db {args.db} rehearsal needs: choose the other --db or a "
                            "complete OpenMeetings")
     return files
+
+
+@contextlib.contextmanager
+def _progress_bar(version: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A download bar on stderr (rich, which textual brings), shown once bytes flow."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    bar = Progress(TextColumn(f"OpenMeetings {version}"), BarColumn(), DownloadColumn(),
+                   TransferSpeedColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=False)
+    task: list[Any] = []
+
+    def update(done: int, total: int | None) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task("download", total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if task:
+            bar.stop()
 
 
 def _cluster_name() -> str:
@@ -262,12 +331,17 @@ def rehearse(args: argparse.Namespace, out: Any) -> int:
         return 2
     from omwizard.lab import LabBusy, OmFilesError
 
+    download = needs_download(args)  # not before we know the machine can rehearse at all
+    problem = requirements() if download else None
+    if problem:
+        out.line(f"error: {problem}. Nothing was changed.")
+        return 2
     try:
         files = om_files(args)
     except OmFilesError as exc:
-        out.line(f"error: {exc}. Nothing was changed.")
+        out.line(f"error: {str(exc).rstrip('.')}. Nothing was changed.")
         return 2
-    problem = requirements()
+    problem = None if download else requirements()
     if problem:
         out.line(f"error: {problem}. Nothing was changed.")
         return 2
@@ -297,7 +371,9 @@ def rehearse(args: argparse.Namespace, out: Any) -> int:
         from omwizard.tui.app import run_app
 
         state_dir = default_state_dir(load_plan(plan).cluster.name)
-        return run_app(str(plan), state_dir=str(state_dir))
+        return run_app(str(plan), state_dir=str(state_dir),
+                       rehearse_command=rehearse_command(), rehearsing=True,
+                       program=invoked_as())
     except KeyboardInterrupt:
         out.line("interrupted")
         return 3

@@ -405,7 +405,7 @@ def problems(text: str, settings: HazelcastSettings) -> list[str]:
             out.append(f"member attribute 'server.url' is {facts.attributes.get('server.url')!r},"
                        f" should be {url!r}")
     if _has_cluster_name(facts.schema) and settings.cluster_name is not None \
-            and facts.cluster_name != settings.cluster_name:
+            and (facts.cluster_name or "dev") != settings.cluster_name:  # absent: dev
         out.append(f"cluster-name is {facts.cluster_name!r} (Hazelcast default 'dev' when absent),"
                    f" should be {settings.cluster_name!r}")
     if facts.has_disabled_join_block:
@@ -423,7 +423,10 @@ def problems(text: str, settings: HazelcastSettings) -> list[str]:
     if facts.join_methods != (wanted,):
         out.append(f"join methods enabled: {', '.join(facts.join_methods) or 'none'};"
                    f" should be only {wanted}")
-    if _has_auto_detection(facts.schema) and facts.auto_detection != "false":
+    # Hazelcast's JoinConfig.isAutoDetectionEnabled() is false while any other join method is
+    # enabled: auto-detection left on beside an enabled multicast/tcp-ip changes nothing.
+    if _has_auto_detection(facts.schema) and facts.auto_detection != "false" \
+            and not facts.join_methods:
         out.append("join auto-detection is not disabled (Hazelcast >= 4.2 turns it on by"
                    " default; omwizard pins the planned join method)")
     if wanted == "multicast":

@@ -26,11 +26,14 @@ TITLES = {
 
 SECTION_PACKAGE = "omwizard.sections"
 
+# beside the page's sections: read-only step catalogues run by their own command (`doctor`)
+EXTRA = {"doctor": "Troubleshoot (doctor)"}
+
 
 @cache
 def steps_for(section: str) -> tuple[Step, ...]:
     """The section's steps in order (each module lists them in STEPS)."""
-    if section not in SECTIONS:
+    if section not in SECTIONS and section not in EXTRA:
         raise ValueError(f"unknown section {section!r}; choose one of {', '.join(SECTIONS)}")
     module = importlib.import_module(f"{SECTION_PACKAGE}.{section}")
     return tuple(module.STEPS)

@@ -1,14 +1,16 @@
 """Secrets out of everything shown or saved: one redactor per session, built from the plan.
 
 The DB and admin passwords come from the plan; a sudo password is added once the operator typed
-it (engine.session wraps the face's ask). Values are masked raw and XML-escaped (persistence.xml
-holds the password escaped); a short secret only as a whole token.
+it (engine.session wraps the face's ask). Values are masked raw, XML-escaped (persistence.xml
+holds the password escaped) and URL-encoded (a password in a URL); a short secret only as a
+whole token.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -27,7 +29,10 @@ class Redactor:
     def add(self, value: str | None) -> None:
         if not value:
             return
-        for form in {value, html.escape(value, quote=True), html.escape(value, quote=False)}:
+        forms = {value, html.escape(value, quote=True), html.escape(value, quote=False),
+                 html.escape(value, quote=True).replace("&#x27;", "&apos;"),  # XML's own
+                 urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+        for form in forms:
             if form not in self._values:
                 self._values.append(form)
         self._values.sort(key=len, reverse=True)

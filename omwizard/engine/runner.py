@@ -144,7 +144,7 @@ class Engine:
         if not nodes:
             return {}
         unread: dict[str, Finding] = {}
-        if step.facts:
+        if step.facts or step.files:
             got = await asyncio.gather(*(self._bounded(self._gather(ctx, step, n)) for n in nodes))
             unread = {n.name: f for n, f in zip(nodes, got, strict=True) if f is not None}
             nodes = [n for n in nodes if n.name not in unread]
@@ -159,13 +159,36 @@ class Engine:
             return {n.name: Finding.failed(exc.message, exc.remedy) for n in nodes} | unread
 
     async def _gather(self, ctx: StepContext, step: Step, node: Node) -> Finding | None:
-        """The step's declared facts for one node, all in one round trip; a node that cannot
-        be read fails this step as its check would."""
+        """The step's declared facts and files for one node, with those of every later step
+        of this run on the node, in one round trip (per sudo mode): the later steps find them
+        cached, and a fact a change can alter is read again (with everything after it) only
+        after a change. A node that cannot be read fails this step as its check would; when
+        only the look ahead failed, the step reads its own and the later steps theirs."""
+        own_paths = [p for f in step.files for p in f.paths(self.plan, node)]
+        facts, paths = self._ahead(step, ctx, node)
         try:
-            await ctx.gather(node, step.facts)
+            await ctx.gather(node, facts, paths)
+            return None
+        except Exception:  # noqa: BLE001 - a later step's read fails in that step, said there
+            pass
+        try:
+            await ctx.gather(node, step.facts, own_paths)
         except RemoteError as exc:
             return Finding.failed(exc.message, exc.remedy)
         return None
+
+    def _ahead(self, step: Step, ctx: StepContext, node: Node) -> tuple[list[Any], list[str]]:
+        """The facts and file paths of this step and of the run's later steps on this node."""
+        steps = self.steps()
+        later = steps[steps.index(step) + 1:] if step in steps else []
+        facts: dict[str, Any] = {f.name: f for f in step.facts}
+        paths = [p for f in step.files for p in f.paths(self.plan, node)]
+        for other in later:
+            if not (other.facts or other.files) or other.applies(ctx, node) is not None:
+                continue
+            facts.update((f.name, f) for f in other.facts if f.name not in facts)
+            paths += [p for f in other.files for p in f.paths(self.plan, node)]
+        return list(facts.values()), list(dict.fromkeys(paths))
 
     def _split(self, step: Step, ctx: StepContext) -> tuple[list[Node], list[Result]]:
         runnable, skipped = [], []
@@ -253,7 +276,7 @@ class Engine:
             return node, None
 
         if step.serial:
-            outcome = [await one(n) for n in todo]
+            outcome = [await one(n) for n in step.order(ctx, todo, found)]
         else:
             outcome = await asyncio.gather(*(self._bounded(one(n)) for n in todo))
         for node in todo:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from omwizard.engine.events import CommandRun, EventBus, OutputLine
 from omwizard.engine.redact import Redactor
-from omwizard.facts.base import Fact, StepData
+from omwizard.facts.base import Fact, Files, StepData
 from omwizard.remote.parts import part_results, parts_script
 from omwizard.remote.results import RemoteError, RunResult, quote_argv, sha256
 
@@ -200,6 +200,7 @@ class Step:
     om_reason: ClassVar[str] = NOT_OM
     skip_when: ClassVar[tuple[Skip, ...]] = ()
     facts: ClassVar[tuple[Fact[Any], ...]] = ()
+    files: ClassVar[tuple[Files, ...]] = ()  # files the check reads, gathered with the facts
 
     def __init__(self, name: str = "", title: str = "", doc: str = "") -> None:
         """A section lists its steps with their words: STEPS = [XStep("x", "Title", DOC)]."""
@@ -241,6 +242,11 @@ class Step:
 
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
         raise NotImplementedError(f"{self.id} changes nothing; its check reports what to do")
+
+    def order(self, ctx: StepContext, nodes: list[Node], found: dict[str, Finding]
+              ) -> list[Node]:
+        """The order a serial step applies its nodes in (default: the plan's)."""
+        return nodes
 
 
 # -- test-only fault hook ---------------------------------------------------------------------
@@ -379,34 +385,53 @@ class StepContext:
         whole = await self.run(node, parts_script(parts), sudo=sudo, timeout=timeout)
         return part_results(parts, whole)
 
-    async def gather(self, node: Node, facts: Iterable[Fact[Any]]) -> None:
-        """The facts not yet known for this node, in one round trip per sudo mode.
+    async def gather(
+        self, node: Node, facts: Iterable[Fact[Any]], paths: Iterable[str] = ()
+    ) -> None:
+        """The facts (and files) not yet known for this node, in one round trip per sudo
+        mode, both modes at once.
 
         One fact runs as its own command (its evidence is the command itself); several go
-        through run_parts, each part parsed by its fact's parser.
+        through run_parts, each part parsed by its fact's parser. Files go as one more part
+        of the sudo round trip (read_texts' script), into the file cache.
         """
         cache = self._fact_cache(node)
         wanted = {f.name: f for f in facts if f.name not in cache}
-        for sudo in (True, False):
-            group = [f for f in wanted.values() if f.sudo is sudo]
-            if not group:
-                continue
-            if len(group) == 1:
-                fact = group[0]
-                results = {fact.name: await self.run(node, fact.command(self.plan, node),
-                                                     sudo=sudo)}
-            else:
-                parts = {f.name: f.command(self.plan, node) for f in group}
-                results = await self.run_parts(node, parts, sudo=sudo)
-            for fact in group:
-                result = results[fact.name]
-                if result.exit_status is None:
-                    raise RemoteError(
-                        node.name,
-                        f"reading {fact.name} was cut short: {result.output[-200:]}",
-                        "check the connection to the node and check again",
-                    )
-                cache[fact.name] = _Known(fact.parse(result.stdout), result, fact.stable)
+        files = self._file_cache(node)
+        unread = [p for p in dict.fromkeys(paths) if p not in files]
+        groups = [
+            (sudo, [f for f in wanted.values() if f.sudo is sudo], unread if sudo else [])
+            for sudo in (True, False)
+        ]
+        await asyncio.gather(*(self._gather_group(node, sudo, group, unread)
+                               for sudo, group, unread in groups if group or unread))
+
+    async def _gather_group(
+        self, node: Node, sudo: bool, group: list[Fact[Any]], paths: list[str]
+    ) -> None:
+        """One round trip: these facts (and files) of one sudo mode."""
+        cache = self._fact_cache(node)
+        if len(group) == 1 and not paths:
+            fact = group[0]
+            results = {fact.name: await self.run(node, fact.command(self.plan, node),
+                                                 sudo=sudo)}
+        else:
+            parts = {f.name: f.command(self.plan, node) for f in group}
+            if paths:
+                parts[FILES_PART] = file_dump_script(paths)
+            results = await self.run_parts(node, parts, sudo=sudo)
+            dump = results.pop(FILES_PART, None)
+            if dump is not None and dump.ok:  # else read_texts reads them, and says why not
+                self._file_cache(node).update(parse_file_dump(dump.stdout, paths))
+        for fact in group:
+            result = results[fact.name]
+            if result.exit_status is None:
+                raise RemoteError(
+                    node.name,
+                    f"reading {fact.name} was cut short: {result.output[-200:]}",
+                    "check the connection to the node and check again",
+                )
+            cache[fact.name] = _Known(fact.parse(result.stdout), result, fact.stable)
 
     async def fact(self, node: Node, fact: Fact[T]) -> T:
         """The fact's parsed value for this node; gathered once per run (cached)."""
@@ -433,12 +458,7 @@ class StepContext:
         cache = self._file_cache(node)
         wanted = [p for p in dict.fromkeys(paths) if p not in cache]
         if wanted:
-            script = (
-                "for p in " + " ".join(shlex.quote(p) for p in wanted) + "; do "
-                'if [ -f "$p" ]; then printf "==OMW %s\\n" "$p"; base64 -w0 -- "$p" || exit 1; '
-                'printf "\\n"; else printf "==OMW-ABSENT %s\\n" "$p"; fi; done'
-            )
-            result = await self.run(node, script)
+            result = await self.run(node, file_dump_script(wanted))
             if not result.ok:
                 raise RemoteError(
                     node.name,
@@ -588,6 +608,18 @@ class _Known:
     value: Any
     result: RunResult
     stable: bool
+
+
+FILES_PART = "_files"  # the part of a gather round trip that dumps declared files
+
+
+def file_dump_script(paths: list[str]) -> str:
+    """Each file as `==OMW PATH` and its base64 on one line; `==OMW-ABSENT PATH` if none."""
+    return (
+        "for p in " + " ".join(shlex.quote(p) for p in paths) + "; do "
+        'if [ -f "$p" ]; then printf "==OMW %s\\n" "$p"; base64 -w0 -- "$p" || exit 1; '
+        'printf "\\n"; else printf "==OMW-ABSENT %s\\n" "$p"; fi; done'
+    )
 
 
 def parse_file_dump(output: str, paths: list[str]) -> dict[str, str | None]:

@@ -126,3 +126,16 @@ class Fact(Generic[T]):
     parse: Callable[[str], T]
     sudo: bool = True
     stable: bool = False
+
+
+
+@dataclass(frozen=True)
+class Files:
+    """Files a check reads (`ctx.read_texts`), declared like facts (`Step.files`) so the engine
+    reads them in the node's facts round trip; the check then finds them cached.
+
+    name: a word naming what they are; paths(plan, node): the absolute paths.
+    """
+
+    name: str
+    paths: Callable[[Plan, Node], list[str]]

@@ -18,7 +18,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from omwizard.facts.base import StepData
+from omwizard.facts.base import Files, StepData
+from omwizard.om.layout import OmLayout
 
 if TYPE_CHECKING:
     from omwizard.plan.model import Database
@@ -134,11 +135,42 @@ class MysqlPlan:
         return not (self.create_db or self.create_users or self.grant_only or self.bind)
 
 
+def mysql_host_matches(pattern: str, address: str) -> bool:
+    """Whether a MySQL account host ('198.18.0.%', '%', '10.0.0.0/255.255.255.0') admits
+    an IPv4 address, as the server matches it (% any run, _ one character, ip/netmask)."""
+    if "/" in pattern:
+        try:
+            net = ipaddress.IPv4Network(pattern, strict=False)
+            return ipaddress.IPv4Address(address) in net
+        except ValueError:
+            return False
+    rx = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    return re.fullmatch(rx, address, re.IGNORECASE) is not None
+
+
+def mysql_account_for(address: str, accounts: set[str]) -> str | None:
+    """The account host the server picks for a client at address: its own, else the most
+    specific pattern that matches (fewest wildcards, then longest), else None."""
+    if address in accounts:
+        return address
+    matching = [a for a in accounts if a != address and mysql_host_matches(a, address)]
+    if not matching:
+        return None
+    return min(matching, key=lambda a: (a.count("%") + a.count("_"), -len(a), a))
+
+
 def mysql_decide(facts: MysqlFacts, hosts: list[str], db_address: str) -> MysqlPlan:
-    missing_users = [h for h in hosts if h not in facts.users]
+    """A node is served by its own account or by a pattern account an operator made (e.g.
+    'om'@'10.1.1.%'); a pattern account without the rights gets the node its own account
+    (created with the grant) rather than a change to the operator's account."""
+    def served(h: str) -> bool:
+        account = mysql_account_for(h, facts.users)
+        return account is not None and (account == h or account in facts.granted)
+
+    missing_users = [h for h in hosts if not served(h)]
     return MysqlPlan(
         create_db=not facts.db_exists,
-        create_users=missing_users,
+        create_users=[h for h in missing_users if h not in facts.users],
         grant_only=[h for h in hosts if h in facts.users and h not in facts.granted],
         bind=facts.skip_networking or not listens_on(facts.bind, db_address),
     )
@@ -560,3 +592,9 @@ class LoginVerdict(StepData):
 
     kind = "db-login"
     verdict: str
+
+
+# the node's persistence.xml (db-type, persistence-connection and the commit provider read it)
+PERSISTENCE_XML = Files(
+    "persistence_xml", lambda plan, _node: [OmLayout(plan.cluster.om_home).persistence_xml]
+)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omwizard.configs.javaopts import effective_java_opts
-from omwizard.facts.base import Fact, StepData
+from omwizard.configs.javaopts import DROPIN_PATH, effective_java_opts
+from omwizard.facts.base import Fact, Files, StepData
+from omwizard.om.layout import UNIT_FILES, OmLayout
 
 SYSTEMD_PROBE = (
     "command -v systemctl >/dev/null 2>&1 && s=$(systemctl is-system-running 2>/dev/null); "
@@ -46,3 +47,12 @@ class JavaOptsState(StepData):
     kind = "java-opts"
     where: str
     missing: tuple[str, ...] = ()
+
+
+# every file JAVA_OPTS can come from (sections/_javaopts.locate reads them): the unit files,
+# omwizard's drop-in and Tomcat's setenv.sh
+JAVA_OPTS_FILES = Files(
+    "java_opts_files",
+    lambda plan, _node: [*UNIT_FILES, DROPIN_PATH,
+                         f"{OmLayout(plan.cluster.om_home).bin}/setenv.sh"],
+)

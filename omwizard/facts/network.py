@@ -619,13 +619,50 @@ def split_probe(output: str) -> dict[str, str]:
 
 def capture_argv(iface: str, group: str, seconds: int) -> list[str]:
     """tcpdump bounded twice: -c 2 (the two pings) and timeout (nothing arrives)."""
-    return ["timeout", str(seconds), "tcpdump", "-l", "-n", "-i", iface, "-c", "2",
+    return ["timeout", str(seconds), "tcpdump", "-l", "-n", "-i", iface, "-c", str(PING_COUNT),
             f"icmp and dst host {group}"]
 
 
-def ping_argv(group: str) -> list[str]:
-    """The documentation's ping; -W 1 so it does not linger 10 s for replies that never come."""
-    return ["ping", "-t", "1", "-c", "2", "-W", "1", group]
+PID_MARK = "@@pid "
+
+
+def capture_command(iface: str, group: str, seconds: int) -> str:
+    """capture_argv, after a `@@pid N` line naming the process to stop (stop_command) once
+    the pings are known to be over: a capture that got nothing ends then, not at `seconds`."""
+    return f'echo "{PID_MARK}$$"; exec ' + shlex.join(capture_argv(iface, group, seconds))
+
+
+def parse_pid(line: str) -> int | None:
+    """The `@@pid N` line of capture_command (or None for any other line)."""
+    if not line.startswith(PID_MARK):
+        return None
+    text = line[len(PID_MARK):].strip()
+    return int(text) if text.isdigit() else None
+
+
+def stop_command(pid: int, name: str) -> str:
+    """SIGTERM to our own bounded process `pid` when it still runs as `name` (`timeout` for a
+    capture, `python3` for a port listener; a prefix, as python3.11 is python3), so a pid
+    reused since is left alone; both end cleanly on it (tcpdump prints what it saw, the
+    listener says STOPPED)."""
+    return (f'case "$(cat /proc/{int(pid)}/comm 2>/dev/null)" in {shlex.quote(name)}*) '
+            f"kill -TERM {int(pid)};; esac; true")
+
+
+PING_COUNT = 2  # the documentation's `ping -c 2`
+PING_INTERVAL = 0.2  # seconds between the requests (the shortest any user may ask for)
+PING_LINGER = 0.2  # seconds ping waits for replies that never come (multicast echo is ignored)
+
+
+def ping_command(group: str) -> str:
+    """The documentation's ping, quick: PING_COUNT requests PING_INTERVAL apart, waiting only
+    PING_LINGER for replies (none come: Linux ignores echo requests to multicast). An older
+    ping that takes no fractional wait gets -W 1 instead."""
+    base = ["ping", "-t", "1", "-c", str(PING_COUNT), "-i", str(PING_INTERVAL)]
+    fast = shlex.join([*base, "-W", str(PING_LINGER), group])
+    slow = shlex.join([*base, "-W", "1", group])
+    return (f"out=$({fast} 2>&1); rc=$?; case $out in *'bad linger'*|*'invalid argument'*"
+            f"|*'bad timing'*) exec {slow} 2>&1;; esac; printf '%s\\n' \"$out\"; exit $rc")
 
 
 CONFIG_FILES_PROBE = (

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from omwizard.configs import hazelcast
-from omwizard.facts.base import StepData
+from omwizard.facts.base import Files, StepData
+from omwizard.om.layout import OmLayout
 from omwizard.plan.model import Node, Plan
 
 
@@ -27,7 +28,8 @@ class HazelcastState(StepData):
 
 
 def cluster_name(plan: Plan) -> str:
-    return f"omwizard-{plan.cluster.name}"
+    """Hazelcast's cluster-name: the plan's network.cluster_name, else omwizard-<cluster>."""
+    return plan.network.cluster_name or f"omwizard-{plan.cluster.name}"
 
 
 def settings_for(plan: Plan, node: Node) -> hazelcast.HazelcastSettings:
@@ -58,3 +60,9 @@ def name_clashes(names: list[str]) -> list[str]:
         else:
             seen[key] = name
     return clashes
+
+
+# the node's hazelcast.xml (unique-names and hazelcast-xml read it)
+HAZELCAST_XML = Files(
+    "hazelcast_xml", lambda plan, _node: [OmLayout(plan.cluster.om_home).hazelcast_xml]
+)

@@ -220,7 +220,11 @@ def working_dir_candidates(files: dict[str, str], om_home: str) -> list[str]:
 # -- ports -------------------------------------------------------------------------------------
 
 LISTENER_PY = r"""
-import json, select, socket, sys
+import json, os, select, signal, socket, sys
+def stopped(*_):
+    print("STOPPED", flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stopped)
 want = json.loads(sys.argv[1])
 left, kinds = {}, {}
 bound, busy = {"tcp": [], "udp": []}, {"tcp": [], "udp": []}
@@ -241,7 +245,7 @@ for proto, ports in want.items():
             continue
         bound[proto].append(port)
         left[s], kinds[s] = count, proto
-print("READY " + json.dumps({"bound": bound, "busy": busy}), flush=True)
+print("READY " + json.dumps({"bound": bound, "busy": busy, "pid": os.getpid()}), flush=True)
 while left:
     for s in select.select(list(left), [], [])[0]:
         if kinds[s] == "tcp":

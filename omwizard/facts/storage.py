@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from omwizard.configs.exports import exports_ensure
 from omwizard.configs.fstab import fstab_line
-from omwizard.facts.base import Fact, StepData
+from omwizard.facts.base import Fact, Files, StepData
 from omwizard.om.layout import DROPIN_DIR
 
 if TYPE_CHECKING:
@@ -522,3 +522,7 @@ OM_HOME_OWNER: Fact[str | None] = Fact(
     "om_home_owner", lambda plan, _node: om_user_parts(plan.cluster.om_home)["home_owner"],
     parse_home_owner,
 )
+
+
+EXPORTS_FILE = Files("exports", lambda _plan, _node: ["/etc/exports"])  # nfs-server reads it
+FSTAB_FILE = Files("fstab", lambda _plan, _node: ["/etc/fstab"])  # nfs-client reads it

@@ -147,6 +147,7 @@ class RestartState(StepData):
     log: str
     log_size: int
     systemd: bool
+    running: bool = True  # an OM process was found (restart order: not running goes first)
 
 
 @dataclass
@@ -225,7 +226,7 @@ def judge_members(facts: LogFacts, node: str, expected: dict[str, str], log_path
             False,
             f"{node}'s cluster holds members outside the plan: {', '.join(strangers)}",
             "another cluster joined this one: give it its own cluster-name (the nodes section "
-            "writes omwizard-<cluster>) and restart both",
+            "writes network.cluster_name, by default omwizard-<cluster>) and restart both",
             replace(data, strangers=tuple(strangers)),
         )
     return Verdict(True, f"{block.size} members: {listed}", data=data)

@@ -13,12 +13,18 @@ Beyond ``CONTRACT.md`` (additions, never changes):
   authentication on the database node (``sudo mysql`` / ``sudo -u postgres psql``). The
   password follows the same ``${VAR}`` rules as ``database.password``.
 * ``nodes[].roles`` defaults to ``[om]`` when omitted.
+* ``ssh.config`` (also per node): an OpenSSH client config to read instead of
+  ``~/.ssh/config``; a node's ``host`` may be a ``Host`` alias of it (remote/sshconfig.py).
 * a top-level ``report:`` key is accepted and ignored, so a file written by ``omwizard export``
   can be fed back to any command.
 * a ``${VAR}`` reference to a variable that is not set is not an error: the secret is asked
   (``Secret.value is None``), so ``omwizard validate`` works without the secrets at hand.
 * a literal (not ``${VAR}``) password is accepted with a warning in :attr:`Plan.warnings`:
   it is never written back, so the next load asks for it.
+* ``network.firewall``: ``manage | check | off`` (default ``check``): the network section's
+  firewall step only reports (check), opens exactly the cluster's ports for exactly its
+  addresses in the tool the node uses (manage), or is skipped (off). Dumped only when not
+  the default.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ DB_DEFAULT_PORTS = {
 HOST_KEY_POLICIES = ("strict", "accept-new")
 SUDO_MODES = ("auto", "always", "never")
 JOIN_MODES = ("multicast", "tcp-ip")
+FIREWALL_MODES = ("manage", "check", "off")  # network.firewall (facts/firewall.py)
 STORAGE_KINDS = ("nfs", "existing")
 
 _MULTICAST_NET = ipaddress.IPv4Network("224.0.0.0/4")
@@ -127,6 +134,7 @@ class SSHConfig:
     host_keys: str = "strict"
     sudo: str = "auto"
     connect_timeout: float = 10
+    config: str | None = None  # an OpenSSH client config; None: ~/.ssh/config when it exists
 
 
 @dataclass(frozen=True)
@@ -181,6 +189,9 @@ class Network:
     multicast_timeout: int = 2
     route: str = "224.0.0.0/4"
     interfaces: tuple[str, ...] = ()
+    firewall: str = "check"  # manage | check | off: the firewall between the nodes
+    # Hazelcast's <cluster-name>; None: omwizard's own, omwizard-<cluster.name>
+    cluster_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -275,19 +286,21 @@ _SSH_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _OPTIONS = re.compile(r"[a-z0-9_=,.:/-]+")
 _TZ_CHARS = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*")
 _VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+HZ_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # safe in XML, no quoting
 _HZ_PART = re.compile(r"\*|[0-9]{1,3}(?:-[0-9]{1,3})?")
 _URL_CHARS = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+")
 
 _TOP_KEYS = ("omwizard", "cluster", "ssh", "nodes", "database", "network", "storage", "report")
 _CLUSTER_KEYS = ("name", "timezone", "om_home")
-_SSH_KEYS = ("user", "port", "identity", "known_hosts", "host_keys", "sudo", "connect_timeout")
+_SSH_KEYS = ("user", "port", "identity", "known_hosts", "host_keys", "sudo", "connect_timeout",
+             "config")
 _NODE_KEYS = ("name", "host", "address", "interface", "server_url", "roles", "ssh")
 _DB_KEYS = (
     "type", "host", "port", "name", "user", "password", "manage", "admin_user", "admin_password",
 )
 _NET_KEYS = (
     "join", "multicast_group", "multicast_port", "multicast_ttl", "multicast_timeout", "route",
-    "interfaces",
+    "interfaces", "firewall", "cluster_name",
 )
 _STORAGE_KEYS = ("kind", "path", "export_options", "mount_options")
 
@@ -569,6 +582,8 @@ def _read_ssh(
         out["sudo"] = c.choice(data, "sudo", path, SUDO_MODES)
     if "connect_timeout" in present:
         out["connect_timeout"] = c.number(data, "connect_timeout", path, base.connect_timeout)
+    if "config" in present:
+        out["config"] = c.file_path(data, "config", path, None)
     return out
 
 
@@ -859,12 +874,35 @@ def _read_network(c: _Checker, top: Mapping[str, Any]) -> tuple[Network, bool] |
                   "use a network within 224.0.0.0/4, like the documentation's 224.0.0.0/4")
     interfaces = _read_interfaces(c, data)
     given = data.get("interfaces") is not None
-    if None in (join, group, port, ttl, timeout, route, interfaces):
+    firewall = c.choice(data, "firewall", p, FIREWALL_MODES, default=d.firewall)
+    hz_name = _read_hz_cluster_name(c, data)
+    if None in (join, group, port, ttl, timeout, route, interfaces, firewall):
         return None
     assert join and group and port is not None and ttl is not None and timeout and route
     assert interfaces is not None
     return Network(join=join, multicast_group=group, multicast_port=port, multicast_ttl=ttl,
-                   multicast_timeout=timeout, route=route, interfaces=interfaces), given
+                   multicast_timeout=timeout, route=route, interfaces=interfaces,
+                   firewall=firewall or d.firewall,
+                   cluster_name=hz_name or None), given
+
+
+def _read_hz_cluster_name(c: _Checker, data: Mapping[str, Any]) -> str:
+    """network.cluster_name ('' when absent: omwizard-<cluster.name> is used)."""
+    value = data.get("cluster_name")
+    if value is None:
+        return ""
+    where = "network.cluster_name"
+    if not isinstance(value, str) or not HZ_CLUSTER_NAME.fullmatch(value):
+        c.add(where, f"{_show(value)} is not a Hazelcast cluster name omwizard writes",
+              "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit "
+              "(or leave it out: omwizard-<cluster.name>)")
+        return ""
+    if value == "dev":
+        c.warnings.append(PlanProblem(
+            where, "'dev' is Hazelcast's default: any other default Hazelcast on the network "
+            "joins this cluster", "choose a name of this cluster's own (all nodes restart "
+            "together after `omwizard apply PLAN --section nodes`)"))
+    return value
 
 
 def _read_interfaces(c: _Checker, data: Mapping[str, Any]) -> tuple[str, ...] | None:
@@ -1056,6 +1094,8 @@ def _ssh_to_dict(ssh: SSHConfig) -> dict[str, Any]:
         out["identity"] = ssh.identity
     out.update(known_hosts=ssh.known_hosts, host_keys=ssh.host_keys, sudo=ssh.sudo,
                connect_timeout=ssh.connect_timeout)
+    if ssh.config is not None:
+        out["config"] = ssh.config
     return out
 
 
@@ -1095,6 +1135,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     }
     if net.interfaces != default_interfaces(n.address for n in plan.nodes):
         network["interfaces"] = list(net.interfaces)
+    if net.firewall != Network.firewall:
+        network["firewall"] = net.firewall
+    if net.cluster_name is not None:
+        network["cluster_name"] = net.cluster_name
     st = plan.storage
     return {
         "omwizard": SCHEMA_VERSION,

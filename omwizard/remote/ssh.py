@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import fcntl
 import inspect
 import os
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 import asyncssh
 
 from omwizard.plan.model import Node
+from omwizard.remote import sshconfig
 from omwizard.remote.results import (  # re-exported: the public names of this module
     CommandTimeout,
     HostKeyError,
@@ -111,6 +113,70 @@ def pin_host_key(path: Path, host: str, port: int, key: asyncssh.SSHKey) -> None
         os.close(fd)
 
 
+def _hop_words(node: Node, hop: sshconfig.Hop, via: sshconfig.Hop | None,
+               jump_for: bool) -> str:
+    """How an operator tells the hops of a route apart in a message ('' for a direct node)."""
+    if jump_for:
+        return f" (jump host {hop.name}, ProxyJump)"
+    if via is not None:
+        return f" (reached through jump host {via.name})"
+    return ""
+
+
+def _as_node(exc: RemoteError, node: str) -> RemoteError:
+    """A jump host's failure, said for another node behind it (same type, same evidence)."""
+    again = copy.copy(exc)
+    again.node = node
+    again.args = (f"{node}: {exc.message}",)
+    return again
+
+
+OpenJump = Callable[
+    [tuple[sshconfig.Hop, ...], "asyncssh.SSHClientConnection | None"],
+    Awaitable[asyncssh.SSHClientConnection],
+]
+
+
+class JumpHosts:
+    """Jump-host connections shared by the nodes behind them: one per chain, opened once
+    (SSH-NOTES: asyncssh's ProxyJump string would open a new one per target)."""
+
+    def __init__(self) -> None:
+        self._conns: dict[tuple[sshconfig.Hop, ...], asyncssh.SSHClientConnection] = {}
+        self._locks: dict[tuple[sshconfig.Hop, ...], asyncio.Lock] = {}
+        self.opened = 0  # connections made (a test's proof that one bastion serves all)
+        self._failed: dict[tuple[sshconfig.Hop, ...], RemoteError] = {}
+
+    async def open(self, chain: tuple[sshconfig.Hop, ...], opener: OpenJump,
+                   ) -> asyncssh.SSHClientConnection:
+        lock = self._locks.setdefault(chain, asyncio.Lock())
+        async with lock:
+            conn = self._conns.get(chain)
+            if conn is not None and not conn.is_closed():
+                return conn
+            if chain in self._failed:  # said once, not retried by every node behind it
+                raise self._failed[chain]
+            before = self._conns.get(chain[:-1]) if len(chain) > 1 else None
+            try:
+                conn = await opener(chain, before)
+            except RemoteError as exc:
+                self._failed[chain] = exc
+                raise
+            self.opened += 1
+            self._conns[chain] = conn
+            return conn
+
+    def forget_failures(self) -> None:
+        self._failed.clear()
+
+    async def close(self) -> None:
+        for conn in reversed(list(self._conns.values())):  # the innermost first
+            conn.close()
+            with contextlib.suppress(Exception):
+                await conn.wait_closed()
+        self._conns.clear()
+
+
 class Remote:
     """One node's SSH connection, with sudo and file helpers on top."""
 
@@ -121,8 +187,11 @@ class Remote:
         confirm_host_key: ConfirmHostKey | None = None,
         ask_password: AskPassword | None = None,
         connect_gate: asyncio.Semaphore | None = None,
+        jumps: JumpHosts | None = None,
     ) -> None:
         self.node = node
+        self._jumps = jumps or JumpHosts()
+        self._own_jumps = jumps is None  # a Remote outside a pool closes its jump hosts
         self._confirm = confirm_host_key
         self._ask_password = ask_password
         self._gate = connect_gate or asyncio.Semaphore(CONNECTS_AT_ONCE)
@@ -163,52 +232,121 @@ class Remote:
         return self._failure
 
     async def _connect(self) -> None:
+        try:
+            path = sshconfig.route(self.node)
+        except sshconfig.SshConfigError as exc:
+            raise RemoteError(self.node.name, exc.problem, exc.fix) from exc
+        tunnel: asyncssh.SSHClientConnection | None = None
+        for i in range(len(path.jumps)):
+            try:
+                tunnel = await self._jumps.open(path.jumps[: i + 1], self._open_jump)
+            except RemoteError as exc:
+                if exc.node == self.node.name:
+                    raise
+                raise _as_node(exc, self.node.name) from exc
+        self._conn = await self._open(path.target, tunnel, path.jumps[-1] if path.jumps else None)
+        self.connects += 1
+
+    async def _open_jump(self, chain: tuple[sshconfig.Hop, ...],
+                         tunnel: asyncssh.SSHClientConnection | None,
+                         ) -> asyncssh.SSHClientConnection:
+        """A jump host of this node's route (opened once per pool; its key checked too)."""
+        return await self._open(chain[-1], tunnel, chain[-2] if len(chain) > 1 else None,
+                                jump_for=True)
+
+    async def _open(self, hop: sshconfig.Hop, tunnel: asyncssh.SSHClientConnection | None,
+                    via: sshconfig.Hop | None, *, jump_for: bool = False,
+                    ) -> asyncssh.SSHClientConnection:
+        """One authenticated connection to `hop`, through `tunnel` (a jump host) when given,
+        with the plan's known_hosts and host-key policy: unknown keys asked or refused."""
         ssh = self.node.ssh
         known_hosts = Path(os.path.expanduser(ssh.known_hosts))
-        host, port = self.node.host, ssh.port
+        host, port = hop.host, hop.port
+        what = _hop_words(self.node, hop, via, jump_for)
         if not _known_hosts_match(known_hosts, host, port):
-            await self._first_contact(known_hosts, host, port)
+            await self._first_contact(known_hosts, host, port, tunnel, what)
         options: dict[str, object] = {
             "port": port,
-            "username": ssh.user,
+            "username": hop.user,
             "known_hosts": str(known_hosts),
             "connect_timeout": ssh.connect_timeout,
             "keepalive_interval": 15,
             "keepalive_count_max": 3,
+            "config": None,  # the route is resolved already (sshconfig); nothing re-applied
         }
-        if ssh.identity:
-            options["client_keys"] = [os.path.expanduser(ssh.identity)]
+        if tunnel is not None:
+            options["tunnel"] = tunnel
+        keys = self._client_keys(hop)
+        if keys is not None:
+            options["client_keys"] = keys
         last: Exception | None = None
         for attempt in range(CONNECT_RETRIES):
             try:
                 async with self._gate:
-                    self._conn = await asyncssh.connect(host, **options)
-                self.connects += 1
-                return
+                    conn = await asyncssh.connect(host, **options)
+                return conn
             except asyncssh.HostKeyNotVerifiable as exc:
-                await self._raise_changed_key(known_hosts, host, port, exc)
+                await self._raise_changed_key(known_hosts, host, port, tunnel, exc)
             except asyncssh.PermissionDenied as exc:
-                key = f"the key {ssh.identity}" if ssh.identity else "ssh-agent's keys"
+                key = ("the key " + ", ".join(hop.identities) if hop.identities
+                       else "ssh-agent's keys")
+                where = (f"the ssh config's block for {hop.name}" if jump_for
+                         else "ssh.user and ssh.identity in the plan (or the ssh config)")
                 raise RemoteError(
                     self.node.name,
-                    f"SSH login as {ssh.user}@{host}:{port} was refused ({exc.reason}): "
+                    f"SSH login as {hop.label()}{what} was refused ({exc.reason}): "
                     f"the server did not accept {key}",
-                    f"check ssh.user and ssh.identity in the plan (or load the key into "
-                    f"ssh-agent) and that the public key is in ~{ssh.user}/.ssh/authorized_keys "
-                    f"on the node; try `ssh -p {port} {ssh.user}@{host}`",
+                    f"check {where} (or load the key into ssh-agent) and that the public key "
+                    f"is in ~{hop.user}/.ssh/authorized_keys there; try "
+                    f"`ssh -p {port} {hop.user}@{host}`",
                 ) from exc
             except (OSError, asyncssh.Error, TimeoutError) as exc:
                 last = exc
                 if _cause(exc) == "resolve":
                     break  # a name that does not resolve will not on a retry either
                 await asyncio.sleep(0.3 * (2**attempt))
-        raise connect_error(self.node, host, port, last)
+        error = connect_error(self.node, host, port, last)
+        if what:
+            error = RemoteError(self.node.name, f"{error.message}{what}", error.remedy)
+        raise error
 
-    async def _fetch_key(self, host: str, port: int) -> asyncssh.SSHKey:
+    def _client_keys(self, hop: sshconfig.Hop) -> list[str] | None:
+        """The hop's key files, loaded; None: ssh-agent's keys and the default ones. As
+        OpenSSH: a missing file is skipped when another is there, and a passphrase-protected
+        key is left to ssh-agent (asyncssh cannot ask for its passphrase here)."""
+        if not hop.identities:
+            return None
+        loaded: list[str] = []  # paths, so that asyncssh pairs a -cert.pub beside them
+        locked: list[str] = []
+        for path in hop.identities:
+            try:
+                asyncssh.read_private_key(path)
+                loaded.append(path)
+            except OSError:
+                continue
+            except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError):
+                locked.append(path)
+        if loaded:
+            return loaded
+        if locked and os.environ.get("SSH_AUTH_SOCK"):
+            return None
+        if locked:
+            raise RemoteError(
+                self.node.name, f"the key {locked[0]} for {hop.label()} needs its passphrase",
+                f"load it into ssh-agent (`ssh-add {locked[0]}`) and run omwizard where "
+                "SSH_AUTH_SOCK is set, or use a key without a passphrase")
+        raise RemoteError(
+            self.node.name, f"no key file for {hop.label()} exists: {', '.join(hop.identities)}",
+            "correct ssh.identity in the plan (or IdentityFile in the ssh config), or remove "
+            "it to use ssh-agent's keys")
+
+    async def _fetch_key(self, host: str, port: int,
+                         tunnel: asyncssh.SSHClientConnection | None = None) -> asyncssh.SSHKey:
         try:
             async with self._gate:
                 key = await asyncio.wait_for(
-                    asyncssh.get_server_host_key(host, port), self.node.ssh.connect_timeout
+                    asyncssh.get_server_host_key(host, port, tunnel=tunnel or (), config=None),
+                    self.node.ssh.connect_timeout,
                 )
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise connect_error(self.node, host, port, exc) from exc
@@ -216,9 +354,11 @@ class Remote:
             raise RemoteError(self.node.name, f"{host}:{port} offered no host key")
         return key
 
-    async def _first_contact(self, known_hosts: Path, host: str, port: int) -> None:
+    async def _first_contact(self, known_hosts: Path, host: str, port: int,
+                             tunnel: asyncssh.SSHClientConnection | None = None,
+                             what: str = "") -> None:
         """Unknown host: only a key exchange (no credentials sent), then ask or refuse."""
-        key = await self._fetch_key(host, port)
+        key = await self._fetch_key(host, port, tunnel)
         fingerprint = key.get_fingerprint("sha256")
         accepted = False
         if self._confirm is not None:
@@ -226,18 +366,19 @@ class Remote:
         if not accepted:
             raise HostKeyError(
                 self.node.name,
-                f"host key of {host}:{port} is not in {known_hosts} ({fingerprint})",
+                f"host key of {host}:{port}{what} is not in {known_hosts} ({fingerprint})",
                 "compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` "
-                "on the node, then accept it in the wizard or set ssh.host_keys: accept-new",
+                "on that host, then accept it in the wizard or set ssh.host_keys: accept-new",
                 fingerprint,
             )
         pin_host_key(known_hosts, host, port, key)
 
     async def _raise_changed_key(
-        self, known_hosts: Path, host: str, port: int, exc: Exception
+        self, known_hosts: Path, host: str, port: int,
+        tunnel: asyncssh.SSHClientConnection | None, exc: Exception,
     ) -> None:
         known = _known_hosts_match(known_hosts, host, port)
-        key = await self._fetch_key(host, port)
+        key = await self._fetch_key(host, port, tunnel)
         fingerprint = key.get_fingerprint("sha256")
         was = ", ".join(dict.fromkeys(k.get_fingerprint("sha256") for k in known)) or "(none)"
         raise HostKeyError(
@@ -255,6 +396,8 @@ class Remote:
             with contextlib.suppress(Exception):
                 await self._conn.wait_closed()
             self._conn = None
+        if self._own_jumps:
+            await self._jumps.close()
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -531,7 +674,8 @@ def connect_error(node: Node, host: str, port: int, exc: BaseException | None) -
             node.name,
             f"cannot resolve the host name {host!r} ({_describe(exc)})",
             f"check the spelling of nodes[].host for {node.name}, that DNS or /etc/hosts on "
-            "this machine knows the name, or put the node's IP address in host",
+            "this machine knows the name, or put the node's IP address in host; an alias needs "
+            f"a `Host {host}` block with HostName in ~/.ssh/config (or the plan's ssh.config)",
         )
     if cause == "refused":
         return RemoteError(
@@ -576,6 +720,7 @@ class RemotePool:
         self.ask_password = ask_password
         self._gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
         self._remotes: dict[str, Remote] = {}
+        self._jumps = JumpHosts()
 
     def get(self, node: Node) -> Remote:
         remote = self._remotes.get(node.name)
@@ -585,6 +730,7 @@ class RemotePool:
                 confirm_host_key=self.confirm_host_key,
                 ask_password=self.ask_password,
                 connect_gate=self._gate,
+                jumps=self._jumps,
             )
             self._remotes[node.name] = remote
         return remote
@@ -597,6 +743,12 @@ class RemotePool:
     def forget_failures(self) -> None:
         for remote in self._remotes.values():
             remote.forget_failure()
+        self._jumps.forget_failures()
+
+    @property
+    def jump_connects(self) -> int:
+        """Jump-host connections opened so far (one per bastion, shared by its nodes)."""
+        return self._jumps.opened
 
     @property
     def remotes(self) -> dict[str, Remote]:
@@ -604,3 +756,4 @@ class RemotePool:
 
     async def close(self) -> None:
         await asyncio.gather(*(r.close() for r in self._remotes.values()), return_exceptions=True)
+        await self._jumps.close()

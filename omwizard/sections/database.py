@@ -36,6 +36,7 @@ from omwizard.facts.database import (
     restart_script,
     tcp_probe,
 )
+from omwizard.facts.javaopts import JAVA_OPTS_FILES, SYSTEMD_RUNNING
 from omwizard.om.layout import OmLayout
 from omwizard.plan.model import Database, Node, Plan
 from omwizard.remote import dblogin
@@ -88,6 +89,7 @@ class DatabaseStep(Step):
 
 class DbTypeStep(DatabaseStep):
     only_om = True
+    files = (dbsql.PERSISTENCE_XML,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         read = await read_persistence(ctx, node, persistence.inspect,
@@ -327,6 +329,7 @@ async def edit_persistence(ctx: StepContext, node: Node, edit: Callable[[str], s
 
 class PersistenceConnectionStep(DatabaseStep):
     only_om = True
+    files = (dbsql.PERSISTENCE_XML,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         if not ctx.plan.database.password.value:
@@ -350,6 +353,7 @@ class PersistenceConnectionStep(DatabaseStep):
 
 class RemoteCommitProviderStep(DatabaseStep):
     only_om = True
+    files = (dbsql.PERSISTENCE_XML,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         read = await read_persistence(ctx, node, persistence.inspect)
@@ -369,6 +373,8 @@ class RemoteCommitProviderStep(DatabaseStep):
 
 class SerializationStep(DatabaseStep):
     only_om = True
+    facts = (SYSTEMD_RUNNING,)
+    files = (JAVA_OPTS_FILES,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         return await java_opts_status(ctx, node, list(SERIALIZATION_OPTS))

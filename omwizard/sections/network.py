@@ -21,25 +21,29 @@ from omwizard.facts.network import (
     RouteConfig,
     RouteState,
     addresses,
-    capture_argv,
+    capture_command,
     echo_requests,
     interface_for_address,
     multicast_ping_verdicts,
     nm_device_probe,
+    parse_pid,
     parse_ping,
     parse_route_config,
-    ping_argv,
+    ping_command,
     route_commands,
     route_config_parts,
     route_verdict,
+    stop_command,
     tcpdump_listening,
 )
 from omwizard.plan.model import Node, Plan
 from omwizard.remote.results import RemoteError, RunResult, quote_argv
+from omwizard.sections._firewall import DOC_FIREWALL, FirewallStep
 
 ROUTE_PENDING = "network.route-pending"  # ctx.shared: nodes whose route a dry-run only showed
-CAPTURE_SECONDS = 12  # tcpdump's own bound (timeout N); -c 2 ends it sooner
+CAPTURE_SECONDS = 12  # tcpdump's own bound, should omwizard not be there to stop it
 LISTEN_WAIT = 10  # how long to wait for every capture to say "listening on"
+CAPTURE_MARGIN = 0.5  # after the pings, for the last one to cross the segment (then stop)
 
 
 def multicast_join(plan: Plan, _node: Node) -> str | None:
@@ -205,16 +209,20 @@ async def multicast_ping(
     await asyncio.gather(*(resolve(n) for n in nodes))
     live = [n for n in nodes if n.name in ifaces]
     ready = {n.name: asyncio.Event() for n in live}
+    pids: dict[str, int] = {}
 
     async def capture(node: Node) -> RunResult:
         def seen(line: str) -> None:
+            pid = parse_pid(line)
+            if pid is not None:
+                pids[node.name] = pid
             if tcpdump_listening(line):
                 ready[node.name].set()
 
         try:
             return await ctx.run(
                 node,
-                capture_argv(ifaces[node.name], group, CAPTURE_SECONDS),
+                capture_command(ifaces[node.name], group, CAPTURE_SECONDS),
                 sudo=True,
                 timeout=CAPTURE_SECONDS + 20,
                 on_line=seen,
@@ -234,9 +242,12 @@ async def multicast_ping(
     ping_result: RunResult | None = None
     if chosen is not None:
         try:
-            ping_result = await ctx.run(chosen, ping_argv(group), sudo=False, timeout=30)
+            ping_result = await ctx.run(chosen, ping_command(group), sudo=False, timeout=30)
         except RemoteError as exc:
             found[chosen.name] = Finding.failed(exc.message, exc.remedy)
+    # A capture ends by itself once it saw both pings; one still running after the pings
+    # are over (plus a margin for the last to arrive) can see nothing more: stop it.
+    await stop_captures(ctx, live, tasks, pids, CAPTURE_MARGIN)
     results: dict[str, RunResult | BaseException] = {}
     for name, task in tasks.items():
         try:
@@ -280,6 +291,26 @@ async def multicast_ping(
                 f"{name}: {detail}", verdict.remedy, *evidence, data=PingRound(chosen.name)
             )
     return found
+
+
+async def stop_captures(
+    ctx: StepContext, nodes: list[Node], tasks: dict[str, asyncio.Task[RunResult]],
+    pids: dict[str, int], margin: float,
+) -> None:
+    """After `margin` seconds, SIGTERM every capture still running (tcpdump then prints what
+    it saw and exits 0), all nodes at once; the captures' own bound stays the fallback."""
+    running = [tasks[n.name] for n in nodes if not tasks[n.name].done()]
+    if running:
+        await asyncio.wait(running, timeout=margin)
+    late = [n for n in nodes if not tasks[n.name].done() and n.name in pids]
+
+    async def stop(node: Node) -> None:
+        try:
+            await ctx.run(node, stop_command(pids[node.name], "timeout"), sudo=True, timeout=20)
+        except RemoteError:
+            pass  # the capture's own timeout ends it
+
+    await asyncio.gather(*(stop(n) for n in late))
 
 
 async def ping_from_each(ctx: StepContext, nodes: list[Node]) -> dict[str, dict[str, Finding]]:
@@ -405,6 +436,7 @@ class RoutePersistentStep(MulticastStep):
 
 
 STEPS: list[Step] = [
+    FirewallStep("firewall", "Firewall lets the cluster's traffic through", DOC_FIREWALL),
     InterfaceMulticastStep(
         "interface-multicast", "Interface supports multicast",
         DOC_INTERFACE_MULTICAST,

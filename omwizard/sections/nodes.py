@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from omwizard.configs import hazelcast
 from omwizard.engine.step import Finding, Step, StepContext
-from omwizard.facts.nodes import HazelcastState, InstanceName, name_clashes, settings_for
+from omwizard.facts.nodes import (
+    HAZELCAST_XML,
+    HazelcastState,
+    InstanceName,
+    name_clashes,
+    settings_for,
+)
 from omwizard.om.layout import OmLayout
 from omwizard.plan.model import Node
 from omwizard.remote.results import RemoteError
@@ -47,6 +53,7 @@ class NodesStep(Step):
 class UniqueNamesStep(NodesStep):
     cluster_wide = True
     only_om = True
+    files = (HAZELCAST_XML,)
 
     async def check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
         planned = [n.name for n in ctx.plan.om_nodes]
@@ -80,6 +87,7 @@ class UniqueNamesStep(NodesStep):
 
 class HazelcastXmlStep(NodesStep):
     only_om = True
+    files = (HAZELCAST_XML,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         path = OmLayout(ctx.plan.cluster.om_home).hazelcast_xml

@@ -18,6 +18,7 @@ from omwizard.facts.network import (
     parse_probe_results,
     path_verdict,
     plan_probes,
+    stop_command,
     worth_probing,
 )
 from omwizard.facts.preflight import (
@@ -283,8 +284,9 @@ class StrayConfigStep(PreflightStep):
 # -- beyond: ports ----------------------------------------------------------------------------
 
 PROBE_TIMEOUT = 3.0
-LISTENER_SECONDS = 25
+LISTENER_SECONDS = 25  # a listener's own bound, should omwizard not be there to stop it
 READY_WAIT = 15
+LISTENER_MARGIN = 0.3  # after the probes, for the last to reach its listener (then stop)
 
 def om_or_db_host(plan: Plan, node: Node) -> str | None:
     if node.is_om or node.name == db_target(plan)[0]:
@@ -295,6 +297,26 @@ def om_or_db_host(plan: Plan, node: Node) -> str | None:
 def _setter(event: asyncio.Event) -> Callable[[object], None]:
     """A done-callback that sets the event (a listener that ended: nothing more to wait for)."""
     return lambda _future: event.set()
+
+
+async def stop_listeners(ctx: StepContext, nodes: list[Node],
+                         listeners: dict[str, asyncio.Future[RunResult]],
+                         ready: dict[str, dict]) -> None:
+    """After LISTENER_MARGIN, SIGTERM the listeners still running (they say STOPPED)."""
+    running = [task for task in listeners.values() if not task.done()]
+    if running:
+        await asyncio.wait(running, timeout=LISTENER_MARGIN)
+    late = [n for n in nodes if n.name in listeners and not listeners[n.name].done()
+            and isinstance(ready.get(n.name, {}).get("pid"), int)]
+
+    async def stop(node: Node) -> None:
+        try:
+            await ctx.run(node, stop_command(ready[node.name]["pid"], "python3"), sudo=False,
+                          timeout=20)
+        except RemoteError:
+            pass  # the listener's own timeout ends it
+
+    await asyncio.gather(*(stop(n) for n in late))
 
 
 class PortsStep(PreflightStep):
@@ -367,6 +389,9 @@ class PortsStep(PreflightStep):
             )
 
         outputs = await asyncio.gather(*(ctx.guard(n, prober(n)) for n in live))
+        # every probe has ended: a listener still waiting for one (dropped by a firewall, or
+        # its prober failed) can get nothing more, so it is stopped instead of waited out
+        await stop_listeners(ctx, live, listeners, ready)
         results: dict[str, dict[str, tuple[str, str]]] = {}
         for node, out in zip(live, outputs, strict=True):
             if isinstance(out, Finding):

@@ -23,6 +23,7 @@ from omwizard.configs.exports import ExportsConflict
 from omwizard.configs.fstab import FstabConflict, fstab_ensure
 from omwizard.engine.step import Finding, Step, StepContext, only_om
 from omwizard.facts import storage as sf
+from omwizard.facts.javaopts import JAVA_OPTS_FILES, SYSTEMD_RUNNING
 from omwizard.om.layout import UNIT_FILES, OmLayout
 from omwizard.plan.model import Node, Plan
 from omwizard.remote.results import RemoteError, RunResult
@@ -201,6 +202,8 @@ class StorageStep(Step):
 
 class DataDirStep(StorageStep):
     only_om = True
+    facts = (SYSTEMD_RUNNING,)
+    files = (JAVA_OPTS_FILES,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         path = ctx.plan.storage.path
@@ -285,6 +288,7 @@ class DataDirStep(StorageStep):
 class NfsServerStep(StorageStep):
     skip_when = (nfs_only, storage_server)
     facts = (sf.NFS_SERVER_PACKAGE, sf.DATA_FOLDER)
+    files = (sf.EXPORTS_FILE,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         st = ctx.plan.storage
@@ -365,6 +369,7 @@ class NfsServerStep(StorageStep):
 class NfsClientStep(StorageStep):
     skip_when = (nfs_only, only_om, not_storage_server)
     facts = (sf.NFS_CLIENT_PACKAGE, sf.DATA_FOLDER, sf.DATA_MOUNT)
+    files = (sf.FSTAB_FILE,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         st = ctx.plan.storage

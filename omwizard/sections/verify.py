@@ -32,10 +32,12 @@ from omwizard.facts.verify import (
 from omwizard.om.layout import UNIT, OmLayout
 from omwizard.plan.model import Node
 from omwizard.remote.results import RemoteError
+from omwizard.sections._rejoin import order_restarts, refuse_if_halted, wait_member
 
 RESTART_WAIT = 300  # seconds: Tomcat with OpenMeetings takes one to three minutes
 STARTED_MARKS = ("is STARTED", verifyfacts.STANDALONE)
 MEMBERS_SETTLE = 10  # seconds the members check waits for a forming cluster to settle
+STARTING_SETTLE = 60  # ... and for a running member that has not logged its start yet
 
 
 async def _log_path(ctx: StepContext, node: Node, facts: dict[str, Any]) -> str:
@@ -87,14 +89,19 @@ class RestartStep(VerifyStep):
         oldest = min(starts.values()) if starts else None
         current, why = verifyfacts.running_current(oldest, facts["mtimes"])
         data = RestartState(await _log_path(ctx, node, facts), int(facts["log_size"]),
-                            bool(facts["systemd"] and facts["unit"] is not None))
+                            bool(facts["systemd"] and facts["unit"] is not None), bool(starts))
         if current:
             pids = ", ".join(str(p) for p in starts)
             return Finding.ok(f"{why} (pid {pids})", evidence, data=data)
         return Finding.needs(why, "restart OpenMeetings on this node (omwizard does it, waiting "
                              "for it to come back)", evidence, data=data)
 
+    def order(self, ctx: StepContext, nodes: list[Node], found: dict[str, Finding]
+              ) -> list[Node]:
+        return order_restarts(ctx, nodes, found)  # new nodes first, then members one by one
+
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
+        refuse_if_halted(ctx, node)
         lay = OmLayout(ctx.plan.cluster.om_home)
         seen = finding.typed(RestartState)
         if seen.systemd:
@@ -109,6 +116,7 @@ class RestartStep(VerifyStep):
         if ctx.dry_run:
             return
         await wait_started(ctx, node, seen.log, seen.log_size)
+        await wait_member(ctx, node, seen.log)  # back in the cluster before the next restart
 
 
 async def wait_started(ctx: StepContext, node: Node, log: str, offset: int,
@@ -143,7 +151,7 @@ class MembersStep(VerifyStep):
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         expected = {n.name: n.address for n in ctx.plan.om_nodes}
-        for attempt in range(MEMBERS_SETTLE + 1):
+        for attempt in range(STARTING_SETTLE + 1):
             default = await _log_path(ctx, node, {})
             got = await ctx.run_parts(node, members_parts(ctx.plan.cluster.om_home, default))
             facts = parse_probe(got["probe"].stdout)
@@ -160,8 +168,12 @@ class MembersStep(VerifyStep):
                     f"--node {node.name}`)")
             seen = verdict.data
             forming = isinstance(seen, verifyfacts.MembersView) and bool(seen.missing)
-            settling = not verdict.ok and bool(facts["pids"]) and forming
-            if verdict.ok or not settling or attempt == MEMBERS_SETTLE:
+            # a process that runs but has not logged its start yet (just restarted, or a
+            # resumed run whose restart was interrupted) is given its start-up time
+            starting = verifyfacts.read_log(tail.stdout).state in (None, "STARTING")
+            settling = not verdict.ok and bool(facts["pids"]) and (forming or starting)
+            limit = STARTING_SETTLE if starting else MEMBERS_SETTLE
+            if verdict.ok or not settling or attempt >= limit:
                 break
             await asyncio.sleep(1)  # a cluster that is still forming: read again, bounded
         block = [line for line in tail.stdout.splitlines() if "Member" in line][-8:]
@@ -218,8 +230,9 @@ class HealthStep(VerifyStep):
             )
         try:
             host = urlsplit(node.server_url or "").hostname or node.address
-            status, body = await http_get(local, f"{prefix}/services/info/health", host, tls)
-            v_status, v_body = await http_get(local, f"{prefix}/services/info/version", host, tls)
+            (status, body), (v_status, v_body) = await asyncio.gather(  # both at once
+                http_get(local, f"{prefix}/services/info/health", host, tls),
+                http_get(local, f"{prefix}/services/info/version", host, tls))
         finally:
             listener.close()
         where = f"{scheme}://{node.address}:{port}{prefix}/services/info/health (via SSH to " \

@@ -54,6 +54,8 @@ class OmWizardApp(App[int]):
         Binding("f2", "toggle_theme", "Theme", show=False),
         # every screen: its keys and the status symbols (section screens show it as "? Keys")
         Binding("question_mark", "help", "Keys", key_display="?", show=False),
+        # who is in the cluster, what the plan being edited would touch (issue 19)
+        Binding("f3", "membership", "Membership", show=False),
     ]
 
     def __init__(
@@ -79,7 +81,17 @@ class OmWizardApp(App[int]):
         # this process can start it itself (root); welcome's Practise shows or starts it
         self.rehearse_command = ""
         self.can_rehearse = False
+        self.rehearsing = False  # set by the rehearsal: this wizard runs on its cluster
+        self.program = "omwizard"  # this program as the operator runs it (scripts/wizard, ...)
         self.rehearse_requested = False
+        # set by run_app only: a section's first visit checks it by itself (read-only). Tests
+        # drive the App on example plans whose addresses must never be contacted.
+        self.auto_check = False
+        # per cluster, the plan text saved before this TUI first saved over it: the base a
+        # plan change (a node added or removed) is shown against on the membership screen
+        self.membership_base: dict[str, str | None] = {}
+        # the file the current plan was opened from: adding or removing a node rewrites it
+        self.plan_file: Path | None = None
 
     @property
     def plan(self) -> Plan | None:
@@ -110,6 +122,7 @@ class OmWizardApp(App[int]):
         planning.keep_secret_refs(plan, data)
         if not self.adopt(plan, data):
             return False
+        self.plan_file = Path(path)
         if self.state is not None and (self.state.results() or self.state.meta()):
             self.offer_resume()
         else:
@@ -118,6 +131,7 @@ class OmWizardApp(App[int]):
 
     def open_session(self, directory: Path) -> bool:
         """Resume a saved session: its plan, its results, its place."""
+        self.plan_file = None
         text = StateStore(directory).load_plan_text()
         if not text:
             self.notify(f"{directory}: no plan saved in this session", severity="error")
@@ -181,6 +195,8 @@ class OmWizardApp(App[int]):
         self.plan_data = copy.deepcopy(data)
         try:
             if session.state is not None:  # always: the App's sessions are opened on a state
+                self.membership_base.setdefault(plan.cluster.name,
+                                                session.state.load_plan_text())
                 session.state.save_plan(dump_plan(plan))
         except (OSError, StateError) as exc:
             self.notify(f"cannot save the plan: {exc}", severity="error")
@@ -259,7 +275,8 @@ class OmWizardApp(App[int]):
             self.notify("complete the inventory first: the plan is not valid yet",
                         severity="warning")
             return
-        self.switch_screen(section_screen(self.session, section, step))
+        self.switch_screen(section_screen(self.session, section, step,
+                                          auto_check=self.auto_check))
 
     def goto_export(self) -> None:
         if self.session is None:
@@ -267,7 +284,7 @@ class OmWizardApp(App[int]):
             return
         from omwizard.tui.screens.export import ExportScreen
 
-        self.switch_screen(ExportScreen(self.session))
+        self.switch_screen(ExportScreen(self.session, program=self.program))
 
     # -- what the screens ask for -------------------------------------------------------------
 
@@ -289,6 +306,7 @@ class OmWizardApp(App[int]):
             self.run_worker(self._quit_now(), group="quit")
 
     def on_new_plan(self, _: messages.NewPlan) -> None:
+        self.plan_file = None
         if self.session is not None:
             self.retire(self.session)
             self.session = None
@@ -323,7 +341,44 @@ class OmWizardApp(App[int]):
     def on_visiting(self, message: messages.Visiting) -> None:
         self.touch(section=message.section, step=message.step)
 
+    def on_node_added(self, message: messages.NodeAdded) -> None:
+        from omwizard.plan.edit import add_node_text
+
+        if self.adopt(message.plan, message.data):
+            self.save_plan_file(lambda text: add_node_text(text, message.node), message.plan)
+
+    def on_node_removed(self, message: messages.NodeRemoved) -> None:
+        from omwizard.plan.edit import remove_node_text
+
+        if self.adopt(message.plan, message.data):
+            self.save_plan_file(lambda text: remove_node_text(text, message.name), message.plan)
+
+    def save_plan_file(self, edit: Callable[[str], str], plan: Plan) -> None:
+        """The plan file the plan came from, edited the same way (comments kept)."""
+        from omwizard.engine.plan_file import PlanFileError, update_plan_file
+
+        if self.plan_file is None:
+            return
+        try:
+            update_plan_file(self.plan_file, edit, plan, self.secret_env())
+        except PlanFileError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        self.notify(f"{self.plan_file} updated (comments kept)")
+
     # -- actions ------------------------------------------------------------------------------
+
+    def action_membership(self) -> None:
+        from omwizard.tui.screens.membership import MembershipScreen, base_plan
+
+        if self.plan is None or isinstance(self.screen, MembershipScreen):
+            return
+        before = base_plan(self.membership_base.get(self.plan.cluster.name))
+        results = self.state.results() if self.state is not None else {}
+        self.push_screen(MembershipScreen(
+            before, self.plan, results, session=self.session, data=self.plan_data,
+            env=self.secret_env(), program=self.program,
+            plan_file=str(self.plan_file) if self.plan_file else None))
 
     def action_help(self) -> None:
         from omwizard.tui.screens.help import HelpScreen, screen_keys, screen_name
@@ -334,7 +389,7 @@ class OmWizardApp(App[int]):
     def welcome_screen(self) -> Screen[Any]:
 
         return WelcomeScreen(self.state_base, rehearse_command=self.rehearse_command,
-                             can_rehearse=self.can_rehearse)
+                             can_rehearse=self.can_rehearse, rehearsing=self.rehearsing)
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
@@ -384,7 +439,8 @@ class OmWizardApp(App[int]):
                                 lambda a=action, s=screen: s.run_action(a))
 
 
-def section_screen(session: Session, section: str, step: str | None = None) -> SectionScreen:
+def section_screen(session: Session, section: str, step: str | None = None, *,
+                   auto_check: bool = False) -> SectionScreen:
     """The screen of a section: network and verify have their own, the others share one.
 
     Imported here, on first use: the section screens bring the sections' step modules.
@@ -392,14 +448,14 @@ def section_screen(session: Session, section: str, step: str | None = None) -> S
     if section == "verify":
         from omwizard.tui.screens.verify import VerifyScreen
 
-        return VerifyScreen(session, step=step)
+        return VerifyScreen(session, step=step, auto_check=auto_check)
     if section == "network":
         from omwizard.tui.screens.network import NetworkScreen
 
-        return NetworkScreen(session, step=step)
+        return NetworkScreen(session, step=step, auto_check=auto_check)
     from omwizard.tui.screens.section import SectionScreen
 
-    return SectionScreen(session, section, step=step)
+    return SectionScreen(session, section, step=step, auto_check=auto_check)
 
 
 def progress_text(state: StateStore) -> str:
@@ -420,12 +476,17 @@ def run_app(
     *,
     rehearse_command: str = "",
     rehearse: Callable[[], int] | None = None,
+    rehearsing: bool = False,
+    program: str = "omwizard",
 ) -> int:
     """The wizard; rehearse (given when this process may start one) runs after it closes if
     the operator chose to practise on a rehearsal cluster."""
     app = make_app(plan_path, state_dir)
     app.rehearse_command = rehearse_command
-    app.can_rehearse = rehearse is not None
+    app.program = program
+    app.can_rehearse = rehearse is not None and not rehearsing
+    app.rehearsing = rehearsing
+    app.auto_check = True  # an operator's run: a section's first visit checks it (read-only)
     result = app.run()
     if app.state is not None:  # the app stopped without its quit action
         app.state.unlock()

@@ -101,3 +101,26 @@ class Visiting(Message):
 
     section: str
     step: str | None = None
+
+
+# -- the cluster's membership (issue 19) ------------------------------------------------------
+
+
+@dataclass
+class NodeAdded(Message):
+    """A node added to the plan (validated): the App adopts the plan and adds the node to the
+    plan file, comments kept."""
+
+    plan: Plan
+    data: dict[str, Any] = field(repr=False)
+    node: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class NodeRemoved(Message):
+    """A node taken out of the cluster (its peers dropped it): the App adopts the plan without
+    it and takes it out of the plan file, comments kept."""
+
+    plan: Plan
+    data: dict[str, Any] = field(repr=False)
+    name: str = ""

@@ -1,4 +1,5 @@
-"""benchmarks/run.py --quick runs on the lab and prints every figure (speed is not judged)."""
+"""benchmarks/run.py --quick runs on the lab and prints every figure, the round trips through
+the delaying relay included (speed is not judged)."""
 
 from __future__ import annotations
 
@@ -42,5 +43,9 @@ def test_quick_benchmark_prints_every_figure(own_lab_slot: None) -> None:
         for line in lines if not line.startswith("#") and ":" in line
     }
     assert figures["check_vs_openssh_8"] == "n/a"  # "n/a (quick)"
-    for name in ("check_vs_openssh_3", "tui_first_screen_s", "tui_peak_rss_mb"):
+    assert figures["check_network_vs_openssh_6"] == "n/a"  # the 6-node lab: full run only
+    for name in ("check_vs_openssh_3", "tui_first_screen_s", "tui_peak_rss_mb",
+                 "check_round_trips", "check_round_trips_fresh", "apply_round_trips",
+                 "apply_round_trips_working", "check_fresh_vs_formed_3"):
         float(figures[name])  # a number, whatever its value
+    print(proc.stdout)  # the figures in the CI log (pytest -s, or on failure)

@@ -76,3 +76,44 @@ def fixed_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     base = tmp_path / "omwizard"
     demo_state(base)
     return base
+
+
+# a check's mixed outcome, cycled over every step and node of every section: each status the
+# grid can hold from a saved session (a dry run's would-change is never saved)
+MIXED = ("ok", "needs-change", "failed", "skipped", "changed", "ok", "rolled-back", "ok")
+DETAIL = {"ok": "as the documentation says", "needs-change": "differs: a applies the fix",
+          "failed": "cannot read the file: permission denied", "skipped": "not an OM node",
+          "changed": "changed by omwizard", "rolled-back": "undone by omwizard"}
+
+
+def results_state(base: Path) -> StateStore:
+    """demo's session with a result for every step on every node of every section, the
+    statuses mixed, and one manual check answered: the screens as they look after checks."""
+    from omwizard.engine.catalog import SECTIONS, steps_for
+
+    demo_state(base)
+    store = StateStore(base / "demo")
+    nodes = [n["name"] for n in neutral_plan_dict()["nodes"]]
+    i = 0
+    for section in SECTIONS:
+        for step in steps_for(section):
+            for node in nodes:
+                status = MIXED[i % len(MIXED)]
+                i += 1
+                store.set_result(f"{section}/{step.name}/{node}", {
+                    "section": section, "step": step.name, "node": node, "status": status,
+                    "detail": DETAIL[status], "changes": [], "ts": "2025-01-01T00:00:00Z",
+                    "at": "2025-01-01T00:00:00Z"})
+    store.set_answer("same-room", {"verdict": "pass", "note": "both saw each other's video",
+                                   "at": "2025-01-01T00:00:00Z", "ts": "2025-01-01T00:00:00Z"})
+    return store
+
+
+@pytest.fixture
+def results_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A saved session with results everywhere; HOME is its parent (paths show as ~/...)."""
+    monkeypatch.setenv("XDG_STATE_HOME", "/nonexistent-omwizard-snapshots")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    base = tmp_path / "omwizard"
+    results_state(base)
+    return base

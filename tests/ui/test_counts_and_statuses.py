@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from textual.widgets import DataTable, Label, OptionList
+from textual.widgets import DataTable, Label, OptionList, TabbedContent
 
 from omwizard.engine.events import StepFinished, StepStarted
 from omwizard.engine.state import StateStore
@@ -45,6 +45,7 @@ class _FakeEngine:
 
     def __init__(self, bus: Any, dry_run: bool) -> None:
         self.bus, self.dry_run = bus, dry_run
+        self.unreached: dict[str, str] = {}
 
     async def apply_step(self, step: Any) -> list[Result]:
         self.bus.emit(StepStarted(step.section, step.name, "om1", "check"))
@@ -87,6 +88,9 @@ async def test_apply_time_leaves_out_the_dialog_and_grid_is_not_running_while_as
         await pilot.pause(0.2)
         cell = str(grid.get_cell("timezone", "om1"))
         assert "⟳" not in cell and "running" not in cell, cell
+        await pilot.pause(1.2)  # a tick of the activity line
+        activity = str(screen.query_one("#activity", Label).render())
+        assert "waiting for your answer" in activity, activity
         assert cell.startswith(STATUS_SYMBOLS["would-change"]), cell
         clock[0] += 100  # the operator reads the diff for 100 s
         await pilot.press("y")
@@ -95,7 +99,9 @@ async def test_apply_time_leaves_out_the_dialog_and_grid_is_not_running_while_as
             if not screen.busy:
                 break
         activity = str(screen.query_one("#activity", Label).render())
-        assert "applied 1 step(s) in 0s" in activity, activity
+        assert "applied 1 step in 0s" in activity, activity
+        # the tab shows the results of the apply again, not the diff that was answered
+        assert screen.query_one("#tabs", TabbedContent).active == "tab-log"
         await pilot.press("ctrl+q")
 
 

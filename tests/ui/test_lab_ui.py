@@ -268,7 +268,7 @@ async def test_whole_wizard_every_section_rollback_resume_export(
                     # the capture's own output streamed into the log, from every node
                     for name in lab.nodes:
                         assert any(n == name and "listening on" in line
-                                   for n, line in screen.log_lines), name
+                                   for n, line, _ in screen.log_lines), name
                     assert "224.0.0.0/4" in route("n3")
                     # "Ping from…": n2 sends, every node's verdict in the grid and the log
                     await pilot.press("g")
@@ -280,7 +280,7 @@ async def test_whole_wizard_every_section_rollback_resume_export(
                         r = app.state.results()[f"network/multicast-ping/{name}"]
                         assert r["status"] == "ok" and "from n2" in r["detail"], r
                         assert screen.status_of("multicast-ping", name) == "ok"
-                    assert any("ping from n2: ok" in line for _, line in screen.log_lines)
+                    assert any("ping from n2: ok" in line for _, line, _ in screen.log_lines)
                 await pilot.press("n")
             results = await apply_section(pilot, app, "verify", seen)
             screen = app.screen

@@ -175,7 +175,7 @@ async def test_live_log_batched_and_filtered(state_home: Path, neutral_plan: Pat
             "section": "network", "step": "multicast-ping", "node": "om1",
             "status": "ok", "detail": "2 echo requests seen", "changes": []})))
         await pilot.pause(0.3)
-        lines = [line for _, line in screen.log_lines]
+        lines = [line for _, line, _ in screen.log_lines]
         assert "om2 line 199" in lines and "om1 line 0" in lines
         assert "$ tcpdump -ni eth0 host 224.0.0.0" in lines
         assert any("multicast-ping: ok" in line for line in lines)
@@ -183,6 +183,10 @@ async def test_live_log_batched_and_filtered(state_home: Path, neutral_plan: Pat
         # 400+ lines arrived in a few writes, not one write per line
         assert 1 <= screen.log_batches - batches <= 5
         log = screen.query_one("#log", RichLog)
+        shown = "\n".join(strip.text for strip in log.lines)
+        assert "multicast-ping: ok" in shown and "om2 line 199" not in shown  # results only
+        await pilot.press("l")  # the raw view: the commands and their output too
+        await pilot.pause()
         shown = "\n".join(strip.text for strip in log.lines)
         assert "[om2] om2 line 199" in shown
         # filter on one node: only its lines

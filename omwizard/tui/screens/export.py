@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -10,11 +11,34 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from omwizard.engine.export import ExportError, export_target, write_export
+from omwizard.engine.export import MANUAL_CHECKS, ExportError, export_target, write_export
 from omwizard.engine.session import Session
+from omwizard.engine.state import StateStore
 from omwizard.tui.messages import GoToSection
 from omwizard.tui.screens.modals import ConfirmScreen
+from omwizard.tui.screens.welcome import describe_counts
 from omwizard.tui.screens.widgets import WizardHeader
+
+
+def home_path(path: Path) -> str:
+    """A path as the operator reads it: under the home folder as ~/... (the Input expands it)."""
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
+def report_summary(state: StateStore | None) -> str:
+    """What the report will hold: the results by status, failures first, and the manual checks
+    answered (of how many)."""
+    if state is None:
+        return "no session: the report would be empty"
+    counts = Counter(str(r.get("status")) for r in state.results().values())
+    answers = state.answers()
+    verdicts = Counter(str(a.get("verdict")) for a in answers.values())
+    said = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) or "none"
+    return (f"The report: {describe_counts(dict(counts))}.\n"
+            f"Manual checks answered: {len(answers)} of {len(MANUAL_CHECKS)} ({said}).")
 
 
 class ExportScreen(Screen[None]):
@@ -25,9 +49,10 @@ class ExportScreen(Screen[None]):
     ]
     PALETTE = [("Write export", "Write the plan and the report", "write")]
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, program: str = "omwizard") -> None:
         super().__init__()
         self.session = session
+        self.program = program  # named in the texts as the operator runs it
         self.written: Path | None = None
 
     def compose(self) -> ComposeResult:
@@ -40,21 +65,22 @@ class ExportScreen(Screen[None]):
         with Vertical(id="export"):
             yield Label("Export", id="section-title")
             yield Static(
-                "The export is the plan (re-loadable with `omwizard validate FILE`) and a "
+                f"The export is the plan (re-loadable with `{self.program} validate FILE`) and a "
                 "`report:` of every check, change and manual answer. Secrets appear only as "
-                "${VAR} references."
+                "${VAR} references.", markup=False,
             )
             with Horizontal(classes="field"):
                 yield Label("Write to", classes="field-label")
-                yield Input(str(default), id="export-path", compact=True)
+                yield Input(home_path(default), id="export-path", compact=True)
             yield Button("Write export ^s", id="write", variant="primary", compact=True)
             yield Static("", id="export-result")
+            yield Static(report_summary(state), id="report-summary")
             yield Label("Session", classes="heading")
             yield Static(
-                f"The session is saved in {state.directory if state else '(none)'}\n"
+                f"The session is saved in {home_path(state.directory) if state else '(none)'}\n"
                 "(plan, journal of changes, results, answers). Quit at any time and start "
-                "omwizard again to resume.",
-                id="session-path",
+                f"{self.program} again to resume.",
+                id="session-path", markup=False,
             )
         yield Footer(compact=True)
 
@@ -94,7 +120,7 @@ class ExportScreen(Screen[None]):
             self.query_one("#export-result", Static).update(f"✗ cannot write {path}: {exc}")
             self.notify(str(exc), severity="error")
             return
-        self.query_one("#export-result", Static).update(f"✓ wrote {self.written}")
+        self.query_one("#export-result", Static).update(f"✓ wrote {home_path(self.written)}")
         self.notify(f"wrote {self.written}")
 
     def action_back(self) -> None:

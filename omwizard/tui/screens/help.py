@@ -16,7 +16,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
 
-from omwizard.tui.screens.widgets import NOT_CHECKED, STATUS_WORDS, status_word
+from omwizard.tui.screens.widgets import NOT_CHECKED, STATUS_WORDS, status_text, status_word
 
 APP_KEYS = (("quit", "Quit (the session is saved as you go)"),
             ("toggle_theme", "Light or dark theme"),
@@ -60,14 +60,16 @@ def keys_table(keys: list[tuple[str, str]]) -> Table:
     return table
 
 
-def status_table() -> Table:
+def status_table(theme: Any = None) -> Table:
+    """Every status as the grid draws it (symbol, word, colour), its short word, its meaning."""
     table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold", no_wrap=True)
+    table.add_column(no_wrap=True)
     table.add_column(no_wrap=True)
     table.add_column()
     for status, (_, _, short, meaning) in STATUS_WORDS.items():
         full = status_word(status)
-        table.add_row(full, status_word(status, short=True) if short not in full else "",
+        table.add_row(status_text(status, theme),
+                      status_text(status, theme, short=True) if short not in full else "",
                       meaning)
     table.add_row(NOT_CHECKED[0], "", NOT_CHECKED[1])
     return table
@@ -95,7 +97,7 @@ class HelpScreen(ModalScreen[None]):
             with VerticalScroll(id="help-body"):
                 yield Label("Status of a step on a node (the grid's cells)",
                             classes="help-heading first")
-                yield Static(status_table(), id="help-status")
+                yield Static(status_table(self.app.current_theme), id="help-status")
                 yield Label("Keys", classes="help-heading")
                 yield Static(keys_table(self.keys), id="help-keys")
                 yield Static(Text(

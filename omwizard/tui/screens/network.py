@@ -31,8 +31,9 @@ class NetworkScreen(SectionScreen):
         ("Ping from…", "Repeat the multicast test with another node sending", "ping_from"),
     ]
 
-    def __init__(self, session: Session, step: str | None = None) -> None:
-        super().__init__(session, "network", step=step)
+    def __init__(self, session: Session, step: str | None = None, *,
+                 auto_check: bool = False) -> None:
+        super().__init__(session, "network", step=step, auto_check=auto_check)
 
     def ping_step(self) -> Step | None:
         return next((s for s in self.steps if s.name == PING_STEP), None)

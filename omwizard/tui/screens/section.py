@@ -8,6 +8,7 @@ events arrive here as EngineEvent messages.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,12 +45,13 @@ from omwizard.engine.step import STATUS_SYMBOLS, Step
 from omwizard.tui.messages import GoToExport, GoToInventory, GoToSection, Visiting
 from omwizard.tui.screens.help import HelpScreen, app_keys
 from omwizard.tui.screens.modals import ConfirmScreen, TextScreen
+from omwizard.tui.screens.welcome import describe_counts
 from omwizard.tui.screens.widgets import (
     FULL_WIDTH,
     SHORT_WIDTH,
     KeysFooter,
     WizardHeader,
-    status_word,
+    status_text,
 )
 
 SYMBOLS = {
@@ -62,19 +64,6 @@ FIRST_VISIT = ("Nothing checked here yet: C checks every step on every node, c t
 STEP_MIN = 14  # the step column never narrower (titles are cut with …, statuses never)
 LOG_FLUSH = 0.1  # seconds between two writes of the live log
 LOG_KEEP = 20000  # lines kept for re-filtering
-THEME_COLOUR = {"ok": "success", "changed": "accent", "rolled-back": "accent",
-                "would-change": "warning", "needs-change": "warning", "failed": "error",
-                "running": "primary", "skipped": "foreground"}
-
-
-def status_text(status: str | None, theme: Any = None, *, short: bool = False) -> Text:
-    if not status:
-        return Text("·", style="dim")
-    colour = getattr(theme, THEME_COLOUR.get(status, ""), None) if theme else None
-    style = f"bold {colour}" if colour else "bold"
-    if status == "skipped":
-        style = "dim"
-    return Text(status_word(status, short=short), style=style, no_wrap=True)
 
 
 def grid_widths(width: int, titles: list[str], nodes: list[str]) -> tuple[bool, int, int]:
@@ -98,22 +87,31 @@ def cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
-def log_entry(ev: Event) -> tuple[str, str] | None:
-    """The live log's line for an engine event: (node, text)."""
+def log_entry(ev: Event) -> tuple[str, str, bool] | None:
+    """The live log's line for an engine event: (node, text, raw?).
+
+    Raw lines are our own plumbing: a step starting, the probe scripts we run (with their
+    output markers) and what they print. The Log tab shows them only in its raw view (l); by
+    default it shows the results and the changes made."""
     if isinstance(ev, StepStarted):
-        return ev.node, f"{ev.phase} {ev.section}.{ev.step}"
+        return ev.node, f"{ev.phase} {ev.section}.{ev.step}", True
     if isinstance(ev, CommandRun):
-        return ev.node, f"$ {ev.command}"
+        return ev.node, f"$ {ev.command}", True
     if isinstance(ev, OutputLine):
-        return ev.node, ev.line
+        return ev.node, ev.line, True
     if isinstance(ev, ChangeMade):
-        return ev.node, f"changed {ev.change.get('kind')}: {ev.change.get('target')}"
+        return ev.node, f"changed {ev.change.get('kind')}: {ev.change.get('target')}", False
     if isinstance(ev, StepFinished):
         r = ev.result.as_json()
         status = r.get("status", "")
         return (r.get("node", ""),
-                f"{SYMBOLS.get(status, '?')} {r.get('step')}: {status} {r.get('detail', '')}")
+                f"{SYMBOLS.get(status, '?')} {r.get('step')}: {status} {r.get('detail', '')}",
+                False)
     return None
+
+
+def log_text(node: str, line: str) -> str:
+    return f"[{node}] {line}" if node else line
 
 
 def describe_result(r: dict[str, Any]) -> str:
@@ -156,6 +154,9 @@ class SectionScreen(Screen[None]):
         Binding("question_mark", "help", "Keys", key_display="?",
                 tooltip="Every key and status symbol"),
         Binding("escape", "back", "Back", tooltip="Back to the inventory"),
+        Binding("l", "raw_log", "Raw log",
+                tooltip="The log with every probe script and its output (l again: results "
+                        "and changes only)"),
     ]
     PALETTE = [
         ("Re-check step", "Run the highlighted step's check on every node", "check_step"),
@@ -165,6 +166,7 @@ class SectionScreen(Screen[None]):
         ("Roll back step", "Undo what the journal holds for this step", "rollback_step"),
         ("Roll back section", "Undo what the journal holds for this section", "rollback_section"),
         ("Skip step", "Mark the step skipped, with a reason", "skip"),
+        ("Raw log", "Every probe script and its output in the log, or results only", "raw_log"),
         ("Next section", "", "next"),
         ("Previous section", "", "previous"),
     ]
@@ -175,21 +177,27 @@ class SectionScreen(Screen[None]):
 
         event: Event
 
-    def __init__(self, session: Session, section: str, step: str | None = None) -> None:
+    def __init__(self, session: Session, section: str, step: str | None = None, *,
+                 auto_check: bool = False) -> None:
         super().__init__()
+        # a first visit (no result yet) checks the whole section by itself (read-only); the
+        # App asks for it only when it runs for an operator (run_app), never in a test's Pilot
+        self.auto_check = auto_check
         self.session = session  # the plan, its state, the bus and the engine: read, never swapped
         self.section = section
         self.start_step = step
         self.steps: tuple[Step, ...] = ()
         self.results: dict[str, dict[str, Any]] = {}  # "step/node" -> result
-        self.log_lines: list[tuple[str, str]] = []  # (node, line)
+        self.log_lines: list[tuple[str, str, bool]] = []  # (node, line, raw?)
         self.log_filter: str | None = None
+        self.raw_log = False  # the Log tab shows probe scripts and their output too
         self.busy = False
-        self._pending: list[tuple[str, str]] = []  # log lines not written yet
+        self._pending: list[tuple[str, str, bool]] = []  # log lines not written yet
         self.log_batches = 0
         self.short_words = False  # the grid's status words: short ones when full ones do not fit
         self.what = ""  # the long work running now, its current step, since when
         self.doing = ""
+        self.asking = ""  # what a dialog asks the operator now (the activity line says so)
         self.started = 0.0
 
     # -- layout -------------------------------------------------------------------------------
@@ -253,7 +261,12 @@ class SectionScreen(Screen[None]):
         self.post_message(Visiting(self.section,
                                    self.current_step.name if self.current_step else None))
         # a first visit says how to start (read-only), where the results will appear
-        self.query_one("#first-visit", Static).display = bool(self.steps and not self.results)
+        first = bool(self.steps and not self.results)
+        self.query_one("#first-visit", Static).display = first
+        if first and self.auto_check:  # and checks the section by itself: checks only read
+            self.call_after_refresh(self.action_check_section)
+        elif self.results:  # a resumed section: the log says what the grid shows, and when
+            self.log_line("", saved_results_line(self.results.values()))
 
     def on_unmount(self) -> None:
         self.session.bus.unsubscribe(self._listen)
@@ -363,9 +376,12 @@ class SectionScreen(Screen[None]):
 
     # -- events -------------------------------------------------------------------------------
 
-    def log_line(self, node: str, line: str) -> None:
+    def log_line(self, node: str, line: str, raw: bool = False) -> None:
         """Queue one line for the live log (written with the next batch)."""
-        self._pending.append((node, line))
+        self._pending.append((node, line, raw))
+
+    def shown_in_log(self, node: str, raw: bool) -> bool:
+        return self.log_filter in (None, node) and (self.raw_log or not raw)
 
     def flush_log(self) -> None:
         """Write the queued lines: one RichLog write per batch, filtered by node."""
@@ -375,8 +391,8 @@ class SectionScreen(Screen[None]):
         self.log_lines.extend(batch)
         if len(self.log_lines) > LOG_KEEP:
             del self.log_lines[: len(self.log_lines) - LOG_KEEP]
-        shown = [f"[{node}] {line}" if node else line for node, line in batch
-                 if self.log_filter in (None, node)]
+        shown = [log_text(node, line) for node, line, raw in batch
+                 if self.shown_in_log(node, raw)]
         if shown:
             self.query_one("#log", RichLog).write("\n".join(shown))
         self.log_batches += 1
@@ -384,6 +400,9 @@ class SectionScreen(Screen[None]):
     def tick(self) -> None:
         """While working: the elapsed time and what runs now (restarts take minutes)."""
         if not self.busy:
+            return
+        if self.asking:  # a dialog waits for the operator: no work, no clock
+            self.query_one("#activity", Label).update(f"{self.what} · {self.asking}")
             return
         elapsed = int(time.monotonic() - self.started - getattr(self, "waited", 0.0))
         doing = f" · {self.doing}" if self.doing else ""
@@ -412,11 +431,25 @@ class SectionScreen(Screen[None]):
     def _filter(self, event: Select.Changed) -> None:
         self.flush_log()
         self.log_filter = None if event.value is Select.NULL else str(event.value)
+        self.rewrite_log()
+
+    def rewrite_log(self) -> None:
+        """The Log tab again from the lines kept, for the current filter and view."""
         log = self.query_one("#log", RichLog)
         log.clear()
-        for node, line in self.log_lines:
-            if self.log_filter in (None, node):
-                log.write(f"[{node}] {line}" if node else line)
+        shown = [log_text(node, line) for node, line, raw in self.log_lines
+                 if self.shown_in_log(node, raw)]
+        if shown:
+            log.write("\n".join(shown))
+
+    def action_raw_log(self) -> None:
+        """l: the raw log (probe scripts, their output) or results and changes only."""
+        self.flush_log()
+        self.raw_log = not self.raw_log
+        self.query_one("#tabs", TabbedContent).get_tab("tab-log").label = (
+            "Log (raw)" if self.raw_log else "Log")
+        self.query_one("#tabs", TabbedContent).active = "tab-log"
+        self.rewrite_log()
 
     def action_filter(self) -> None:
         """Cycle the log filter: all nodes, then each node."""
@@ -493,12 +526,17 @@ class SectionScreen(Screen[None]):
         try:
             session = self.session
             session.pool.forget_failures()
+            # one engine for the run, as the CLI's apply: a node that cannot be reached is
+            # said once, its later steps refer to it. Each step's dry run is new (it reads
+            # what the previous step changed) but knows the nodes already found unreachable.
+            real = session.engine([self.section])
             for step in steps:
                 self.post_message(Visiting(self.section, step.name))
                 if not step.has_apply:
-                    await session.engine([self.section]).check_step(step)
+                    await real.check_step(step)
                     continue
                 dry = session.engine([self.section], dry_run=True)
+                dry.unreached = real.unreached
                 planned = [r.as_json() for r in await dry.apply_step(step)]
                 todo = [r for r in planned if r["status"] == "would-change"]
                 self.show_diff(step, todo)
@@ -517,23 +555,29 @@ class SectionScreen(Screen[None]):
                 for r in todo:  # waiting for the operator, not running
                     self.set_cell(r["step"], r["node"], "would-change")
                 asked = time.monotonic()
-                yes = await self.app.push_screen_wait(ConfirmScreen(
-                    f"Apply {step.title or step.name} on {', '.join(r['node'] for r in todo)}?",
-                    body, yes="Apply", no="Not now"))
-                self.waited += time.monotonic() - asked
+                self.asking = f"{step.name}: waiting for your answer"
+                try:
+                    yes = await self.app.push_screen_wait(ConfirmScreen(
+                        f"Apply {step.title or step.name} on "
+                        f"{', '.join(r['node'] for r in todo)}?",
+                        body, yes="Apply", no="Not now"))
+                finally:
+                    self.asking = ""
+                    self.waited += time.monotonic() - asked
                 if not yes:
                     for r in todo:
                         self.set_cell(r["step"], r["node"])
                     self.notify("not applied")
                     break
-                real = session.engine([self.section])
                 results = await real.apply_step(step)
                 applied += 1
                 if any(r.status == "failed" for r in results):
                     self.notify(f"{step.name} failed; see Details", severity="error")
                     break
         finally:
-            self.end(f"applied {applied} step(s)")
+            self.end(f"applied {applied} step{'' if applied == 1 else 's'}")
+            if applied:  # the results of what was applied, not the last diff
+                self.query_one("#tabs", TabbedContent).active = "tab-log"
 
     def show_diff(self, step: Step, todo: list[dict[str, Any]]) -> None:
         log = self.query_one("#diff", RichLog)
@@ -670,6 +714,16 @@ class SectionScreen(Screen[None]):
             if isinstance(item, Binding):
                 out.append(item)
         return out
+
+
+def saved_results_line(results: Any) -> str:
+    """The log's first line on a section with saved results: their counts and newest time."""
+    results = list(results)
+    counts = Counter(str(r.get("status")) for r in results)
+    times = [str(r.get("at") or r.get("ts") or "") for r in results]
+    when = max(times) if any(times) else ""
+    return (f"saved results of this section: {describe_counts(dict(counts))}"
+            + (f" (newest {when})" if when else "") + "; c or C checks again")
 
 
 def plan_text(todo: list[dict[str, Any]]) -> str:

@@ -70,8 +70,9 @@ class VerifyScreen(SectionScreen):
         Binding("m", "manual", "Manual", tooltip="The manual checks"),
     ]
 
-    def __init__(self, session: Session, step: str | None = None) -> None:
-        super().__init__(session, "verify", step=step)
+    def __init__(self, session: Session, step: str | None = None, *,
+                 auto_check: bool = False) -> None:
+        super().__init__(session, "verify", step=step, auto_check=auto_check)
 
     def extra_panes(self) -> ComposeResult:
         plan = self.session.plan

@@ -8,15 +8,16 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Label, OptionList, Static
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from omwizard.engine.catalog import TITLES
 from omwizard.engine.state import list_sessions
 from omwizard.tui.messages import NewPlan, OpenPlanFile, OpenSession, StartRehearsal
 from omwizard.tui.screens.modals import ConfirmScreen, TextScreen
-from omwizard.tui.screens.widgets import WizardHeader
+from omwizard.tui.screens.widgets import KeysFooter, WizardHeader
 
 INTRO = (
     "omwizard turns Apache OpenMeetings servers into a cluster, following OpenMeetings' own "
@@ -36,9 +37,15 @@ REHEARSAL_OPTIONS = (
 )
 
 
-def rehearsal_text(command: str, can_start: bool) -> str:
-    """The Practise dialog: start it from here (root), or the exact command to run."""
-    command = command or "sudo scripts/wizard rehearse   (installed: sudo omwizard rehearse)"
+def rehearsal_text(command: str, can_start: bool, rehearsing: bool = False) -> str:
+    """The Practise dialog: start it from here (root), or the exact command to run, both as
+    the operator invoked this program (the CLI passes it); inside a rehearsal, say so."""
+    command = command or "the rehearse command of this program, as root"
+    if rehearsing:
+        return ("This wizard already runs on a rehearsal cluster: a throwaway local cluster "
+                "(real sshd, MariaDB or PostgreSQL and Hazelcast members in network "
+                "namespaces, 198.18.0.0/24 only), torn down when you quit. Practise here; "
+                f"another rehearsal later:\n\n    {command}\n\n" + REHEARSAL_OPTIONS)
     if can_start:
         how = (f"Start it now: this wizard closes and the rehearsal opens in its place (the "
                f"same as running  {command}).\n")
@@ -78,6 +85,7 @@ class WelcomeScreen(Screen[None]):
         Binding("o", "open", "Open plan"),
         Binding("r", "resume", "Resume"),
         Binding("p", "rehearse", "Practise"),
+        Binding("t", "troubleshoot", "Troubleshoot", show=False),
         Binding("q", "app.quit", "Quit", show=False),
         Binding("f2", "app.toggle_theme", "Theme"),
     ]
@@ -86,14 +94,17 @@ class WelcomeScreen(Screen[None]):
         ("Open a plan file", "Load a YAML plan", "open"),
         ("Resume session", "The highlighted (or latest) saved session", "resume"),
         ("Practise on a rehearsal cluster", "Start a throwaway local cluster", "rehearse"),
+        ("Troubleshoot an existing cluster", "Discover its plan, then run the doctor",
+         "troubleshoot"),
     ]
 
     def __init__(self, state_base: Path | None = None, *, rehearse_command: str = "",
-                 can_rehearse: bool = False) -> None:
+                 can_rehearse: bool = False, rehearsing: bool = False) -> None:
         super().__init__()
         self.state_base = state_base  # where saved sessions are listed from (None: the default)
         self.rehearse_command = rehearse_command  # how this user starts a rehearsal
         self.can_rehearse = can_rehearse  # the wizard may start it itself (as root)
+        self.rehearsing = rehearsing  # this wizard runs on a rehearsal cluster now
         self.sessions: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
@@ -103,14 +114,16 @@ class WelcomeScreen(Screen[None]):
             yield Static(INTRO, id="welcome-intro")
             yield Label("Start", classes="heading")
             yield OptionList(
-                Option("New cluster plan  [n]", id="new"),
-                Option("Open a plan file  [o]", id="open"),
-                Option("No servers yet? Practise on a rehearsal cluster  [p]", id="rehearse"),
+                Option(Content("New cluster plan  [n]"), id="new"),
+                Option(Content("Open a plan file  [o]"), id="open"),
+                Option(Content("No servers yet? Practise on a rehearsal cluster  [p]"),
+                       id="rehearse"),
+                Option(Content("Troubleshoot an existing cluster  [t]"), id="troubleshoot"),
                 id="start",
             )
-            yield Label("Saved sessions  [r] resume", classes="heading")
+            yield Label("Saved sessions  [r] resume", classes="heading", markup=False)
             yield OptionList(id="sessions")
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)  # two rows: every key fits at 80 columns
 
     def on_mount(self) -> None:
         self.refresh_sessions()
@@ -124,7 +137,7 @@ class WelcomeScreen(Screen[None]):
         if not self.sessions:
             sessions.add_option(Option("No saved session yet", id="none", disabled=True))
         for i, s in enumerate(self.sessions):
-            sessions.add_option(Option(describe_session(s), id=f"s{i}"))
+            sessions.add_option(Option(Content(describe_session(s)), id=f"s{i}"))
         if self.sessions:
             sessions.highlighted = 0
 
@@ -137,6 +150,8 @@ class WelcomeScreen(Screen[None]):
             self.action_open()
         elif oid == "rehearse":
             self.action_rehearse()
+        elif oid == "troubleshoot":
+            self.action_troubleshoot()
         elif oid.startswith("s"):
             self.resume(self.sessions[int(oid[1:])])
 
@@ -152,8 +167,8 @@ class WelcomeScreen(Screen[None]):
 
     def action_rehearse(self) -> None:
         can_start = self.can_rehearse
-        text = rehearsal_text(self.rehearse_command, can_start)
-        if not can_start:
+        text = rehearsal_text(self.rehearse_command, can_start, self.rehearsing)
+        if not can_start or self.rehearsing:
             self.app.push_screen(ConfirmScreen("Practise first", text, yes="OK", no="Back"))
             return
 
@@ -165,6 +180,11 @@ class WelcomeScreen(Screen[None]):
             ConfirmScreen("Practise first", text, yes="Start the rehearsal", no="Back"),
             answered,
         )
+
+    def action_troubleshoot(self) -> None:
+        from omwizard.tui.screens.doctor import DoctorScreen
+
+        self.app.push_screen(DoctorScreen())
 
     def action_resume(self) -> None:
         if not self.sessions:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -62,6 +65,24 @@ def status_word(status: str, *, short: bool = False) -> str:
     """The cell text of a status: its symbol and its (short) word, never cut."""
     sym, full, brief, _ = STATUS_WORDS.get(status, ("?", status, status, ""))
     return f"{sym} {brief if short else full}"
+
+
+# the theme colour of each status: told apart by colour as well as by symbol (the built-in
+# themes' accent is their warning colour, so a change is not drawn in it); rolled-back is bold
+# text, skipped dim
+THEME_COLOUR = {"ok": "success", "changed": "primary", "would-change": "warning",
+                "needs-change": "warning", "failed": "error", "running": "primary"}
+
+
+def status_text(status: str | None, theme: Any = None, *, short: bool = False) -> Text:
+    """A status as the grid and the legend draw it: symbol and (short) word, in its colour."""
+    if not status:
+        return Text("·", style="dim")
+    colour = getattr(theme, THEME_COLOUR.get(status, ""), None) if theme else None
+    style = f"bold {colour}" if colour else "bold"
+    if status == "skipped":
+        style = "dim"
+    return Text(status_word(status, short=short), style=style, no_wrap=True)
 
 
 class KeyColumn(Vertical):

@@ -1,0 +1,82 @@
+"""Restarts that keep a running cluster up (used by verify.restart).
+
+A serial restart takes first the nodes that are not serving members yet (a node just added
+to the plan: starting it takes nothing away), then the running members, one at a time; each
+restarted node must be seen back as a member (its own log lists itself and every member
+that runs the current configuration) before the next is restarted. If one does not come
+back, the others are left running as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from omwizard.engine.step import Finding, StepContext
+from omwizard.facts import verify as verifyfacts
+from omwizard.facts.membership import restart_order, seen_as_member
+from omwizard.facts.verify import OM_PROCESS, RestartState, members_parts
+from omwizard.plan.model import Node
+from omwizard.remote.results import RemoteError
+
+PENDING = "verify.restart.pending"  # ctx.shared: nodes this run still has to restart
+HALTED = "verify.restart.halted"  # ctx.shared: the node that did not come back
+MEMBER_WAIT = 120  # seconds a restarted node has to show up in its cluster's members list
+
+
+def order_restarts(ctx: StepContext, nodes: list[Node], found: dict[str, Finding]
+                   ) -> list[Node]:
+    """Not-yet-serving nodes first (not running, or never seen as a member by this state)."""
+    results = ctx.state.results() if ctx.state is not None else {}
+    serving = {}
+    for node in nodes:
+        data = found[node.name].data
+        running = isinstance(data, RestartState) and data.running
+        member = results.get(f"verify/members/{node.name}", {}).get("status") == "ok"
+        serving[node.name] = running and member
+    names = restart_order([n.name for n in nodes], serving)
+    ctx.shared[PENDING] = set(names)
+    by_name = {n.name: n for n in nodes}
+    return [by_name[name] for name in names]
+
+
+def refuse_if_halted(ctx: StepContext, node: Node) -> None:
+    halted = ctx.shared.get(HALTED)
+    if halted:
+        raise RemoteError(
+            node.name,
+            f"not restarted: {halted} did not come back as a member, so the other nodes keep "
+            "running as they are",
+            f"fix {halted} (verify.members says why), then apply --section verify again")
+
+
+async def wait_member(ctx: StepContext, node: Node, log: str) -> None:
+    """Bounded wait until the node's latest members list holds itself and every OM node that
+    runs the current configuration (not the ones this run has still to restart)."""
+    pending = ctx.shared.setdefault(PENDING, set())
+    pending.discard(node.name)
+    expected = {node.address}
+    for peer in ctx.plan.om_nodes:
+        if peer.name == node.name or peer.name in pending:
+            continue
+        try:
+            if (await ctx.fact(peer, OM_PROCESS))["pids"]:
+                expected.add(peer.address)
+        except RemoteError:
+            continue  # an unreachable peer is not waited for
+    deadline = time.monotonic() + MEMBER_WAIT
+    while True:
+        got = await ctx.run_parts(node, members_parts(ctx.plan.cluster.om_home, log))
+        facts = verifyfacts.read_log(got["tail"].stdout)
+        if facts.standalone or seen_as_member(facts, expected):
+            return  # alone by configuration: verify.members says so; nothing to wait for
+        if time.monotonic() > deadline:
+            ctx.shared[HALTED] = node.name
+            seen = ", ".join(a for a, _ in facts.block.members) if facts.block else "no one"
+            raise RemoteError(
+                node.name,
+                f"{node.name} started but is not back in the cluster after {MEMBER_WAIT} s: "
+                f"it sees {seen}, expected {', '.join(sorted(expected))}",
+                "check network.firewall and the join settings (verify.members says more); "
+                "the nodes not restarted yet keep running")
+        await asyncio.sleep(2)
