@@ -594,6 +594,15 @@ class LoginVerdict(StepData):
     verdict: str
 
 
+@dataclass(frozen=True)
+class LoginWaits(LoginVerdict):
+    """db-login's verdict while this run's check of `waits_on` found a change still to
+    apply (the user, grants or listen address the login needs are not there yet)."""
+
+    kind = "db-login-waits"
+    waits_on: str = "database.remote-user"
+
+
 # the node's persistence.xml (db-type, persistence-connection and the commit provider read it)
 PERSISTENCE_XML = Files(
     "persistence_xml", lambda plan, _node: [OmLayout(plan.cluster.om_home).persistence_xml]

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from omwizard.configs import persistence
 from omwizard.configs.javaopts import SERIALIZATION_OPTS
-from omwizard.engine.step import Finding, Step, StepContext
+from omwizard.engine.step import FAILED, NEEDS_CHANGE, Finding, Step, StepContext
 from omwizard.facts import database as dbsql
 from omwizard.facts.database import (
     H2_DOC,
@@ -25,6 +25,7 @@ from omwizard.facts.database import (
     MYSQL_KINDS,
     REMOTE_USER_DOC,
     LoginVerdict,
+    LoginWaits,
     admin_prefix,
     judge_db_type,
     manual_undo,
@@ -130,6 +131,12 @@ def managed_kind(plan: Plan, _node: Node) -> str | None:
     return None
 
 
+# ctx.shared: database nodes whose remote-user check in THIS run found needs-change (the
+# latest check wins, so the re-check after apply clears it): db-login waits on them
+REMOTE_USER_PENDING = "database.remote-user-pending"
+REMOTE_USER = "database.remote-user"
+
+
 class RemoteUserStep(DatabaseStep):
     serial = True
     skip_when = (managed, database_node, managed_kind)
@@ -138,6 +145,15 @@ class RemoteUserStep(DatabaseStep):
         return [n.address for n in ctx.plan.om_nodes]
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
+        finding = await self._check(ctx, node)
+        pending: set[str] = ctx.shared.setdefault(REMOTE_USER_PENDING, set())
+        if finding.status == NEEDS_CHANGE:
+            pending.add(node.name)
+        else:
+            pending.discard(node.name)
+        return finding
+
+    async def _check(self, ctx: StepContext, node: Node) -> Finding:
         db = ctx.plan.database
         _know_admin_secret(ctx, db)
         if db.admin_user is not None and not admin_prefix(db).strip("\n"):
@@ -401,10 +417,26 @@ LOGIN_REMEDIES = {
 }
 
 
+# the login failures remote-user's apply cures (listen address, user and grants, database)
+REMOTE_USER_FIXES = frozenset({dblogin.REFUSED, dblogin.BAD_CREDENTIALS, dblogin.NO_DATABASE})
+
+
 class DbLoginStep(DatabaseStep):
     only_om = True
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
+        finding = await self._check(ctx, node)
+        if (finding.status == FAILED and isinstance(finding.data, LoginVerdict)
+                and finding.data.verdict in REMOTE_USER_FIXES
+                and ctx.shared.get(REMOTE_USER_PENDING)):
+            # not a fault yet: this run's remote-user check found the user still to create
+            return Finding.needs(
+                f"{finding.detail} (expected: {REMOTE_USER} is not applied yet)",
+                f"apply {REMOTE_USER} first; this login works once it is",
+                *finding.evidence, data=LoginWaits(finding.data.verdict))
+        return finding
+
+    async def _check(self, ctx: StepContext, node: Node) -> Finding:
         db = ctx.plan.database
         if not db.password.value:
             return Finding.failed("no database password in the plan",

@@ -17,7 +17,7 @@ from omwizard.engine.catalog import TITLES
 from omwizard.engine.state import list_sessions
 from omwizard.tui.messages import NewPlan, OpenPlanFile, OpenSession, StartRehearsal
 from omwizard.tui.screens.modals import ConfirmScreen, TextScreen
-from omwizard.tui.screens.widgets import KeysFooter, WizardHeader
+from omwizard.tui.screens.widgets import STATUS_WORDS, KeysFooter, WizardHeader
 
 INTRO = (
     "omwizard turns Apache OpenMeetings servers into a cluster, following OpenMeetings' own "
@@ -66,7 +66,9 @@ def describe_counts(counts: dict[str, int]) -> str:
     if not total:
         return "no results yet"
     order = [k for k in COUNT_ORDER if k in counts] + sorted(set(counts) - set(COUNT_ORDER))
-    parts = [f"{counts[k]} {k}" for k in order if counts[k]]
+    # the grid's full words ("needs change", "rolled back"), never the raw keys
+    parts = [f"{counts[k]} {STATUS_WORDS[k][1] if k in STATUS_WORDS else k}"
+             for k in order if counts[k]]
     return f"{total} result{'s' if total != 1 else ''}: {', '.join(parts)}"
 
 
