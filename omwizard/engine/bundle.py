@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shlex
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from lxml import etree
 
 from omwizard.configs.persistence import CONNECTION_PROPERTY, parse_connection_properties
 from omwizard.engine.catalog import SECTIONS
 from omwizard.engine.doctor import matrix, matrix_table, run_doctor
+from omwizard.engine.files import missing_folder, write_atomically
 from omwizard.engine.step import Result, StepContext
 from omwizard.facts.doctor import PROPERTIES_FILE, parse_snapshot, snapshot_command
 from omwizard.facts.verify import health_target
@@ -151,24 +150,17 @@ async def collect(session: Session, *, with_secrets: bool) -> tuple[dict[str, st
 def write_bundle(path: Path, files: dict[str, str], clean: Callable[[str], str],
                  top: str) -> Path:
     """A tar.gz of the cleaned files under `top/`, written atomically, mode 0600."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
+    if (folder := missing_folder(path)) is not None:
         raise OSError(f"cannot write {path}: the folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+
+    def pack(raw: BinaryIO) -> None:
+        with tarfile.open(fileobj=raw, mode="w:gz") as tar:
             now = time.time()
             for name, text in sorted(files.items()):
                 data = clean(text).encode("utf-8", errors="replace")
                 info = tarfile.TarInfo(f"{top}/{name}")
                 info.size, info.mtime, info.mode = len(data), int(now), 0o600
                 tar.addfile(info, io.BytesIO(data))
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path.resolve()
+
+    return write_atomically(path, pack)
 

@@ -12,9 +12,7 @@ report passes through a redactor that knows them.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import yaml
 
 from omwizard.engine.bundle import file_secrets
 from omwizard.engine.events import EventBus
+from omwizard.engine.files import missing_folder, write_atomically
 from omwizard.engine.redact import Redactor
 from omwizard.engine.session import Session
 from omwizard.engine.step import StepContext
@@ -134,21 +133,9 @@ def finish(seen: list[fd.Seen], ssh: dict[str, Any], extra_secrets: Sequence[str
 
 def write_text(path: Path, text: str) -> Path:
     """Atomically (temp in the same folder, fsync, rename), mode 0600."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
+    if (folder := missing_folder(path)) is not None:
         raise DiscoverError(f"cannot write {path}: the folder {folder} does not exist")
-    fd_, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    try:
-        os.fchmod(fd_, 0o600)
-        with os.fdopen(fd_, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path.resolve()
+    return write_atomically(path, text)
 
 
 async def discover(hosts: Sequence[str], ssh: dict[str, Any], **hooks: Any) -> Discovered:

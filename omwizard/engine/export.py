@@ -13,13 +13,12 @@ same words and record answers the same way.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from omwizard.engine.files import missing_folder, write_atomically
 from omwizard.engine.redact import Redactor, redactor_for
 from omwizard.engine.state import StateStore, now_iso
 from omwizard.engine.step import Result
@@ -226,21 +225,8 @@ def write_export(plan: Plan, state: StateStore, path: Path | str) -> Path:
     `path` may be a folder (export_target); a missing folder is an ExportError.
     """
     path = export_target(plan, path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
+    if (folder := missing_folder(path)) is not None:
         raise ExportError(
             f"cannot write {path}: the folder {folder} does not exist; create it or name another"
         )
-    text = export_text(plan, state)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path.resolve()
+    return write_atomically(path, export_text(plan, state))

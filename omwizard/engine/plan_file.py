@@ -4,10 +4,10 @@ every comment kept (plan/edit.py edits the text; this writes it).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from omwizard.engine.files import write_atomically
 from omwizard.plan.edit import PlanEditError
 from omwizard.plan.model import Plan, PlanError, parse_plan_text
 
@@ -19,14 +19,7 @@ class PlanFileError(ValueError):
 def write_plan_file(path: str | Path, text: str) -> None:
     """Atomically, keeping the file's mode (it may hold literal secrets: 0600 stays 0600)."""
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.omwizard.tmp")
-    mode = target.stat().st_mode & 0o7777
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
+    write_atomically(target, text, mode=target.stat().st_mode & 0o7777)
 
 
 def update_plan_file(path: str | Path, edit: Callable[[str], str], plan: Plan,
