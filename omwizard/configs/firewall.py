@@ -2,15 +2,17 @@
 
 Every rule opens exactly one cluster path set: these sources, this protocol, these ports,
 ACCEPT; never a port to the world. Rules carry the comment `omwizard:<cluster>` (nftables,
-iptables, ufw) so they are found and removed exactly; firewalld rich rules are matched by
-their whole text. The "set ours" scripts replace omwizard's rules in one chain by a new set
-(empty: remove them), so the same script with the previous set is the undo.
+iptables, ufw) so they are found and removed exactly; firewalld rich rules, which have no
+comment, take their sources from an ipset named for the cluster (`firewalld_ipset`). The "set
+ours" scripts replace omwizard's rules in one chain by a new set (empty: remove them), so the
+same script with the previous set is the undo.
 
 Atoms are (proto, source address, first port, last port), the shape facts.firewall compares.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 from collections.abc import Iterable
@@ -183,21 +185,87 @@ def ipt_persist(text: str | None, atoms: Iterable[Atom], cluster: str) -> str | 
     return "".join(lines[:at] + ours + lines[at:])
 
 
-# -- firewalld and ufw -------------------------------------------------------------------------
+# -- firewalld ---------------------------------------------------------------------------------
+# Rich rules carry no comment, so omwizard's are made recognisable the firewalld way: their
+# source is an ipset named for the cluster (`omw-<cluster>`), whose entries are the peers. A node
+# that leaves is one entry removed; a stale entry is one the plan no longer names.
+
+IPSET_MAX = 31  # firewalld refuses ipset names longer than IPSET_MAXNAMELEN - 1
 
 
-def firewalld_rich(atom: Atom) -> str:
-    proto, src, lo, hi = atom
+def firewalld_ipset(cluster: str) -> str:
+    """The ipset of omwizard's sources for `cluster` (a short hash keeps long names unique)."""
+    name = f"omw-{cluster}"
+    if len(name) <= IPSET_MAX and _NAME.fullmatch(name):
+        return name
+    digest = hashlib.sha256(cluster.encode()).hexdigest()[:8]
+    return f"omw-{re.sub(r'[^A-Za-z0-9_.-]', '', cluster)[:18]}-{digest}"
+
+
+def firewalld_rich(ipset: str, proto: str, lo: int, hi: int) -> str:
+    """omwizard's rich rule for one port range: from the cluster's ipset only, accept."""
+    _safe(ipset)
     ports = str(lo) if lo == hi else f"{lo}-{hi}"
-    return (f'rule family="ipv4" source address="{src}" '
+    return (f'rule family="ipv4" source ipset="{ipset}" '
             f'port port="{ports}" protocol="{proto}" accept')
+
+
+SIDES = ("permanent", "runtime")
+
+
+def firewalld_cmd(args: Iterable[str], sides: Iterable[str] = SIDES) -> list[str]:
+    """argv of `sh -c`: one firewall-cmd change in the permanent configuration and/or live
+    (the permanent one first: a refused change then leaves the live firewall untouched)."""
+    args = list(args)
+    steps = [shlex.join(["firewall-cmd", *(["--permanent"] if side == "permanent" else []),
+                         *args]) + " >/dev/null" for side in SIDES if side in set(sides)]
+    return ["sh", "-c", "set -e; " + "; ".join(steps)]
+
+
+def firewalld_new_ipset(ipset: str, cluster: str) -> tuple[list[str], list[str]]:
+    """(create the ipset permanently and reload so it exists live, delete it and reload).
+    firewalld creates ipsets only in its permanent configuration; the check refuses this
+    when the runtime holds changes a reload would drop."""
+    _safe(ipset)
+    new = shlex.join(["firewall-cmd", "--permanent", f"--new-ipset={ipset}", "--type=hash:ip"])
+    desc = shlex.join(["firewall-cmd", "--permanent", f"--ipset={ipset}",
+                       f"--set-description={tag(cluster)}: the cluster's peers, "
+                       "written by omwizard"])
+    delete = shlex.join(["firewall-cmd", "--permanent", f"--delete-ipset={ipset}"])
+    return (["sh", "-c", f"set -e; {new} >/dev/null; {desc} >/dev/null; "
+                         "firewall-cmd --reload >/dev/null"],
+            ["sh", "-c", f"set -e; {delete} >/dev/null; firewall-cmd --reload >/dev/null"])
+
+
+def firewalld_entry(ipset: str, address: str, sides: Iterable[str] = SIDES
+                    ) -> tuple[list[str], list[str]]:
+    """(add the address to the ipset, remove it), on the sides given."""
+    _safe(ipset)
+    sides = tuple(sides)
+    return (firewalld_cmd([f"--ipset={ipset}", f"--add-entry={address}"], sides),
+            firewalld_cmd([f"--ipset={ipset}", f"--remove-entry={address}"], sides))
+
+
+def firewalld_rule(zone: str, rich: str, sides: Iterable[str] = SIDES
+                   ) -> tuple[list[str], list[str]]:
+    """(add the rich rule to the zone, remove it), on the sides given."""
+    _safe(zone)
+    sides = tuple(sides)
+    return (firewalld_cmd([f"--zone={zone}", f"--add-rich-rule={rich}"], sides),
+            firewalld_cmd([f"--zone={zone}", f"--remove-rich-rule={rich}"], sides))
+
+
+# -- ufw ---------------------------------------------------------------------------------------
 
 
 def ufw_allow(proto: str, src: str, ports: tuple[tuple[int, int], ...],
               cluster: str) -> tuple[list[str], list[str]]:
-    """(the `ufw allow` argv, the `ufw delete allow` argv that undoes it)."""
+    """(the `ufw prepend allow` argv, the `ufw delete allow` argv that undoes it). Prepended:
+    ufw takes the first rule that matches, so ours come before the operator's denies, as in
+    nftables and iptables. ufw writes its own rules files (/etc/ufw/user.rules): persistent."""
     spec = ["proto", proto, "from", src, "to", "any", "port", ",".join(_ranges(ports, ":"))]
-    return (["ufw", "allow", *spec, "comment", tag(cluster)], ["ufw", "delete", "allow", *spec])
+    return (["ufw", "prepend", "allow", *spec, "comment", tag(cluster)],
+            ["ufw", "delete", "allow", *spec])
 
 
 def ufw_groups(atoms: Iterable[Atom]) -> list[tuple[str, str, tuple[tuple[int, int], ...]]]:

@@ -1,7 +1,7 @@
 """Running the doctor: its read-only steps through the same engine as `check`.
 
 The doctor's steps are a catalogue beside the page's sections (engine.catalog.EXTRA), so
-`Engine.check()` (the page) never runs them; this runs each through `Engine.check_step`, which
+`Engine.check()` (the page) never runs them; this runs them through `Engine.check_steps`, which
 gives them the same fact gathering, unreachable-node handling, results and events.
 """
 
@@ -23,11 +23,9 @@ MATRIX_STEP = "matrix"
 
 
 async def run_doctor(engine: Engine) -> list[Result]:
-    """Every doctor step on the engine's nodes, in order; results saved and reported."""
-    results: list[Result] = []
-    for step in steps_for(SECTION):
-        results += await engine.check_step(step)
-    return results
+    """Every doctor step on the engine's nodes, checked at once as `check` does (the matrix
+    after the steps that add to its rows); results saved and reported in order."""
+    return await engine.check_steps(steps_for(SECTION))
 
 
 async def doctor(session: Session, nodes: Iterable[str] | None = None) -> list[Result]:

@@ -10,13 +10,16 @@ import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from omwizard.engine.batch import apply_node, decide_records
 from omwizard.engine.catalog import SECTIONS, steps_for
 from omwizard.engine.events import ChangeMade, EventBus, StepFinished, StepStarted
 from omwizard.engine.redact import Redactor, redactor_for
 from omwizard.engine.state import StateStore
 from omwizard.engine.step import (
     CHANGED,
+    CHECKING,
     FAILED,
+    FOUND,
     NEEDS_CHANGE,
     OK,
     ROLLED_BACK,
@@ -25,10 +28,13 @@ from omwizard.engine.step import (
     Result,
     Step,
     StepContext,
+    _fault_point,
     unified_diff,
 )
+from omwizard.facts.base import StepData
 from omwizard.plan.model import Node, Plan
 from omwizard.remote.results import RemoteError, sha256
+from omwizard.remote.writes import ABSENT
 
 if TYPE_CHECKING:
     from omwizard.remote.ssh import RemotePool
@@ -138,14 +144,23 @@ class Engine:
         async with self._gate:
             return await coro
 
-    async def _check(self, step: Step, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
+    async def _check(self, step: Step, ctx: StepContext, nodes: list[Node], *,
+                     at_once: bool = False) -> dict[str, Finding]:
+        """The step's check on these nodes. at_once: one of a run's steps checked together
+        (check_steps): its declared reads come from the run's gather (or its own, not the
+        later steps'), and it takes no slot of the node gate (the steps' checks are many,
+        each over all its nodes)."""
         for node in nodes:
             self.bus.emit(StepStarted(step.section, step.name, node.name, "check"))
         if not nodes:
             return {}
         unread: dict[str, Finding] = {}
         if step.facts or step.files:
-            got = await asyncio.gather(*(self._bounded(self._gather(ctx, step, n)) for n in nodes))
+            if at_once:
+                got = await asyncio.gather(*(self._gather_own(ctx, step, n) for n in nodes))
+            else:
+                got = await asyncio.gather(*(self._bounded(self._gather(ctx, step, n))
+                                             for n in nodes))
             unread = {n.name: f for n, f in zip(nodes, got, strict=True) if f is not None}
             nodes = [n for n in nodes if n.name not in unread]
         try:
@@ -154,7 +169,11 @@ class Engine:
                 for node in nodes:
                     found[node.name] = await ctx.guard(node, step.check(ctx, node))
                 return found | unread
-            return (await self._bounded(step.check_all(ctx, nodes)) if nodes else {}) | unread
+            if not nodes:
+                return unread
+            if at_once:
+                return await step.check_all(ctx, nodes) | unread
+            return await self._bounded(step.check_all(ctx, nodes)) | unread
         except RemoteError as exc:
             return {n.name: Finding.failed(exc.message, exc.remedy) for n in nodes} | unread
 
@@ -164,22 +183,28 @@ class Engine:
         cached, and a fact a change can alter is read again (with everything after it) only
         after a change. A node that cannot be read fails this step as its check would; when
         only the look ahead failed, the step reads its own and the later steps theirs."""
-        own_paths = [p for f in step.files for p in f.paths(self.plan, node)]
         facts, paths = self._ahead(step, ctx, node)
         try:
             await ctx.gather(node, facts, paths)
             return None
         except Exception:  # noqa: BLE001 - a later step's read fails in that step, said there
             pass
+        return await self._gather_own(ctx, step, node)
+
+    async def _gather_own(self, ctx: StepContext, step: Step, node: Node) -> Finding | None:
+        """Only the step's own declared facts and files (those already known or being read
+        are not read again); a node that cannot be read fails the step."""
+        own_paths = [p for f in step.files for p in f.paths(self.plan, node)]
         try:
             await ctx.gather(node, step.facts, own_paths)
         except RemoteError as exc:
             return Finding.failed(exc.message, exc.remedy)
         return None
 
-    def _ahead(self, step: Step, ctx: StepContext, node: Node) -> tuple[list[Any], list[str]]:
+    def _ahead(self, step: Step, ctx: StepContext, node: Node, steps: list[Step] | None = None,
+               ) -> tuple[list[Any], list[str]]:
         """The facts and file paths of this step and of the run's later steps on this node."""
-        steps = self.steps()
+        steps = self.steps() if steps is None else steps
         later = steps[steps.index(step) + 1:] if step in steps else []
         facts: dict[str, Any] = {f.name: f for f in step.facts}
         paths = [p for f in step.files for p in f.paths(self.plan, node)]
@@ -190,9 +215,10 @@ class Engine:
             paths += [p for f in other.files for p in f.paths(self.plan, node)]
         return list(facts.values()), list(dict.fromkeys(paths))
 
-    def _split(self, step: Step, ctx: StepContext) -> tuple[list[Node], list[Result]]:
+    def _split(self, step: Step, ctx: StepContext, among: list[Node] | None = None,
+               ) -> tuple[list[Node], list[Result]]:
         runnable, skipped = [], []
-        for node in self.nodes:
+        for node in self.nodes if among is None else among:
             reason = step.applies(ctx, node)
             where = self.unreached.get(node.name)
             if reason is None and where is not None and self.pool.failure(node) is not None:
@@ -225,10 +251,106 @@ class Engine:
 
     async def check(self) -> list[Result]:
         self._touch("check")
+        return await self.check_steps(self.steps())
+
+    async def check_steps(self, steps: Iterable[Step]) -> list[Result]:
+        """Check these steps of one run at once (issue 21), a check being read-only: every
+        node connected first, a node that cannot be reached said once (by the first step
+        that runs there, the later ones referring to it, as one step after another would);
+        every node's declared facts and files of the whole run read in one round trip per
+        sudo mode while every step's check starts; a step waits only for the steps it
+        declares in `after`. Results are reported (StepFinished) and returned in step order.
+        """
+        steps = list(steps)
+        if not steps:
+            return []
+        ctx = self.context()
+        await self._reach(ctx, steps)
+        down = [n for n in self.nodes if self.pool.failure(n) is not None]
+        up = [n for n in self.nodes if n not in down]
+        said: list[list[Result]] = []
+        for step in steps:  # no network: their connect failed already
+            said.append(await self._check_part(step, down) if down else [])
+        gathers = [asyncio.ensure_future(self._bounded(self._gather_run(ctx, steps, n)))
+                   for n in up]  # before the steps: their reads wait for these, not redo them
+        loop = asyncio.get_running_loop()
+        checking: dict[str, asyncio.Future[None]] = {s.id: loop.create_future() for s in steps}
+        self.shared[CHECKING] = checking  # StepContext.checked waits on these
+        tasks: list[asyncio.Future[list[Result]]] = []
+        for i, step in enumerate(steps):
+            deps = [tasks[j] for j in self._after(step, steps[:i])]
+            tasks.append(asyncio.ensure_future(
+                self._check_after(step, up, deps, checking[step.id])))
         results: list[Result] = []
-        for step in self.steps():
-            results += await self.check_step(step)
+        try:
+            for early, task in zip(said, tasks, strict=True):
+                mine = self._ordered(early + await task)
+                results += [self.finish(r) for r in mine]
+        finally:
+            for task in (*tasks, *gathers):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(*tasks, *gathers, return_exceptions=True)
+            self.shared.pop(CHECKING, None)  # a later run of this engine waits on none
+            self.shared.pop(FOUND, None)
         return results
+
+    @staticmethod
+    def _after(step: Step, earlier: list[Step]) -> list[int]:
+        """The places in the run of the steps this one declares in `after` that run before
+        it (others are not waited for: not selected, or later in the run, which would wait
+        for ever)."""
+        return [i for i, s in enumerate(earlier) if s.id in step.after]
+
+    async def _check_after(self, step: Step, nodes: list[Node],
+                           deps: list[asyncio.Future[list[Result]]],
+                           over: asyncio.Future[None]) -> list[Result]:
+        try:
+            if deps:
+                await asyncio.wait(deps)
+            return await self._check_part(step, nodes, at_once=True)
+        finally:
+            if not over.done():  # (two steps of one id: the first over)
+                over.set_result(None)
+
+    async def _check_part(self, step: Step, nodes: list[Node], *,
+                          at_once: bool = False) -> list[Result]:
+        """check_step on some of the nodes, not yet reported."""
+        ctx = self.context().bind(step)
+        runnable, results = self._split(step, ctx, nodes)
+        found = await self._check(step, ctx, runnable, at_once=at_once)
+        if at_once:
+            self.shared.setdefault(FOUND, {})[step.id] = found
+        results += [self._result(step, n, found[n.name]) for n in runnable]
+        self._note_unreached(step, results)
+        return results
+
+    async def _reach(self, ctx: StepContext, steps: list[Step]) -> None:
+        """Connect every node a step runs on, all at once (a failure is kept by the pool)."""
+        wanted = [n for n in self.nodes if any(s.applies(ctx, n) is None for s in steps)]
+
+        async def one(node: Node) -> None:
+            try:
+                await self.pool.get(node).connect()
+            except RemoteError:
+                pass  # said by the first step that runs there
+
+        await asyncio.gather(*(one(n) for n in wanted))
+
+    async def _gather_run(self, ctx: StepContext, steps: list[Step], node: Node) -> None:
+        """The node's declared facts and files of the whole run, in one round trip per sudo
+        mode, as the first step there that declares any (its commands carry its name). A
+        failure is not said here: each step then reads its own and says what failed."""
+        first = next((s for s in steps if (s.facts or s.files)
+                      and s.applies(ctx, node) is None), None)
+        if first is None:
+            return
+        mine = ctx.bind(first)
+        facts, paths = self._ahead(first, mine, node, steps)
+        try:
+            await mine.gather(node, facts, paths)
+        except Exception:  # noqa: BLE001 - each step reads its own again and says why not
+            pass
 
     # -- apply ------------------------------------------------------------------------------
 
@@ -270,7 +392,7 @@ class Engine:
         async def one(node: Node) -> tuple[Node, Finding | None]:
             self.bus.emit(StepStarted(step.section, step.name, node.name, "apply"))
             try:
-                await step.apply(ctx, node, found[node.name])
+                await apply_node(ctx, step, node, found[node.name])
             except RemoteError as exc:
                 return node, Finding.failed(exc.message, exc.remedy)
             return node, None
@@ -316,11 +438,18 @@ class Engine:
         if self.state is None or self.dry_run:
             return []
         out: list[Result] = []
-        for record in self._records(phases=("begin",)):
+        records = self._records(phases=("begin",))
+        progress = await self._progress(records)
+        for record in records:
             node = self.plan.node(record["node"])
             step = self._step(record["section"], record["step"])
+            ran = progress.get(record["id"])  # a batched change: what its node kept of it
             try:
-                if record["kind"] == "file":
+                if ran is not None and (record["kind"] == "command" or ran[0] != "done"):
+                    # a command's end as the node kept it; a file change its batch never
+                    # made (not reached, or refused: not as read): the file is not ours
+                    self.state.journal_end(record["id"], ran[0], note=ran[1])
+                elif record["kind"] == "file":
                     data = await self.pool.get(node).read_file(record["target"])
                     now = None if data is None else sha256(data)
                     if now == record.get("after_hash"):
@@ -344,6 +473,20 @@ class Engine:
                 out.append(Result(record["section"], record["step"], node.name, FAILED,
                                   exc.message, remedy=exc.remedy))
         return [self.finish(r) for r in out]
+
+    async def _progress(self, records: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+        """Batched records left `begin`: record id -> (phase, note) where the progress file
+        its batch kept on the node decides it (engine/batch.py); read once per file."""
+        texts: dict[str, str | None] = {}
+        wanted = {(r["node"], r["progress"]) for r in records if r.get("progress")}
+        for name, path in sorted(wanted):
+            try:
+                raw = await self.pool.get(self.plan.node(name)).read_file(path)
+            except RemoteError:
+                continue  # unreadable: those records are decided as single changes are
+            texts[path] = None if raw is None else raw.decode(errors="replace")
+        decided = decide_records([r for r in records if r.get("progress") in texts], texts)
+        return {rid: how for rid, how in decided.items() if how is not None}
 
     # -- rollback ---------------------------------------------------------------------------
 
@@ -421,11 +564,14 @@ class Engine:
         remote = self.pool.get(node)
         target = record["target"]
         if record["kind"] == "file":
-            data = await remote.read_file(target)
-            current = None if data is None else sha256(data)
             backup = record.get("backup")
-            original = await remote.read_file(backup) if backup else None
-            if current != record.get("after_hash") and not self.force:
+            data, original = await asyncio.gather(  # both reads at once: one round trip
+                remote.read_file(target), _read_or_none(remote, backup))
+            current = None if data is None else sha256(data)
+            # as before the change already: a rollback killed after the restore, or a later
+            # change of omwizard's that put it back (rolled back or not): nothing to restore
+            restored = current == record.get("before_hash") != record.get("after_hash")
+            if current != record.get("after_hash") and not self.force and not restored:
                 before = None if original is None else original.decode(errors="replace")
                 now = None if data is None else data.decode(errors="replace")
                 raise _Conflict(
@@ -435,6 +581,10 @@ class Engine:
             change = {"kind": "file", "target": target, "undo": record.get("undo", "")}
             if self.dry_run:
                 return f"would {record.get('undo')}", change
+            if restored:
+                assert self.state is not None
+                self.state.journal_end(record["id"], "undone", note="found as before")
+                return record.get("undo", ""), change
             if record.get("before_hash") is None:
                 await remote.run(["rm", "-f", "--", target], sudo=True)
             else:
@@ -444,10 +594,19 @@ class Engine:
                         f"the backup {backup} of {target} is missing or altered",
                         "restore the file by hand; the journal keeps its hash",
                     )
-                await remote.write_file(target, original)
+                if not await remote.write_file(target, original,
+                                               expect=ABSENT if current is None else current):
+                    raise RemoteError(  # compare-and-swap: changed since it was read above
+                        node.name, f"{target} changed while omwizard restored it; not restored",
+                        "run rollback again (it compares the file afresh)")
+            _fault_point("after-undo")
             assert self.state is not None
             self.state.journal_end(record["id"], "undone")
             return record.get("undo", ""), change
+        if record.get("undo_step"):
+            by_step = await self._undo_by_step(node, record)
+            if by_step is not None:
+                return by_step
         argv = record.get("undo_argv")
         if not argv:
             # Nothing omwizard can run; the record's words say what is left (e.g. SQL to run
@@ -461,6 +620,7 @@ class Engine:
         if self.dry_run:
             return f"would run {change['target']}", change
         result = await remote.run(argv, sudo=True)
+        _fault_point("after-undo")
         accepted = any(t in result.output for t in record.get("undo_ok_text", []))
         if not result.ok and not accepted:
             raise RemoteError(
@@ -472,6 +632,25 @@ class Engine:
         self.state.journal_end(record["id"], "undone")
         return change["target"], change
 
+    async def _undo_by_step(self, node: Node, record: dict[str, Any]
+                            ) -> tuple[str, dict[str, str]] | None:
+        """A record naming the step whose `undo` undoes it (Step.undo, with the record's
+        typed undo_data): None when that step cannot now (then its words say what is left)."""
+        step = self._step(record["section"], record["undo_step"])
+        data = StepData.from_json(record.get("undo_data"))
+        if step is None or data is None:
+            return None
+        change = {"kind": "command", "target": step.id, "undo": record["target"]}
+        if self.dry_run:
+            return f"would have {step.id} undo it", change
+        done = await step.undo(self.context().bind(step), node, data)
+        if done is None:
+            return None
+        _fault_point("after-undo")
+        assert self.state is not None
+        self.state.journal_end(record["id"], "undone")
+        return self.redact(done), change
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _ordered(self, results: list[Result]) -> list[Result]:
@@ -481,6 +660,10 @@ class Engine:
     def _touch(self, command: str, **meta: Any) -> None:
         if self.state is not None and not self.dry_run:
             self.state.touch(command=command, **meta)
+
+
+async def _read_or_none(remote: Any, path: str | None) -> bytes | None:
+    return await remote.read_file(path) if path else None
 
 
 class _Conflict(Exception):

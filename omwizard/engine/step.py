@@ -9,6 +9,7 @@ file edit is backed up on the node and written atomically, and in dry-run nothin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import difflib
 import os
@@ -16,7 +17,7 @@ import shlex
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -25,6 +26,7 @@ from omwizard.engine.redact import Redactor
 from omwizard.facts.base import Fact, Files, StepData
 from omwizard.remote.parts import part_results, parts_script
 from omwizard.remote.results import RemoteError, RunResult, quote_argv, sha256
+from omwizard.remote.writes import ABSENT
 
 if TYPE_CHECKING:
     from omwizard.engine.state import StateStore
@@ -51,6 +53,8 @@ STATUS_SYMBOLS = {
 }
 
 BACKUP_DIR = "/var/backups/omwizard"
+CHECKING = "_checking"  # shared: step id -> done when its check in this run is over
+FOUND = "_found"  # shared: step id -> {node: Finding} of its check in this run
 NOT_OM = "not an OpenMeetings node (role om)"
 
 D = TypeVar("D", bound=StepData)
@@ -201,6 +205,11 @@ class Step:
     skip_when: ClassVar[tuple[Skip, ...]] = ()
     facts: ClassVar[tuple[Fact[Any], ...]] = ()
     files: ClassVar[tuple[Files, ...]] = ()  # files the check reads, gathered with the facts
+    # ids ("section.step") of steps whose check must be over before this one's starts when
+    # a check runs its steps at once (Engine.check): this check reads what theirs left in
+    # ctx.shared, or the two must not overlap (the same listening ports). Steps not in the
+    # run are not waited for.
+    after: tuple[str, ...] = ()
 
     def __init__(self, name: str = "", title: str = "", doc: str = "") -> None:
         """A section lists its steps with their words: STEPS = [XStep("x", "Title", DOC)]."""
@@ -248,11 +257,20 @@ class Step:
         """The order a serial step applies its nodes in (default: the plan's)."""
         return nodes
 
+    async def undo(self, ctx: StepContext, node: Node, data: StepData) -> str | None:
+        """Undo a change journaled naming this step (change_command's undo_step) with typed,
+        secret-free undo_data: for an undo that needs what no journal may keep (a password,
+        taken from the plan at rollback time). Returns what was done, or None when it cannot
+        be done now (the record's undo words then say what is left)."""
+        return None
+
 
 # -- test-only fault hook ---------------------------------------------------------------------
 # OMW_FAULT="after-begin:N" SIGKILLs this process right after the Nth journal_begin of the run;
 # "after-write:N" right after the Nth change reached a node (file written or command run) but
-# before its journal_end. Only the crash-and-resume tests set it; unset, it does nothing.
+# before its journal_end; "after-undo:N" (engine/runner.py) right after the Nth undo of a
+# rollback reached its node, before the journal says undone. Only the crash-and-resume tests
+# set it; unset, it does nothing.
 _FAULT_COUNTS: dict[str, int] = {}
 
 
@@ -321,6 +339,27 @@ class StepContext:
 
     def node(self, name: str) -> Node:
         return self.plan.node(name)
+
+    async def checked(self, step_id: str) -> None:
+        """Wait until that step's check in this run is over, for a check that reads what
+        it left in `shared` only at the end (Engine.check runs the steps at once; a step
+        that must wait from its start declares `after`). Returns at once when the step is
+        not being checked in a run of steps at once (one after another: it ran before)."""
+        over = self.shared.get(CHECKING, {}).get(step_id)
+        if over is not None and not over.done():
+            await asyncio.wait([over])
+
+    async def found_in_run(self, step_id: str, nodes: list[Node]) -> dict[str, Finding] | None:
+        """What that step's check found on these nodes in this run of steps at once (copies,
+        once it is over); None when it is not in such a run or did not check them all. A
+        check changes nothing, so a step that re-runs another's proof takes these."""
+        if step_id not in self.shared.get(CHECKING, {}):
+            return None
+        await self.checked(step_id)
+        seen = self.shared.get(FOUND, {}).get(step_id, {})
+        if any(n.name not in seen for n in nodes):
+            return None
+        return {n.name: copy.deepcopy(seen[n.name]) for n in nodes}
 
     async def guard(self, node: Node, work: Any) -> Finding:
         """A RemoteError becomes a failed finding for that node; other nodes go on."""
@@ -393,18 +432,66 @@ class StepContext:
 
         One fact runs as its own command (its evidence is the command itself); several go
         through run_parts, each part parsed by its fact's parser. Files go as one more part
-        of the sudo round trip (read_texts' script), into the file cache.
+        of the sudo round trip (read_texts' script), into the file cache. A fact or file that
+        a concurrent read (another step's, or the run's gather) is reading already is waited
+        for, not read twice; when that read failed, this one reads it itself.
         """
+        facts = list(facts)
+        paths = list(dict.fromkeys(paths))
         cache = self._fact_cache(node)
-        wanted = {f.name: f for f in facts if f.name not in cache}
         files = self._file_cache(node)
-        unread = [p for p in dict.fromkeys(paths) if p not in files]
+
+        def missing() -> tuple[dict[str, Fact[Any]], list[str]]:
+            return ({f.name: f for f in facts if f.name not in cache},
+                    [p for p in paths if p not in files])
+
+        wanted, unread = await self._await_pending(
+            node, missing, lambda w, u: [("fact", n) for n in w] + [("file", p) for p in u])
         groups = [
             (sudo, [f for f in wanted.values() if f.sudo is sudo], unread if sudo else [])
             for sudo in (True, False)
         ]
-        await asyncio.gather(*(self._gather_group(node, sudo, group, unread)
-                               for sudo, group, unread in groups if group or unread))
+        keys = [("fact", n) for n in wanted] + [("file", p) for p in unread]
+        with self._reading(node, keys):
+            got = await asyncio.gather(*(self._gather_group(node, sudo, group, unread)
+                                         for sudo, group, unread in groups if group or unread),
+                                       return_exceptions=True)
+        for outcome in got:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    def _pending(self, node: Node) -> dict[tuple[str, str], asyncio.Future[None]]:
+        """The reads in flight on a node: ("fact", name) / ("file", path) -> done when over."""
+        pending: dict[tuple[str, str], asyncio.Future[None]] = (
+            self.shared.setdefault("_pending", {}).setdefault(node.name, {}))
+        return pending
+
+    async def _await_pending(self, node: Node, missing: Callable[[], Any],
+                             keys_of: Callable[..., list[tuple[str, str]]]) -> Any:
+        """What is still missing once the reads in flight for it are over (no await between
+        this answer and the caller marking its own reads as in flight)."""
+        pending = self._pending(node)
+        while True:
+            left = missing()
+            busy = [pending[k] for k in keys_of(*left) if k in pending]
+            if not busy:
+                return left
+            await asyncio.wait(busy)
+
+    @contextlib.contextmanager
+    def _reading(self, node: Node, keys: list[tuple[str, str]]) -> Iterator[None]:
+        """Mark these reads in flight on the node until the block ends (however it ends)."""
+        pending = self._pending(node)
+        loop = asyncio.get_running_loop()
+        mine = {k: loop.create_future() for k in keys if k not in pending}
+        pending.update(mine)
+        try:
+            yield
+        finally:
+            for key, future in mine.items():
+                if pending.get(key) is future:
+                    del pending[key]
+                future.set_result(None)
 
     async def _gather_group(
         self, node: Node, sudo: bool, group: list[Fact[Any]], paths: list[str]
@@ -454,18 +541,23 @@ class StepContext:
         return (await self.read_texts(node, [path]))[path]
 
     async def read_texts(self, node: Node, paths: list[str]) -> dict[str, str | None]:
-        """Several files in one round trip (base64 between markers), cached like read_text."""
+        """Several files in one round trip (base64 between markers), cached like read_text;
+        a file another read is fetching already is waited for, not read twice."""
         cache = self._file_cache(node)
-        wanted = [p for p in dict.fromkeys(paths) if p not in cache]
+        wanted: list[str] = await self._await_pending(
+            node, lambda: [p for p in dict.fromkeys(paths) if p not in cache],
+            lambda *w: [("file", p) for p in w])
         if wanted:
-            result = await self.run(node, file_dump_script(wanted))
-            if not result.ok:
-                raise RemoteError(
-                    node.name,
-                    f"cannot read {', '.join(wanted)}: {result.output or result.exit_status}",
-                    "check that the files are readable by the SSH user (or through sudo)",
-                )
-            cache.update(parse_file_dump(result.stdout, wanted))
+            with self._reading(node, [("file", p) for p in wanted]):
+                result = await self.run(node, file_dump_script(wanted))
+                if not result.ok:
+                    raise RemoteError(
+                        node.name,
+                        f"cannot read {', '.join(wanted)}: "
+                        f"{result.output or result.exit_status}",
+                        "check that the files are readable by the SSH user (or through sudo)",
+                    )
+                cache.update(parse_file_dump(result.stdout, wanted))
         return {p: cache[p] for p in paths}
 
     # -- changing ---------------------------------------------------------------------------
@@ -500,10 +592,23 @@ class StepContext:
         *,
         mode: str = "0644",
     ) -> Change | None:
-        """Read, transform (pure), diff, back up, write atomically; journaled; None if no-op."""
+        """Read, transform (pure), diff, back up, write atomically; journaled; None if no-op.
+
+        A file the run has read already (gathered with a step's declared files, or written
+        by an earlier edit) is transformed from that copy, without a read of its own; the
+        write is then a compare-and-swap in the same round trip (remote.writes): when the
+        file is no longer what was read, nothing is written, the record ends aborted, and
+        the edit starts again from a fresh read.
+        """
         remote = self.pool.get(node)
-        raw = await remote.read_file(path)
-        before = None if raw is None else raw.decode("utf-8", errors="surrogateescape")
+        cache = self._file_cache(node)
+        fresh = path not in cache
+        if fresh:
+            raw = await remote.read_file(path)
+            before = None if raw is None else raw.decode("utf-8", errors="surrogateescape")
+        else:
+            before = cache[path]
+            raw = None if before is None else before.encode("utf-8", errors="surrogateescape")
         after = transform(before)
         if after == before or after is None:
             return None
@@ -525,11 +630,22 @@ class StepContext:
             after_hash=sha256(new),
         )
         try:
-            await remote.write_file(path, new, backup=backup, mode=mode)
+            written = await remote.write_file(
+                path, new, backup=backup, mode=mode,
+                expect=ABSENT if raw is None else sha256(raw))
         except RemoteError as exc:
             # The write is atomic: the file is as it was; the journal says so.
             self._end(rec_id, "failed", error=exc.message)
             raise
+        if not written:
+            # Not as read: nothing was backed up or written. Once more from a fresh read.
+            self._end(rec_id, "aborted", note="the file changed since it was read")
+            cache.pop(path, None)
+            if fresh:
+                raise RemoteError(
+                    node.name, f"{path} changes while omwizard writes it; nothing was written",
+                    "find what else edits the file, then run apply again")
+            return await self.edit_file(node, path, transform, mode=mode)
         _fault_point("after-write")
         self._end(rec_id, "done")
         self._file_cache(node)[path] = after
@@ -549,12 +665,16 @@ class StepContext:
         remedy: str = "",
         input: str | None = None,
         undo_text: str = "",
+        undo_step: str = "",
+        undo_data: StepData | None = None,
     ) -> Change:
         """Run a changing command, journaled with the command that undoes it.
 
         ok_text: outputs that mean "already so" (route add's "File exists"): not an error.
         input: the command's stdin (SQL carrying a password): never journaled nor shown.
         undo_text: what to say when there is no undo_argv (why nothing is undone).
+        undo_step, undo_data: rollback calls that step's `undo` (same section) with the data
+        instead of running undo_argv; the data is journaled, so it must hold no secret.
         """
         command = quote_argv(argv)
         undo = quote_argv(undo_argv) if undo_argv else (undo_text or "nothing to undo")
@@ -573,6 +693,8 @@ class StepContext:
             argv=list(argv),
             undo_argv=list(undo_argv) if undo_argv else None,
             undo_ok_text=list(undo_ok_text),
+            **({"undo_step": undo_step, "undo_data": undo_data.to_json()}
+               if undo_step and undo_data is not None else {}),
         )
         result = await self.run(node, argv, timeout=timeout, stream=stream, input=input)
         self.forget_files(node)

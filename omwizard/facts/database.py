@@ -534,6 +534,24 @@ def psql_script(db: Database, args: str) -> str:
     )
 
 
+HBA_MARK = "\x1eOMW-HBA"
+
+
+def with_hba(probe: str) -> str:
+    """The pg probe script, then (after HBA_MARK) the pg_hba.conf it names: one command for
+    remote-user's check, whose second read depends on the first; psql's exit status kept."""
+    return (f"out=$({probe}); rc=$?; printf '%s\\n' \"$out\"; "
+            "f=$(printf '%s\\n' \"$out\" | sed -n 's/^hba\t//p' | head -n 1); "
+            '[ "$rc" = 0 ] && [ -n "$f" ] && [ -f "$f" ] && '
+            "{ printf '\\036OMW-HBA\\n'; cat -- \"$f\"; }; exit $rc")
+
+
+def split_hba(output: str) -> tuple[str, str | None]:
+    """with_hba's output -> (the probe's output, pg_hba.conf's text or None: not read)."""
+    probe, mark, hba = output.partition("\n" + HBA_MARK + "\n")
+    return (probe + "\n", hba) if mark else (output, None)
+
+
 def admin_prefix(db: Database) -> str:
     if db.admin_user is None:
         return ""
@@ -579,11 +597,6 @@ def pick_cnf(output: str) -> str | None:
         return found[-1]
     defaults = [line.removeprefix("default:") for line in lines if line.startswith("default:")]
     return defaults[0] if defaults else None
-
-
-def tcp_probe(host: str, port: int) -> str:
-    target = shlex.quote(f"/dev/tcp/{host}/{int(port)}")
-    return f"timeout 5 bash -c 'exec 3<>'{target} 2>&1"
 
 
 @dataclass(frozen=True)

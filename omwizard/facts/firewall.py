@@ -2,25 +2,27 @@
 own traffic passes it.
 
 Read (declared facts, one round trip per node): `nft -j list ruleset`, `iptables-save`,
-firewalld's state and rich rules, `ufw status`, and which persistence files exist. Judged
-(pure): every path the cluster needs INTO this node (`required_openings`) is run through the
-node's input chains as a new connection from the peer's address: pass, blocked (with the
-chain that drops it) or unknown (a rule omwizard cannot evaluate, a named set, firewalld or
-ufw without omwizard's own rules). omwizard's own rules carry the comment `omwizard:<cluster>`
-(`tag`), so they are recognised, compared with what the plan wants now (a node added or
-removed) and removed exactly.
+firewalld's default zone, services and omwizard's ipset, `ufw status verbose`, and which
+persistence files exist. Judged (pure): every path the cluster needs INTO this node
+(`required_openings`) is run through the node's input chains (ufw's rules in order, firewalld's
+zone) as a new connection from the peer's address: pass, blocked (with the chain, rule or
+default that drops it) or unknown (a rule omwizard cannot evaluate: a named set, an interface,
+a rate limit). omwizard's own rules carry the comment `omwizard:<cluster>` (`tag`; firewalld:
+their source is the cluster's ipset), so they are recognised, compared with what the plan
+wants now (a node added or removed) and removed exactly.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from omwizard.configs.firewall import firewalld_rich, ipt_persist, nft_persist, tag
+from omwizard.configs.firewall import firewalld_ipset, ipt_persist, nft_persist, tag
 from omwizard.facts.base import Fact, StepData
 
 if TYPE_CHECKING:
@@ -561,60 +563,461 @@ def has_ipt_ours(rs: IptRuleset, cluster: str) -> bool:
     return any(tag(cluster) in words for words in rs.rules.get("INPUT", ()))
 
 
-# -- firewalld and ufw ---------------------------------------------------------------------------
+# -- firewalld -----------------------------------------------------------------------------------
+# Judged in the default zone, as firewalld applies it to a new connection: a rich rule that
+# drops or rejects, else an accept (rich rule, zone port or service), else the zone's target.
+# omwizard's rich rules take their sources from the cluster's ipset (configs.firewall).
+
+FIREWALLD_SECTIONS = ("state", "runtime", "permanent", "ipset", "permanent ipset", "services")
+PortRange = tuple[str, int, int]  # (proto, lo, hi)
+
+
+@dataclass(frozen=True)
+class RichRule:
+    """The parts of a firewalld rich rule the judgement reads; `other`: parts it cannot."""
+
+    text: str
+    family: str = ""
+    source: str = ""  # address or network
+    ipset: str = ""
+    invert: bool = False  # source NOT ...
+    port: PortRange | None = None
+    service: str = ""
+    verdict: str = ""  # accept | reject | drop | "" (log/audit only)
+    other: bool = False
+
+
+def parse_rich(text: str) -> RichRule:
+    """One line of `firewall-cmd --list-rich-rules` (`man firewalld.richlanguage`)."""
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        return RichRule(text, other=True)
+    f: dict[str, Any] = {"text": text}
+    element, other = "", False
+    proto, ports = "", ""
+    for w in words:
+        key, eq, value = w.partition("=")
+        if not eq:
+            if w in ("accept", "reject", "drop"):
+                f["verdict"], element = w, w
+            elif w == "NOT" and element == "source":
+                f["invert"] = True
+            elif w in ("rule", "source", "port", "service", "log", "audit", "limit", "mark",
+                       "destination", "protocol", "icmp-block", "icmp-type", "masquerade",
+                       "forward-port", "source-port"):
+                element = w
+                if w not in ("rule", "source", "port", "service", "log", "audit", "limit"):
+                    other = True
+            else:
+                other = True
+            continue
+        if element == "rule" and key == "family":
+            f["family"] = value
+        elif element == "rule" and key == "priority":
+            other = other or value != "0"
+        elif element == "source" and key == "address":
+            f["source"] = value
+        elif element == "source" and key == "ipset":
+            f["ipset"] = value
+        elif element == "port" and key == "port":
+            ports = value
+        elif element == "port" and key == "protocol":
+            proto = value
+        elif element == "service" and key == "name":
+            f["service"] = value
+        elif element in ("log", "audit", "limit", "reject"):
+            continue  # log prefix/level, limit value, reject type: not the verdict's reach
+        else:
+            other = True
+    if ports:
+        lo, _, hi = ports.partition("-")
+        if lo.isdigit() and (hi or lo).isdigit():
+            f["port"] = (proto, int(lo), int(hi or lo))
+        else:
+            other = True
+    return RichRule(**f, other=other)
+
+
+def _port_list(value: str) -> tuple[PortRange, ...]:
+    """`5701-5703/tcp 8080/tcp` (a zone's or a service's ports)."""
+    out = []
+    for item in value.split():
+        ports, _, proto = item.partition("/")
+        lo, _, hi = ports.partition("-")
+        if lo.isdigit() and (hi or lo).isdigit():
+            out.append((proto, int(lo), int(hi or lo)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
 class Firewalld:
+    """The default zone as firewalld runs it (and as it is configured permanently), and
+    omwizard's ipset of the cluster (None: it does not exist)."""
+
     active: bool
     zone: str
-    rich_rules: tuple[str, ...]  # runtime
-    permanent: tuple[str, ...]
+    rich_rules: tuple[str, ...] = ()  # runtime
+    permanent: tuple[str, ...] = ()  # permanent rich rules
+    target: str = "default"
+    ports: tuple[PortRange, ...] = ()
+    services: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()  # sources bound to the zone
+    service_ports: Mapping[str, tuple[PortRange, ...] | None] = field(default_factory=dict)
+    ipset: tuple[str, ...] | None = None  # runtime entries of omwizard's ipset
+    permanent_ipset: tuple[str, ...] | None = None
+    in_sync: bool = True  # the runtime zone is the permanent one (a reload loses nothing)
+
+
+def _sections(output: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    current = ""
+    for line in output.splitlines():
+        if line.startswith("== ") and line[3:].strip() in FIREWALLD_SECTIONS:
+            current = line[3:].strip()
+            out[current] = []
+        elif current:
+            out[current].append(line)
+    return out
+
+
+def _zone_fields(lines: list[str]) -> tuple[str, dict[str, str], tuple[str, ...]]:
+    """`firewall-cmd --list-all`: (zone name, its `key: value` lines, rich rules)."""
+    name = lines[0].split()[0] if lines and lines[0].strip() else ""
+    fields: dict[str, str] = {}
+    rich: list[str] = []
+    in_rich = False
+    for line in lines[1:]:
+        if in_rich and line.startswith("\t"):
+            rich.append(line.strip())
+            continue
+        key, sep, value = line.strip().partition(":")
+        if sep:
+            fields[key] = value.strip()
+            in_rich = key == "rich rules"
+    return name, fields, tuple(r for r in rich if r)
+
+
+def _ipset_entries(lines: list[str]) -> tuple[str, ...] | None:
+    """`firewall-cmd --info-ipset=NAME`; None when firewalld says INVALID_IPSET."""
+    if not lines or "INVALID_IPSET" in " ".join(lines) or not lines[0].strip():
+        return None
+    for line in lines[1:]:
+        key, sep, value = line.strip().partition(":")
+        if sep and key == "entries":
+            return tuple(value.split())
+    return ()
+
+
+def _service_ports(lines: list[str]) -> dict[str, tuple[PortRange, ...] | None]:
+    """`firewall-cmd --info-service=S` for each service: its ports; None when a service says
+    more than ports (a destination, includes, protocols, helpers): judged unknown."""
+    out: dict[str, tuple[PortRange, ...] | None] = {}
+    v6only: set[str] = set()
+    name = ""
+    for line in lines:
+        if line and not line.startswith(" "):
+            name = line.strip()
+            out[name] = ()
+            continue
+        key, sep, value = line.strip().partition(":")
+        if not sep or not name:
+            continue
+        if key == "ports":
+            current = out.get(name)
+            if current is not None:
+                out[name] = current + _port_list(value)
+        elif key == "destination" and value.split() and all(
+                d.startswith("ipv6:") for d in value.split()):
+            v6only.add(name)  # an IPv6-only service (dhcpv6-client): nothing for IPv4 peers
+        elif key in ("destination", "includes", "protocols", "source-ports", "helpers") \
+                and value.strip():
+            out[name] = None
+    return {k: (() if k in v6only and v is not None else v) for k, v in out.items()}
 
 
 def parse_firewalld(output: str) -> Firewalld | None:
-    """Our probe's output: `state: running`, `zone: public`, then `rich: ...`/`perm: ...`."""
+    """Our probe's sections: `--state`, the default zone's `--list-all` (runtime and
+    permanent), omwizard's ipset (`--info-ipset`, runtime and permanent), `--info-service`."""
     if "FIREWALLD-ABSENT" in output:
         return None
-    state, zone, rich, perm = "", "", [], []
-    for line in output.splitlines():
-        key, _, value = line.partition(": ")
-        if key == "state":
-            state = value.strip()
-        elif key == "zone":
-            zone = value.strip()
-        elif key == "rich" and value.strip():
-            rich.append(value.strip())
-        elif key == "perm" and value.strip():
-            perm.append(value.strip())
-    return Firewalld(state == "running", zone or "public", tuple(rich), tuple(perm))
+    sec = _sections(output)
+    state = " ".join(sec.get("state", [])).strip()
+    zone, fields, rich = _zone_fields(sec.get("runtime", []))
+    pzone, pfields, prich = _zone_fields(sec.get("permanent", []))
+    return Firewalld(
+        active=state == "running",
+        zone=zone or pzone or "public",
+        rich_rules=rich,
+        permanent=prich,
+        target=fields.get("target", "default"),
+        ports=_port_list(fields.get("ports", "")),
+        services=tuple(fields.get("services", "").split()),
+        sources=tuple(fields.get("sources", "").split()),
+        service_ports=_service_ports(sec.get("services", [])),
+        ipset=_ipset_entries(sec.get("ipset", [])),
+        permanent_ipset=_ipset_entries(sec.get("permanent ipset", [])),
+        # firewalld lists a zone's rich rules in no fixed order
+        in_sync=(zone, fields, sorted(rich)) == (pzone, pfields, sorted(prich)),
+    )
+
+
+def _in_source(source: str, address: str) -> bool | None:
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(source, strict=False)
+    except ValueError:
+        return None  # a MAC address or an ipset of another kind
+
+
+def _covers(ranges: Iterable[PortRange], proto: str, port: int) -> bool:
+    return any(p == proto and lo <= port <= hi for p, lo, hi in ranges)
+
+
+def _rich_match(rule: RichRule, fw: Firewalld, ours: str, pkt: _Packet) -> bool | None:
+    if rule.family == "ipv6":
+        return False
+    hit: bool | None = True
+    if rule.source:
+        got = _in_source(rule.source, pkt.src)
+        hit = None if got is None else (got != rule.invert)
+    elif rule.ipset:
+        entries = fw.ipset if rule.ipset == ours else None
+        hit = None if entries is None else ((pkt.src in entries) != rule.invert)
+    if hit is False:
+        return False
+    if rule.port is not None:
+        if not _covers((rule.port,), pkt.proto, pkt.port):
+            return False
+    elif rule.service:
+        ports = fw.service_ports.get(rule.service)
+        if ports is None:
+            hit = None
+        elif not _covers(ports, pkt.proto, pkt.port):
+            return False
+    elif not rule.source and not rule.ipset:
+        hit = None  # a rule of elements this judgement does not read
+    return None if rule.other else hit
+
+
+def firewalld_verdict(fw: Firewalld, opening: Opening, cluster: str) -> tuple[str, str]:
+    """(pass | blocked | unknown, where) for a new connection into the default zone."""
+    ours = firewalld_ipset(cluster)
+    result, where = PASS, ""
+    for port in sorted({opening.lo, opening.hi}):
+        pkt = _Packet(opening.address, opening.proto, port)
+        maybe: set[str] = set()
+        outcome, at = "", ""
+        if any(_in_source(s, pkt.src) is not False for s in fw.sources):
+            maybe.add("unknown")  # a source bound to this zone: firewalld may route it elsewhere
+        for rule in map(parse_rich, fw.rich_rules):
+            if not rule.verdict:
+                continue
+            got = _rich_match(rule, fw, ours, pkt)
+            verdict = "accept" if rule.verdict == "accept" else "drop"
+            if got is None:
+                maybe.add(verdict)
+            elif got and verdict == "drop":
+                outcome, at = "drop", f"firewalld zone {fw.zone} (rich rule {rule.text})"
+                break
+            elif got and not outcome:
+                outcome, at = "accept", f"firewalld zone {fw.zone} (rich rule)"
+        if not outcome and _covers(fw.ports, pkt.proto, pkt.port):
+            outcome, at = "accept", f"firewalld zone {fw.zone} (port)"
+        if not outcome:
+            for service in fw.services:
+                ports = fw.service_ports.get(service)
+                if ports is None:
+                    maybe.add("accept")
+                elif _covers(ports, pkt.proto, pkt.port):
+                    outcome, at = "accept", f"firewalld zone {fw.zone} (service {service})"
+        if not outcome:
+            outcome = "accept" if fw.target == "ACCEPT" else "drop"
+            at = f"firewalld zone {fw.zone} (target {fw.target})"
+        got_verdict = _settle(outcome, maybe)
+        if got_verdict == BLOCKED:
+            return BLOCKED, at
+        if got_verdict == UNKNOWN and result == PASS:
+            result, where = UNKNOWN, f"firewalld zone {fw.zone}"
+    return result, where
+
+
+def firewalld_ours(fw: Firewalld, cluster: str, permanent: bool = False
+                   ) -> frozenset[tuple[str, str, int, int]]:
+    """The atoms omwizard's rich rules open: their ports times the cluster ipset's entries."""
+    ours = firewalld_ipset(cluster)
+    entries = (fw.permanent_ipset if permanent else fw.ipset) or ()
+    rules = fw.permanent if permanent else fw.rich_rules
+    atoms: set[tuple[str, str, int, int]] = set()
+    for rule in map(parse_rich, rules):
+        if rule.ipset == ours and rule.port is not None and rule.verdict == "accept":
+            proto, lo, hi = rule.port
+            atoms |= {(proto, src, lo, hi) for src in entries}
+    return frozenset(atoms)
+
+
+def has_firewalld_ours(fw: Firewalld, cluster: str) -> bool:
+    ours = firewalld_ipset(cluster)
+    return (fw.ipset is not None or fw.permanent_ipset is not None
+            or any(parse_rich(r).ipset == ours for r in (*fw.rich_rules, *fw.permanent)))
+
+
+# -- ufw -----------------------------------------------------------------------------------------
+# Judged from `ufw status verbose` the way ufw applies it: its user rules in order, the first
+# that matches decides, else the default incoming policy. ufw's before/after rules files (stock:
+# replies, loopback, ICMP, DHCP, mDNS) let no new connection to the cluster's ports through.
+
+_UFW_LINE = re.compile(r"^(?P<to>.+?)\s+(?P<action>ALLOW|DENY|REJECT|LIMIT)"
+                       r"(?:\s(?P<dir>IN|OUT|FWD))?(?:\s+(?P<src>.*))?$")
+_PAREN = re.compile(r"\s*\((?:[^()]|\([^()]*\))*\)")
+
+
+@dataclass(frozen=True)
+class UfwRule:
+    """One rule line of `ufw status verbose`, as ufw prints it."""
+
+    to: str
+    action: str  # allow | deny | reject | limit
+    direction: str  # in | out | fwd
+    source: str
+    comment: str = ""
+
+    @property
+    def v6(self) -> bool:
+        return "(v6)" in self.to or "(v6)" in self.source
+
+    @property
+    def text(self) -> str:
+        return f"{self.to} {self.action.upper()} {self.direction.upper()} {self.source}"
+
+    def ports(self) -> tuple[str, tuple[tuple[int, int], ...]] | None:
+        """(proto or "" for both, port ranges) of a plain `PORTS/proto` or `PORTS` To column
+        (omwizard's shape); None for anything else."""
+        words = _PAREN.sub("", self.to).split()
+        return _ufw_ports(words[0]) if len(words) == 1 else None
+
+    def match(self, pkt: _Packet) -> bool | None:
+        """Does the rule take this new incoming connection? None: it may (an interface, a
+        destination address, an application name, a source port)."""
+        words = _PAREN.sub("", self.to).split()
+        unsure = "on" in words  # `80/tcp on eth0`: bound to an interface
+        if unsure:
+            words = words[:words.index("on")]
+        spec = None
+        for word in words:
+            if word == "Anywhere":
+                continue
+            got = _ufw_ports(word)
+            if got is not None:
+                spec = got
+            else:
+                unsure = True  # a destination address (`198.18.0.11 443/tcp`) or an app name
+        if spec is not None:
+            proto, ranges = spec
+            if (proto and proto != pkt.proto) or not any(lo <= pkt.port <= hi
+                                                         for lo, hi in ranges):
+                return False
+        src = _PAREN.sub("", self.source).split()
+        if src and src[0] != "Anywhere":
+            got_src = _in_source(src[0], pkt.src)
+            if got_src is False:
+                return False
+            unsure = unsure or got_src is None
+        unsure = unsure or len(src) > 1  # a source port or an interface
+        return None if unsure else True
+
+
+def _ufw_ports(word: str) -> tuple[str, tuple[tuple[int, int], ...]] | None:
+    """`5636,5701:5703/tcp` -> ("tcp", ((5636, 5636), (5701, 5703))); `3306` -> ("", ...)."""
+    spec, _, proto = word.partition("/")
+    if proto not in ("", "tcp", "udp"):
+        return None
+    out = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition(":")
+        if not (lo.isdigit() and (hi or lo).isdigit()):
+            return None
+        out.append((int(lo), int(hi or lo)))
+    return proto, tuple(out)
 
 
 @dataclass(frozen=True)
 class Ufw:
     active: bool
     ours: frozenset[tuple[str, str, int, int]]
+    default_in: str = ""  # deny | reject | allow ("" when inactive)
+    rules: tuple[UfwRule, ...] = ()
+
+    def our_rules(self, cluster: str) -> tuple[UfwRule, ...]:
+        return tuple(r for r in self.rules if r.comment == tag(cluster))
+
+
+def ufw_atoms(rule: UfwRule) -> set[tuple[str, str, int, int]]:
+    """The atoms of a rule of the shape omwizard writes (PORTS/proto from one IPv4 source)."""
+    spec = rule.ports()
+    src = rule.source.split()
+    if spec is None or not spec[0] or len(src) != 1 or rule.v6:
+        return set()
+    return {(spec[0], src[0], lo, hi) for lo, hi in spec[1]}
 
 
 def parse_ufw(output: str, cluster: str = "") -> Ufw | None:
-    """`ufw status`: active or not, and the atoms of rules commented `omwizard:<cluster>`."""
+    """`ufw status verbose` (LC_ALL=C): active or not, the default incoming policy, the rules in
+    order, and the atoms of the rules commented `omwizard:<cluster>`."""
     if "UFW-ABSENT" in output:
         return None
-    active = any(line.strip().lower() == "status: active" for line in output.splitlines())
+    lines = output.splitlines()
+    active = any(line.strip().lower() == "status: active" for line in lines)
+    default_in = ""
+    rules: list[UfwRule] = []
+    table = False
+    for line in lines:
+        if line.startswith("Default:"):
+            m = re.search(r"(\w+) \(incoming\)", line)
+            default_in = m.group(1) if m else ""
+        elif line.startswith("--"):
+            table = True
+        elif table and line.strip():
+            body, _, comment = line.partition(" # ")
+            m = _UFW_LINE.match(body.rstrip())
+            if m:
+                rules.append(UfwRule(m["to"].strip(), m["action"].lower(),
+                                     (m["dir"] or "IN").lower(), (m["src"] or "").strip(),
+                                     comment.strip()))
     atoms: set[tuple[str, str, int, int]] = set()
-    for line in output.splitlines():
-        if not cluster or f"# {tag(cluster)}" not in line:
-            continue
-        words = line.split("#", 1)[0].split()
-        if len(words) < 3 or "/" not in words[0]:
-            continue
-        ports, proto = words[0].rsplit("/", 1)
-        src = words[-1]
-        for part in ports.split(","):
-            lo, _, hi = part.partition(":")
-            if lo.isdigit():
-                atoms.add((proto, src, int(lo), int(hi or lo)))
-    return Ufw(active, frozenset(atoms))
+    for rule in rules:
+        if cluster and rule.comment == tag(cluster):
+            atoms |= ufw_atoms(rule)
+    return Ufw(active, frozenset(atoms), default_in, tuple(rules))
+
+
+def ufw_verdict(ufw: Ufw, opening: Opening) -> tuple[str, str]:
+    """(pass | blocked | unknown, where): ufw's incoming rules in order, then its default."""
+    result, where = PASS, ""
+    for port in sorted({opening.lo, opening.hi}):
+        pkt = _Packet(opening.address, opening.proto, port)
+        maybe: set[str] = set()
+        outcome, at = "", ""
+        for rule in ufw.rules:
+            if rule.direction != "in" or rule.v6 != (":" in pkt.src):
+                continue
+            got = rule.match(pkt)
+            if got is False:
+                continue
+            verdict = {"allow": "accept", "limit": "unknown"}.get(rule.action, "drop")
+            if got is None or verdict == "unknown":
+                maybe.add(verdict)
+                continue
+            outcome, at = verdict, f"ufw rule '{rule.text}'"
+            break
+        if not outcome:
+            outcome = "accept" if ufw.default_in == "allow" else "drop"
+            at = f"ufw (default {ufw.default_in or 'deny'} incoming)"
+        got_verdict = _settle(outcome, maybe)
+        if got_verdict == BLOCKED:
+            return BLOCKED, at
+        if got_verdict == UNKNOWN and result == PASS:
+            result, where = UNKNOWN, "ufw"
+    return result, where
 
 
 # -- the facts ----------------------------------------------------------------------------------
@@ -632,21 +1035,27 @@ IPTABLES_RULES: Fact[IptRuleset | None] = Fact(
                    " else echo IPTABLES-ABSENT; fi; true",
     parse_iptables_save,
 )
-FIREWALLD_STATE: Fact[Firewalld | None] = Fact(
-    "firewalld_state",
-    lambda _p, _n: (
-        "if command -v firewall-cmd >/dev/null 2>&1; then "
-        "echo \"state: $(firewall-cmd --state 2>&1)\"; "
-        "echo \"zone: $(firewall-cmd --get-default-zone 2>/dev/null)\"; "
-        "firewall-cmd --list-rich-rules 2>/dev/null | sed 's/^/rich: /'; "
-        "firewall-cmd --permanent --list-rich-rules 2>/dev/null | sed 's/^/perm: /'; "
-        "else echo FIREWALLD-ABSENT; fi; true"),
-    parse_firewalld,
-)
+def _firewalld_fact(plan: Plan, _node: Node) -> str:
+    ipset = shlex.quote(f"--info-ipset={firewalld_ipset(plan.cluster.name)}")
+    return (
+        "if command -v firewall-cmd >/dev/null 2>&1; then export LC_ALL=C; "
+        "s=$(firewall-cmd --state 2>&1); printf '== state\\n%s\\n' \"$s\"; "
+        "if [ \"$s\" = running ]; then "  # installed but stopped: nothing more to read
+        "echo '== runtime'; firewall-cmd --list-all 2>&1; "
+        "echo '== permanent'; firewall-cmd --permanent --list-all 2>&1; "
+        f"echo '== ipset'; firewall-cmd {ipset} 2>&1; "
+        f"echo '== permanent ipset'; firewall-cmd --permanent {ipset} 2>&1; "
+        "echo '== services'; for s in $(firewall-cmd --list-services 2>/dev/null); do "
+        "firewall-cmd --info-service=\"$s\" 2>&1; done; fi; "
+        "else echo FIREWALLD-ABSENT; fi; true")
+
+
+FIREWALLD_STATE: Fact[Firewalld | None] = Fact("firewalld_state", _firewalld_fact,
+                                               parse_firewalld)
 
 
 def _ufw_fact(plan: Plan, _node: Node) -> str:
-    return ("if command -v ufw >/dev/null 2>&1; then ufw status 2>&1; "
+    return ("if command -v ufw >/dev/null 2>&1; then LC_ALL=C ufw status verbose 2>&1; "
             "else echo UFW-ABSENT; fi; true")
 
 
@@ -703,6 +1112,10 @@ class FirewallState(StepData):
     unpersisted: tuple[str, ...] = ()  # persistence files whose omwizard block is out of date
     zone: str = ""
     iptables: bool = False  # omwizard's rules belong in iptables INPUT (needed or there)
+    stale_sources: tuple[str, ...] = ()  # addresses omwizard's rules open to, not in the plan
+    # firewalld: omwizard's ipset must be created (permanent, then a reload) while the running
+    # zone differs from the permanent one: the reload would drop those runtime-only changes
+    reload_loses: bool = False
 
     @property
     def blocked(self) -> tuple[PathCheck, ...]:
@@ -729,25 +1142,42 @@ def judge_firewall(view: FirewallView, openings: tuple[Opening, ...], cluster: s
             if got == UNKNOWN and verdict == PASS:
                 verdict, by = UNKNOWN, at
         paths.append(PathCheck(o, verdict, by))
-    stale = []
+    stale: list[str] = []
+    ours_atoms: set[tuple[str, str, int, int]] = set()
     chains: list[tuple[str, str, str]] = []
     if "nftables" in tools and view.nft is not None:
         ours = nft_ours(view.nft, cluster)
         if any(atoms != wanted for atoms in ours.values()):
             stale.append("nftables")
+        ours_atoms.update(*ours.values())
         chains = [(c.family, c.table, c.name) for c in view.nft.input_chains()
                   if c.where in ours or c in nft_blocking_chains(view.nft, openings)]
-    if view.iptables is not None and has_ipt_ours(view.iptables, cluster) \
-            and ipt_ours(view.iptables, cluster) != wanted:
-        stale.append("iptables")
-    if view.ufw is not None and view.ufw.ours and view.ufw.ours != wanted:
-        stale.append("ufw")
+    if view.iptables is not None and has_ipt_ours(view.iptables, cluster):
+        ours_atoms |= ipt_ours(view.iptables, cluster)
+        if ipt_ours(view.iptables, cluster) != wanted:
+            stale.append("iptables")
+    if view.ufw is not None and view.ufw.ours:
+        ours_atoms |= view.ufw.ours
+        if view.ufw.ours != wanted:
+            stale.append("ufw")
+    fw = view.firewalld
+    reload_loses = False
+    if fw is not None and fw.active and has_firewalld_ours(fw, cluster):
+        live, kept = firewalld_ours(fw, cluster), firewalld_ours(fw, cluster, permanent=True)
+        ours_atoms |= live | kept
+        if live != wanted or kept != wanted:
+            stale.append("firewalld")
+    if fw is not None and "firewalld" in tools and fw.ipset is None and not fw.in_sync:
+        reload_loses = True
     ipt = view.iptables is not None and (
         has_ipt_ours(view.iptables, cluster)
         or ("iptables" in tools and any(ipt_verdict(view.iptables, o)[0] != PASS
                                         for o in openings)))
-    zone = view.firewalld.zone if view.firewalld is not None else ""
-    return FirewallState(tools, tuple(paths), tuple(chains), tuple(stale), (), zone, ipt)
+    zone = fw.zone if fw is not None else ""
+    sources = {a[1] for a in wanted}
+    gone = sorted({a[1] for a in ours_atoms} - sources)
+    return FirewallState(tools, tuple(paths), tuple(chains), tuple(stale), (), zone, ipt,
+                         tuple(gone), reload_loses)
 
 
 def _tool_verdict(view: FirewallView, tool: str, o: Opening, cluster: str) -> tuple[str, str]:
@@ -756,12 +1186,9 @@ def _tool_verdict(view: FirewallView, tool: str, o: Opening, cluster: str) -> tu
     if tool == "iptables" and view.iptables is not None:
         return ipt_verdict(view.iptables, o)
     if tool == "firewalld" and view.firewalld is not None:
-        rich = firewalld_rich(o.atom)
-        if rich in view.firewalld.rich_rules:
-            return PASS, "firewalld"
-        return UNKNOWN, f"firewalld zone {view.firewalld.zone}"
+        return firewalld_verdict(view.firewalld, o, cluster)
     if tool == "ufw" and view.ufw is not None:
-        return (PASS, "ufw") if o.atom in view.ufw.ours else (UNKNOWN, "ufw")
+        return ufw_verdict(view.ufw, o)
     return PASS, ""
 
 

@@ -7,6 +7,8 @@
 - `seen_as_member`: a restarted node is back when its latest members list holds itself and
   every member that runs the current configuration.
 - `hba_without`: pg_hba.conf without the line of a node that left.
+- `DroppedAccount` / `recreate_account_sql`: the MySQL/MariaDB account remove-node dropped,
+  as the journal keeps it (no password), and the SQL rollback re-creates it with.
 - `predict_touch`: before anything is read, which nodes a plan change will touch and why.
 """
 
@@ -16,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from omwizard.facts.base import StepData
 from omwizard.facts.verify import LogFacts
 
 if TYPE_CHECKING:
@@ -68,6 +71,33 @@ def hba_without(text: str, database: str, user: str, address: str) -> str:
     wanted = hba_line(database, user, address).split()
     lines = text.splitlines(keepends=True)
     return "".join(line for line in lines if line.split("#", 1)[0].split() != wanted)
+
+
+@dataclass(frozen=True)
+class DroppedAccount(StepData):
+    """A MySQL/MariaDB account remove-node dropped, as its journal record keeps it: what a
+    rollback re-creates. No password: it is stored nowhere, and comes from the plan (the
+    database password, e.g. ${OMW_DB_PASSWORD}) when the rollback runs."""
+
+    kind = "dropped-mysql-account"
+    user: str
+    host: str  # the leaving node's address
+    database: str
+    all_on_database: bool  # it had ALL on database.* (omwizard's grant)
+
+    @property
+    def account(self) -> str:
+        return f"'{self.user}'@'{self.host}'"
+
+
+def recreate_account_sql(dropped: DroppedAccount, password: str) -> str:
+    """The account again, with its grant: holds the password, so it goes on stdin only."""
+    from omwizard.facts.database import mysql_create_user_sql, mysql_grant_sql
+
+    sql = mysql_create_user_sql(dropped.user, dropped.host, password, dropped.database)
+    if dropped.all_on_database:
+        return sql
+    return sql.replace(mysql_grant_sql(dropped.user, dropped.host, dropped.database), "")
 
 
 def predict_touch(before: Plan | None, after: Plan) -> dict[str, tuple[str, ...]]:

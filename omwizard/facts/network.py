@@ -11,8 +11,12 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from omwizard.facts.base import Fact, StepData
+
+if TYPE_CHECKING:
+    from omwizard.plan.model import Node, Plan
 
 # -- interfaces -------------------------------------------------------------------------------
 
@@ -210,11 +214,6 @@ CAPTURE_LINE = re.compile(
 def echo_requests(tcpdump_out: str, group: str) -> list[str]:
     """Sources of the ICMP echo requests to `group` in tcpdump -n lines, one entry per packet."""
     return [m.group("src") for m in CAPTURE_LINE.finditer(tcpdump_out) if m.group("dst") == group]
-
-
-def tcpdump_listening(line: str) -> bool:
-    """tcpdump prints `listening on IF, link-type ...` on stderr once the capture is armed."""
-    return line.lstrip().startswith("listening on ")
 
 
 @dataclass(frozen=True)
@@ -456,6 +455,30 @@ def parse_probe_results(output: str) -> dict[str, tuple[str, str]]:
     return out
 
 
+@dataclass(frozen=True)
+class PortsRun:
+    """One node's ports script (facts.preflight.PORTS_PY), parsed: its listener's READY data
+    (None: it never said READY), its probes' {key: (result, error)}, and how the listener
+    ended (DONE: every expected probe came; STOPPED: its window ended first; None: unknown)."""
+
+    ready: dict | None
+    results: dict[str, tuple[str, str]]
+    end: str | None
+
+
+def parse_ports_run(output: str) -> PortsRun:
+    ready = None
+    end = None
+    for line in output.splitlines():
+        line = line.strip()
+        info = parse_listener_ready(line)
+        if info is not None and ready is None:
+            ready = info
+        elif line in ("DONE", "STOPPED"):
+            end = line
+    return PortsRun(ready, parse_probe_results(output), end)
+
+
 @dataclass
 class PathVerdict:
     probe: Probe
@@ -623,30 +646,15 @@ def capture_argv(iface: str, group: str, seconds: int) -> list[str]:
             f"icmp and dst host {group}"]
 
 
-PID_MARK = "@@pid "
-
-
-def capture_command(iface: str, group: str, seconds: int) -> str:
-    """capture_argv, after a `@@pid N` line naming the process to stop (stop_command) once
-    the pings are known to be over: a capture that got nothing ends then, not at `seconds`."""
-    return f'echo "{PID_MARK}$$"; exec ' + shlex.join(capture_argv(iface, group, seconds))
+PID_MARK = "@@pid "  # a process's pid line, as benchmarks/run.py's floor still reads it
 
 
 def parse_pid(line: str) -> int | None:
-    """The `@@pid N` line of capture_command (or None for any other line)."""
+    """A `@@pid N` line's pid (or None for any other line)."""
     if not line.startswith(PID_MARK):
         return None
     text = line[len(PID_MARK):].strip()
     return int(text) if text.isdigit() else None
-
-
-def stop_command(pid: int, name: str) -> str:
-    """SIGTERM to our own bounded process `pid` when it still runs as `name` (`timeout` for a
-    capture, `python3` for a port listener; a prefix, as python3.11 is python3), so a pid
-    reused since is left alone; both end cleanly on it (tcpdump prints what it saw, the
-    listener says STOPPED)."""
-    return (f'case "$(cat /proc/{int(pid)}/comm 2>/dev/null)" in {shlex.quote(name)}*) '
-            f"kill -TERM {int(pid)};; esac; true")
 
 
 PING_COUNT = 2  # the documentation's `ping -c 2`
@@ -665,26 +673,106 @@ def ping_command(group: str) -> str:
             f"|*'bad timing'*) exec {slow} 2>&1;; esac; printf '%s\\n' \"$out\"; exit $rc")
 
 
-CONFIG_FILES_PROBE = (
-    "for f in /etc/netplan/*.yaml /etc/netplan/*.yml /etc/network/interfaces "
-    "/etc/network/interfaces.d/* /etc/systemd/network/*.network "
-    '/etc/systemd/network/*.network.d/*.conf; do [ -f "$f" ] && echo "file:$f"; done; true'
-)
+# -- the multicast proof as one script per node (issue 21) ---------------------------------------
+
+MULTICAST_CAPTURE_SECONDS = 12  # tcpdump's own bound, should the script not end it
+MULTICAST_LISTEN_BOUND = 5.0  # s a capture may take to say "listening on"
+MULTICAST_SETTLE = 0.5  # s the sender waits, once its own capture listens, for the others'
+MULTICAST_MARGIN = 1.0  # s after the pings' own time, for the last to cross (node start skew)
+_TICK = 0.05
 
 
-def route_config_parts(iface: str) -> dict[str, str]:
-    """route-persistent's facts for StepContext.run_parts: the config files there are, and
-    NetworkManager's connection for iface (`@@nm-device`) with, when there is one, its
-    ipv4.routes (`@@nm-routes NAME`)."""
-    nm = (
-        "command -v nmcli >/dev/null 2>&1 || exit 0; "
-        f"d=$(nmcli -t -f GENERAL.CONNECTION device show {shlex.quote(iface)} 2>/dev/null); "
-        'echo @@nm-device; printf "%s\\n" "$d"; '
-        "c=$(printf '%s\\n' \"$d\" | sed -n 's/^GENERAL\\.CONNECTION://p' | head -n 1); "
-        'case "$c" in ""|--) ;; *) echo "@@nm-routes $c"; '
-        'nmcli -g ipv4.routes connection show "$c" 2>/dev/null;; esac; true'
+def multicast_ping_time() -> float:
+    """How long the pings take: PING_COUNT requests PING_INTERVAL apart, then PING_LINGER."""
+    return (PING_COUNT - 1) * PING_INTERVAL + PING_LINGER
+
+
+def multicast_script(iface: str, group: str, send: bool) -> str:
+    """One node's round of the documentation's test, in one command (run as root): the
+    capture in the background; once it says "listening on" (`@@listening`, else
+    `@@not-listening`), the sender waits MULTICAST_SETTLE for the other captures and pings
+    (`@@ping RC` and ping's output); the capture ends by itself after PING_COUNT requests,
+    else it is stopped (`@@stopped`) once the pings could have arrived: the sender's right
+    after its ping plus the margin, a receiver's after the settle, the pings' time and the
+    margin. Last `@@capture RC` and what the capture printed."""
+    q = shlex.quote
+    capture = shlex.join(capture_argv(iface, group, MULTICAST_CAPTURE_SECONDS))
+    listen_ticks = int(MULTICAST_LISTEN_BOUND / _TICK)
+    if send:
+        after = MULTICAST_MARGIN
+        ping = (f'sleep {MULTICAST_SETTLE}; p=$( ( {ping_command(group)} ) 2>&1 ); '
+                'echo "@@ping $?"; printf \'%s\\n\' "$p"; ')
+    else:
+        after = MULTICAST_SETTLE + multicast_ping_time() + MULTICAST_MARGIN
+        ping = ""
+    wait_ticks = int(round(after / _TICK))
+    return (
+        # whatever ends the script (its output channel gone, a signal) ends the capture too
+        'd=$(mktemp -d) || exit 70; t=; '
+        'trap \'[ -n "$t" ] && kill -TERM $t 2>/dev/null; rm -rf "$d"\' EXIT; '
+        "trap 'exit 129' HUP PIPE INT TERM; "
+        f'{capture} >"$d/cap" 2>"$d/err" & t=$!; n=0; '
+        f'while [ $n -lt {listen_ticks} ] && kill -0 $t 2>/dev/null '
+        f'&& ! grep -q {q("listening on ")} "$d/err"; do sleep {_TICK}; n=$((n+1)); done; '
+        f'if kill -0 $t 2>/dev/null && grep -q {q("listening on ")} "$d/err"; then '
+        f"echo @@listening; {ping}else echo @@not-listening; fi; n=0; "
+        f"while [ $n -lt {wait_ticks} ] && kill -0 $t 2>/dev/null; do sleep {_TICK}; "
+        "n=$((n+1)); done; "
+        "kill -0 $t 2>/dev/null && { kill -TERM $t; echo @@stopped; }; "
+        'wait $t; r=$?; t=; echo "@@capture $r"; cat "$d/cap" "$d/err"'
     )
-    return {"files": CONFIG_FILES_PROBE, "nm": nm}
+
+
+@dataclass(frozen=True)
+class MulticastRun:
+    """One node's multicast_script output: whether its capture listened, the ping (exit
+    status, output; None: this node did not ping), the capture's exit status (None: the
+    script was cut short) and text, and whether the script had to stop it."""
+
+    listening: bool
+    ping: tuple[int | None, str] | None
+    capture_status: int | None
+    capture: str
+    stopped: bool
+
+    @property
+    def capture_ran(self) -> bool:
+        """The capture ran to its end: by itself (0), its bound (124), or stopped by us (an
+        ended `timeout` reports tcpdump's 0, or 143 when it went down with the signal)."""
+        ok = (0, 124, 143) if self.stopped else (0, 124)
+        return self.capture_status in ok
+
+
+def parse_multicast_run(output: str) -> MulticastRun:
+    listening = False
+    stopped = False
+    ping: tuple[int | None, list[str]] | None = None
+    capture_status: int | None = None
+    capture: list[str] | None = None
+    into: list[str] | None = None
+    for line in output.splitlines():
+        if line in ("@@listening", "@@not-listening"):
+            listening, into = line == "@@listening", None
+        elif line == "@@stopped":
+            stopped, into = True, None
+        elif line.startswith("@@ping "):
+            rc = line[7:].strip()
+            ping = (int(rc) if rc.lstrip("-").isdigit() else None, [])
+            into = ping[1]
+        elif line.startswith("@@capture "):
+            rc = line[10:].strip()
+            capture_status = int(rc) if rc.lstrip("-").isdigit() else None
+            capture = []
+            into = capture
+        elif into is not None:
+            into.append(line)
+    return MulticastRun(
+        listening,
+        None if ping is None else (ping[0], "\n".join(ping[1])),
+        capture_status,
+        "\n".join(capture or []),
+        stopped,
+    )
 
 
 def nm_device_probe(iface: str) -> str:
@@ -713,6 +801,79 @@ def parse_route_config(files: str, nm: str) -> tuple[list[str], str | None, str 
             device.append(line)
     dev = None if device is None else "\n".join(device)
     return paths, dev, routes_of, "\n".join(routes)
+
+
+# -- route-persistent's reads, declared (gathered with the node's other facts) -----------------
+
+CONFIG_FILE_MARK = "\x1eOMW-FILE "
+CONFIG_GLOBS = ("/etc/netplan/*.yaml", "/etc/netplan/*.yml", "/etc/network/interfaces",
+                "/etc/network/interfaces.d/*", "/etc/systemd/network/*.network",
+                "/etc/systemd/network/*.network.d/*.conf")
+
+
+def config_files_command(_plan: Plan, _node: Node) -> str:
+    """Every network configuration file there is (netplan, ifupdown, systemd-networkd), each
+    after a marker line with its path, then an end marker; they are known only by their
+    globs, so they are read where they are found (as root: netplan files are 0600)."""
+    return (f"for f in {' '.join(CONFIG_GLOBS)}; do [ -f \"$f\" ] && "
+            f"{{ printf '\\036OMW-FILE %s\\n' \"$f\"; cat -- \"$f\"; echo; }}; done; "
+            "printf '\\036OMW-FILE\\n'")
+
+
+def parse_config_files(output: str) -> dict[str, str]:
+    """config_files_command's output -> {path: text}, each text exactly as in the file (the
+    newline before every marker is the script's own). A file cut short is left out."""
+    chunks = ("\n" + output).split("\n" + CONFIG_FILE_MARK.rstrip(" "))
+    files: dict[str, str] = {}
+    for chunk in chunks[1:-1]:  # whole when another marker follows (the last is the end's)
+        head, _, body = chunk.partition("\n")
+        if head.startswith(" "):
+            files[head[1:]] = body
+    return files
+
+
+def nm_command(plan: Plan, node: Node) -> str:
+    """NetworkManager's connection for the node's interface (`@@nm-dev IF`, then
+    parse_route_config's nm lines) with its ipv4.routes; the interface is the plan's, else the
+    one carrying node.address (as node_interface picks it); nothing without nmcli."""
+    q = shlex.quote
+    if node.interface:
+        pick = f"i={q(node.interface)}"
+    else:
+        pick = (f"i=$(ip -o -4 addr show 2>/dev/null | awk -v a={q(node.address)} "
+                "'$3 == \"inet\" {split($4, x, \"/\"); if (x[1] == a) "
+                "{split($2, y, \"[:@]\"); print y[1]; exit}}')")
+    return (
+        f'command -v nmcli >/dev/null 2>&1 || exit 0; {pick}; echo "@@nm-dev $i"; '
+        '[ -n "$i" ] || exit 0; '
+        'd=$(nmcli -t -f GENERAL.CONNECTION device show "$i" 2>/dev/null); '
+        'echo @@nm-device; printf "%s\\n" "$d"; '
+        "c=$(printf '%s\\n' \"$d\" | sed -n 's/^GENERAL\\.CONNECTION://p' | head -n 1); "
+        'case "$c" in ""|--) ;; *) echo "@@nm-routes $c"; '
+        'nmcli -g ipv4.routes connection show "$c" 2>/dev/null;; esac; true'
+    )
+
+
+@dataclass(frozen=True)
+class NmDevice:
+    """nm_command's output: the interface it asked NetworkManager about (None: nmcli is
+    absent) and the lines about it, as parse_route_config reads them."""
+
+    interface: str | None  # "": nmcli is there, but no interface carries the address
+    lines: str
+
+
+def parse_nm(output: str) -> NmDevice:
+    first, _, rest = output.partition("\n")
+    if not first.startswith("@@nm-dev "):
+        return NmDevice(None, "")
+    return NmDevice(first[9:].strip(), rest)
+
+
+ROUTE_CONFIG_FILES: Fact[dict[str, str]] = Fact(
+    "route_config_files", config_files_command, parse_config_files
+)
+NM_DEVICE: Fact[NmDevice] = Fact("nm_device", nm_command, parse_nm, sudo=False)
 
 
 def route_commands(route: str, iface: str, net_tools: bool) -> tuple[list[str], list[str]]:

@@ -3,12 +3,13 @@ the files that could override hazelcast.xml, and the port-probe scripts."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from omwizard.facts.base import Fact, StepData
+from omwizard.facts.base import Fact, Files, StepData
 from omwizard.om.layout import DROPIN_DIR, UNIT_FILES, OmLayout, version_from_jars
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ def parse_timezone(output: str) -> TimezoneState:
 TIMEZONE: Fact[TimezoneState] = Fact(
     "timezone", lambda _plan, _node: TIMEZONE_PROBE, parse_timezone, sudo=False
 )
+# the file the timezone apply rewrites: read with the facts, so its edit needs no read of its own
+TIMEZONE_FILE = Files("timezone-file", lambda _plan, _node: ["/etc/timezone"])
 
 
 # -- stray-config ------------------------------------------------------------------------------
@@ -219,14 +222,30 @@ def working_dir_candidates(files: dict[str, str], om_home: str) -> list[str]:
 
 # -- ports -------------------------------------------------------------------------------------
 
-LISTENER_PY = r"""
-import json, os, select, signal, socket, sys
+# One script per node (issue 21): its listener and its probes at once, no round trip between
+# the nodes' commands. The listener binds the ports its peers will probe (a port a running
+# service holds is "busy": that service answers instead), says READY, then serves until every
+# expected probe arrived (TCP: one connection per prober; UDP: one datagram per peer address,
+# each answered) or until `listen` seconds passed. The probes run beside it: a refused one
+# (the peer's listener is not up yet, or a REJECT rule) is tried again until `window` seconds
+# passed; a TCP connect without answer for `limit` seconds is "filtered"; a UDP probe that has
+# heard nothing at all (neither an answer nor a refusal) for `silence` seconds too.
+# Output: the READY line, one JSON line per probe (prober's format), then DONE (every probe
+# arrived) or STOPPED (the window ended first, or SIGTERM).
+PORTS_PY = r"""
+import json, os, select, signal, socket, sys, threading, time
+start = time.monotonic()
+want, targets = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+window, limit, silence, listen = (float(a) for a in sys.argv[3:7])
+lock = threading.Lock()
+def say(line):
+    with lock:
+        print(line, flush=True)
 def stopped(*_):
-    print("STOPPED", flush=True)
-    sys.exit(0)
+    say("STOPPED")
+    os._exit(0)
 signal.signal(signal.SIGTERM, stopped)
-want = json.loads(sys.argv[1])
-left, kinds = {}, {}
+left, kinds, peers = {}, {}, {}
 bound, busy = {"tcp": [], "udp": []}, {"tcp": [], "udp": []}
 for proto, ports in want.items():
     for port, count in ports.items():
@@ -244,60 +263,89 @@ for proto, ports in want.items():
             busy[proto].append(port)
             continue
         bound[proto].append(port)
-        left[s], kinds[s] = count, proto
-print("READY " + json.dumps({"bound": bound, "busy": busy, "pid": os.getpid()}), flush=True)
-while left:
-    for s in select.select(list(left), [], [])[0]:
-        if kinds[s] == "tcp":
-            c, _ = s.accept()
-            c.close()
-        else:
-            _, peer = s.recvfrom(512)
-            s.sendto(b"omwizard-ack", peer)
-        left[s] -= 1
-        if left[s] <= 0:
-            del left[s]
-            s.close()
-print("DONE", flush=True)
-"""
-
-PROBER_PY = r"""
-import json, socket, sys, threading
-targets, limit = json.loads(sys.argv[1]), float(sys.argv[2])
-lock = threading.Lock()
+        left[s], kinds[s], peers[s] = count, proto, set()
+say("READY " + json.dumps({"bound": bound, "busy": busy, "pid": os.getpid()}))
+def serve():
+    open_ = list(left)
+    while left:
+        rest = start + listen - time.monotonic()
+        if rest <= 0:
+            return "STOPPED"
+        for s in select.select(open_, [], [], rest)[0]:
+            if kinds[s] == "tcp":
+                c, _ = s.accept()
+                c.close()
+                if s in left:
+                    left[s] -= 1
+            else:
+                _, peer = s.recvfrom(512)
+                s.sendto(b"omwizard-ack", peer)
+                if s in left and peer[0] not in peers[s]:
+                    peers[s].add(peer[0])
+                    left[s] -= 1
+            if s in left and left[s] <= 0:
+                del left[s]
+    return "DONE"
 def probe(proto, host, port):
-    result, error = "error", ""
-    try:
-        if proto == "tcp":
-            socket.create_connection((host, port), timeout=limit).close()
-        else:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.settimeout(limit)
-            s.connect((host, port))
-            s.send(b"omwizard-probe")
-            s.recv(64)
-            s.close()
-        result = "open"
-    except ConnectionRefusedError:
-        result = "refused"
-    except (socket.timeout, TimeoutError):
-        result = "filtered"
-    except OSError as exc:
-        error = exc.strerror or str(exc)
-    with lock:
-        print(json.dumps({"proto": proto, "host": host, "port": port,
-                          "result": result, "error": error}), flush=True)
+    result, error, refused, heard = "error", "", False, time.monotonic()
+    while True:
+        try:
+            if proto == "tcp":
+                socket.create_connection((host, port), timeout=limit).close()
+            else:
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    u.settimeout(0.2)
+                    u.connect((host, port))
+                    u.send(b"omwizard-probe")
+                    u.recv(64)
+                finally:
+                    u.close()
+            result = "open"
+            break
+        except ConnectionRefusedError:
+            result, refused, heard = "refused", True, time.monotonic()
+        except (socket.timeout, TimeoutError):
+            if proto == "tcp" or (not refused and time.monotonic() - heard >= silence):
+                result = "filtered"
+                break
+        except OSError as exc:
+            error = exc.strerror or str(exc)
+            break
+        if time.monotonic() - start >= window:
+            result = "refused" if refused else "filtered"
+            break
+        time.sleep(0.1)
+    say(json.dumps({"proto": proto, "host": host, "port": port,
+                    "result": result, "error": error}))
 threads = [threading.Thread(target=probe, args=tuple(t)) for t in targets]
 for t in threads:
     t.start()
+end = serve()
 for t in threads:
     t.join()
+say(end)
 """
 
 
 def python_argv(script: str, *args: str) -> str:
     """python3 -c SCRIPT ARGS, every part quoted; bounded by `timeout` where it listens."""
     return " ".join(shlex.quote(a) for a in ("python3", "-c", script, *args))
+
+
+PORTS_WINDOW = 4.0  # s a prober tries a refused port again (a peer's listener still starting)
+PORTS_LIMIT = 2.0  # s a TCP connect waits for any answer (one SYN retransmission included)
+PORTS_SILENCE = 1.0  # s a UDP probe that heard nothing at all waits (a node's answer takes ms)
+PORTS_LISTEN = PORTS_WINDOW + PORTS_LIMIT  # s a listener waits for probes that do not come
+
+
+def ports_command(want: dict[str, dict[int, int]], targets: list[tuple[str, str, int]]) -> str:
+    """PORTS_PY for one node: `want` its listener ({proto: {port: probes expected}}),
+    `targets` its probes (proto, address, port); bounded by `timeout` should it hang."""
+    bound = int(PORTS_LISTEN + PORTS_LIMIT + 10)
+    args = (json.dumps(want, sort_keys=True), json.dumps(sorted(targets)),
+            str(PORTS_WINDOW), str(PORTS_LIMIT), str(PORTS_SILENCE), str(PORTS_LISTEN))
+    return f"timeout {bound} " + python_argv(PORTS_PY, *args)
 
 
 def db_target(plan: Plan) -> tuple[str | None, str, int]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from omwizard.configs.exports import exports_ensure
 from omwizard.configs.fstab import fstab_line
 from omwizard.facts.base import Fact, Files, StepData
-from omwizard.om.layout import DROPIN_DIR
+from omwizard.om.layout import DROPIN_DIR, UNIT_FILES
 
 if TYPE_CHECKING:
     from omwizard.plan.model import Node, Plan
@@ -414,13 +414,35 @@ class NfsClientState(NfsState):
 # -- storage steps' commands and remedies ------------------------------------------------------
 
 
+def primary_groups_command() -> str:
+    """`USER:GROUP` (the primary group) for every User= the unit files and drop-ins name:
+    what om_user needs when the unit names no Group=, read with everything else."""
+    q = shlex.quote
+    files = " ".join(q(f) for f in UNIT_FILES)
+    return (f"for u in $(sed -n 's/^[[:space:]]*User[[:space:]]*=[[:space:]]*//p' -- {files} "
+            f"{q(DROPIN_DIR)}/*.conf 2>/dev/null | tr -d \"'\\\"\" | sort -u); do "
+            'g=$(id -gn -- "$u" 2>/dev/null) && echo "$u:$g"; done; true')
+
+
+def parse_primary_groups(output: str) -> dict[str, str]:
+    """primary_groups_command's lines -> {user: primary group}."""
+    out = {}
+    for line in output.splitlines():
+        user, sep, group = line.strip().partition(":")
+        if sep and user and group:
+            out[user] = group
+    return out
+
+
 def om_user_parts(om_home: str) -> dict[str, str]:
     """The fact commands sections.storage.om_user needs besides the unit files (drop-ins, or
-    without a unit the owner of om_home), for a caller's own round trip."""
+    without a unit the owner of om_home; the primary groups of the users the units name),
+    for a caller's own round trip."""
     home = shlex.quote(om_home)
     return {
         "dropins": f"cat -- {shlex.quote(DROPIN_DIR)}/*.conf 2>/dev/null; true",
         "home_owner": f"stat -c '%U:%G' -- {home} 2>/dev/null; true",
+        "groups": primary_groups_command(),
     }
 
 
@@ -482,13 +504,53 @@ def mount_remedy(output: str, server: str) -> str:
     return "read mount's message above, fix the cause, then run apply again"
 
 
-def write_probe_command(user: str, token: str, path: str) -> str:
-    """Write the probe file as the OM user (proves it may write there), readable by others."""
+# -- the shared-files proof, one command per node (issue 21) -----------------------------------
+# The writer writes the token under several names at once; each reader looks for one name at
+# a time, a new name at each of SHARED_LOOKS (seconds after it started), until it finds one.
+# A new name each time: an NFS client that looked a name up before it existed may keep
+# answering "no such file" for it from its cache (negative dentries, up to acdirmin), never
+# for a name it has not looked up yet. The writer keeps the files SHARED_HOLD seconds (the
+# last look plus a margin for the nodes starting apart), then removes them.
+
+SHARED_LOOKS = (0.1, 0.3, 0.6, 1.0, 1.5)
+SHARED_HOLD = SHARED_LOOKS[-1] + 0.5
+
+
+def shared_names(probe: str) -> list[str]:
+    """The probe file's names, one per look."""
+    return [f"{probe}.{i}" for i in range(len(SHARED_LOOKS))]
+
+
+def shared_write_command(user: str, token: str, probe: str) -> str:
+    """Write the token under every name of the probe as the OM user (proves it may write
+    there), readable by the others (umask 022)."""
     q = shlex.quote
-    body = f"umask 022 && printf %s {q(token)} > {q(path)}"
-    if user == "root":
-        return body
-    return f"runuser -u {q(user)} -- sh -c {q(body)}"
+    body = "umask 022 && " + " && ".join(
+        f"printf %s {q(token)} > {q(name)}" for name in shared_names(probe)
+    )
+    return body if user == "root" else f"runuser -u {q(user)} -- sh -c {q(body)}"
+
+
+def shared_hold_command(probe: str) -> str:
+    """Keep the probe files while the readers look (only when they were written), then
+    remove them all."""
+    q = shlex.quote
+    names = shared_names(probe)
+    return (f"[ -e {q(names[0])} ] && sleep {SHARED_HOLD}; "
+            f"rm -f -- {' '.join(q(n) for n in names)}")
+
+
+def shared_read_command(probe: str) -> str:
+    """Look for the probe under each name in turn, at the SHARED_LOOKS times; print the
+    first one found (`cat`); when none came, `cat` of the last name says why."""
+    q = shlex.quote
+    names = shared_names(probe)
+    steps = []
+    before = 0.0
+    for at, name in zip(SHARED_LOOKS, names, strict=True):
+        steps.append(f"sleep {round(at - before, 3)}; [ -e {q(name)} ] && exec cat -- {q(name)}")
+        before = at
+    return "; ".join(steps) + f"; exec cat -- {q(names[-1])}"
 
 
 # -- declared facts (gathered by the engine before a check; see facts.base.Fact) ------------------
@@ -502,6 +564,10 @@ NFS_CLIENT_PACKAGE: Fact[PackageState] = Fact(
 # the owner of storage.path (MISSING when it is not a folder)
 DATA_FOLDER: Fact[FolderState] = Fact(
     "data_folder", lambda plan, _node: owner_probe(plan.storage.path), parse_owner
+)
+# what the NFS server exports now (`exportfs -v`; nothing when it is not installed)
+LIVE_EXPORTS: Fact[dict[tuple[str, str], frozenset[str]]] = Fact(
+    "live_exports", lambda _plan, _node: "exportfs -v", parse_exportfs
 )
 # what is mounted at storage.path now (findmnt exits 1 and prints nothing when nothing is)
 DATA_MOUNT: Fact[Mount | None] = Fact(
@@ -517,6 +583,9 @@ def parse_home_owner(output: str) -> str | None:
 # what sections.storage.om_user reads besides the unit files (the commands of om_user_parts)
 OM_DROPINS: Fact[str] = Fact(
     "om_dropins", lambda plan, _node: om_user_parts(plan.cluster.om_home)["dropins"], str
+)
+OM_PRIMARY_GROUPS: Fact[dict[str, str]] = Fact(
+    "om_primary_groups", lambda _plan, _node: primary_groups_command(), parse_primary_groups
 )
 OM_HOME_OWNER: Fact[str | None] = Fact(
     "om_home_owner", lambda plan, _node: om_user_parts(plan.cluster.om_home)["home_owner"],

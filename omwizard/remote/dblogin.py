@@ -2,18 +2,23 @@
 
 The documentation only says every OM node must use the same database; what breaks clusters in
 practice is that one node cannot log in (a user created for 'localhost' only, a pg_hba line
-missing, a firewall). So the wizard proves it: an SSH local forward through the node to the DB
-host (the DB server sees the node's address), then a pure-Python client (PyMySQL, pg8000)
-from the wizard to 127.0.0.1:forwarded_port. The blocking driver runs in a thread with a short
-timeout. Driver errors become one of a few verdicts an operator can act on.
+missing, a firewall). So the wizard proves it: an SSH tunnel (one forwarded connection)
+through the node to the DB host (the DB server sees the node's address), then a pure-Python
+client (PyMySQL, pg8000) from the wizard over it (a local socket pair bridged to the tunnel).
+The node's refused or unanswered connect is already the verdict (no probe goes first); the
+blocking driver runs in a thread with a short timeout. Driver errors become one of a few
+verdicts an operator can act on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from omwizard.remote.results import TunnelRefused
 
 if TYPE_CHECKING:  # the pool imports asyncssh; this module is loaded without it
     from omwizard.remote.ssh import Remote
@@ -63,71 +68,103 @@ def classify_pg(sqlstate: str | None, message: str) -> Verdict:
     return Verdict(ERROR, f"PostgreSQL error {sqlstate}: {message}")
 
 
-def classify_path_probe(exit_status: int | None, output: str) -> Verdict | None:
-    """The node's own TCP probe to the DB (bash /dev/tcp under timeout); None = reachable."""
-    if exit_status == 0:
-        return None
-    text = output.strip().splitlines()[-1] if output.strip() else ""
-    if "refused" in output.lower():
+def classify_tunnel_refusal(reason: str) -> Verdict:
+    """The node's own connect to the DB failed (sshd's reason for refusing the forward)."""
+    text = reason.strip()
+    if "refused" in text.lower():
         return Verdict(REFUSED, f"connection refused: nothing listens there ({text})")
-    if exit_status == 124 or "timed out" in output.lower():
+    if "timed out" in text.lower():
         return Verdict(UNREACHABLE, "no answer within the timeout (a firewall or wrong address)")
-    return Verdict(UNREACHABLE, f"cannot reach it: {text or f'exit {exit_status}'}")
+    return Verdict(UNREACHABLE, f"cannot reach it: {text or 'the forward was refused'}")
 
 
-def login_blocking(kind: str, port: int, user: str, password: str, database: str,
+TUNNEL_TIMEOUT = 5.0  # s for the node to connect to the DB (a dropped SYN waits minutes)
+UNANSWERED = Verdict(UNREACHABLE, "no answer within the timeout (a firewall or wrong address)")
+
+
+def login_blocking(kind: str, sock: socket.socket, user: str, password: str, database: str,
                    timeout: float = 8.0) -> Verdict:
-    """Log in at 127.0.0.1:port (the forward) and run SELECT 1. Blocking: run in a thread."""
+    """Log in over `sock` (the tunnel); the login itself is the proof (the server's version
+    comes with its greeting), so no query follows. Blocking: run in a thread."""
+    sock.settimeout(timeout)
     if kind in MYSQL_KINDS:
         import pymysql
 
+        conn = pymysql.connect(user=user, password=password, database=database,
+                               connect_timeout=timeout, read_timeout=timeout,
+                               write_timeout=timeout, defer_connect=True)
         try:
-            conn = pymysql.connect(host="127.0.0.1", port=port, user=user, password=password,
-                                   database=database, connect_timeout=timeout,
-                                   read_timeout=timeout, write_timeout=timeout)
+            conn.connect(sock)
         except pymysql.err.MySQLError as exc:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
             message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
             return classify_mysql(code, message)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT VERSION()")
-                row = cur.fetchone()
-        finally:
+        version = conn.get_server_info()
+        with contextlib.suppress(Exception):
             conn.close()
-        return Verdict(OK, f"logged in as {user} to {database} (server {row[0] if row else '?'})")
+        return Verdict(OK, f"logged in as {user} to {database} (server {version or '?'})")
     if kind == "postgresql":
         import pg8000.native
         from pg8000.exceptions import DatabaseError, InterfaceError
 
         try:
-            conn = pg8000.native.Connection(user, host="127.0.0.1", port=port,
-                                            password=password, database=database,
-                                            timeout=timeout)
+            pg = pg8000.native.Connection(user, password=password, database=database,
+                                          timeout=timeout, sock=sock)
         except DatabaseError as exc:
             info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
             return classify_pg(info.get("C", "?"), str(info.get("M", exc)))
         except (InterfaceError, OSError) as exc:
             return classify_pg(None, str(exc))
-        try:
-            version = conn.run("SHOW server_version")[0][0]
-        finally:
-            with contextlib.suppress(Exception):
-                conn.close()
+        version = pg.parameter_statuses.get("server_version", "?")
+        with contextlib.suppress(Exception):
+            pg.close()
         return Verdict(OK, f"logged in as {user} to {database} (PostgreSQL {version})")
     return Verdict(ERROR, f"no built-in client for {kind}; check the login by hand")
 
 
+async def _pump(reader: Any, writer: Any) -> None:
+    """Copy one direction of the tunnel until its end, then end the other side's writing."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (OSError, ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            writer.write_eof()
+
+
 async def login_through(remote: Remote, kind: str, db_host: str, db_port: int, user: str,
                         password: str, database: str, timeout: float = 8.0) -> Verdict:
-    """Forward through the node's SSH connection (omwizard.remote.ssh.Remote), then log in."""
-    listener, port = await remote.forward_local(db_host, db_port)
+    """Open a tunnel through the node's SSH connection (omwizard.remote.ssh.Remote) to the
+    DB, then log in over it: the node's refused or unanswered connect is the verdict itself,
+    so no separate probe goes first."""
     try:
-        return await asyncio.wait_for(
-            asyncio.to_thread(login_blocking, kind, port, user, password, database, timeout),
-            timeout + 5,
-        )
+        far_reader, far_writer = await asyncio.wait_for(
+            remote.open_tunnel(db_host, db_port), TUNNEL_TIMEOUT)
     except TimeoutError:
-        return Verdict(UNREACHABLE, f"the login did not finish within {timeout + 5:g}s")
+        return UNANSWERED
+    except TunnelRefused as exc:
+        return classify_tunnel_refusal(exc.message)
+    ours, theirs = socket.socketpair()
+    try:
+        near_reader, near_writer = await asyncio.open_connection(sock=theirs)
+        pumps = [asyncio.ensure_future(_pump(far_reader, near_writer)),
+                 asyncio.ensure_future(_pump(near_reader, far_writer))]
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(login_blocking, kind, ours, user, password, database,
+                                  timeout),
+                timeout + 5,
+            )
+        except TimeoutError:
+            return Verdict(UNREACHABLE, f"the login did not finish within {timeout + 5:g}s")
+        finally:
+            for pump in pumps:
+                pump.cancel()
+            near_writer.close()
+            far_writer.close()
     finally:
-        listener.close()
+        ours.close()
+        theirs.close()

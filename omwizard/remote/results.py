@@ -47,6 +47,11 @@ class RemoteError(Exception):
         self.remedy = remedy
 
 
+class TunnelRefused(RemoteError):
+    """The node could not open a forwarded connection: message is sshd's reason (its connect
+    was refused, no route, ...)."""
+
+
 class HostKeyError(RemoteError):
     """The node's host key is unknown (strict) or differs from the pinned one."""
 

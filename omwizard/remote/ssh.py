@@ -29,19 +29,28 @@ from omwizard.remote.results import (  # re-exported: the public names of this m
     HostKeyError,
     RemoteError,
     RunResult,
+    TunnelRefused,
     command_timeout_cap,
     quote_argv,
     sha256,
 )
+from omwizard.remote.writes import WRITE_REFUSED, write_script
 
 __all__ = [
     "CommandTimeout", "HostKeyError", "Remote", "RemoteError", "RemotePool", "RunResult",
     "command_timeout_cap", "pin_host_key", "quote_argv", "sha256",
 ]
 
-SESSIONS_PER_CONNECTION = 4
+# concurrent sessions per connection: OpenSSH's MaxSessions is 10 (SSH-NOTES); a check runs
+# its steps at once, so a node has several live probes open together. A server that allows
+# fewer refuses the channel: _open_session waits and retries.
+SESSIONS_PER_CONNECTION = 8
+SESSION_RETRIES = 6
 CONNECTS_AT_ONCE = 10
 CONNECT_RETRIES = 3
+# a sudo command sent before the mode is known (Remote._sudo_first): `sudo -n` said no
+SUDO_PROBE_EXIT = 97
+SUDO_PROBE_MARK = "==OMW-SUDO-N-REFUSED "
 
 ConfirmHostKey = Callable[[Node, str, int, str], Awaitable[bool] | bool]
 AskPassword = Callable[[Node, str], Awaitable[str | None] | str | None]
@@ -200,6 +209,7 @@ class Remote:
         self._sessions = asyncio.Semaphore(SESSIONS_PER_CONNECTION)
         self._sudo_mode: str | None = None  # "none" | "nopasswd" | "password"
         self._sudo_password: str | None = None
+        self._sudo_lock = asyncio.Lock()  # concurrent first sudo commands: one password path
         self.connects = 0
         self.channels = 0
         self._failure: RemoteError | None = None
@@ -408,18 +418,33 @@ class Remote:
         return self._conn
 
     async def sudo_mode(self) -> str:
-        """How this node reaches root: none (is root / sudo never), nopasswd, password."""
+        """How this node reaches root: none (is root / sudo never), nopasswd, password.
+
+        Concurrent callers share one probe (a lock); a sudo command sent before the mode is
+        known folds the probe into itself instead (_run), so it costs no round trip."""
         if self._sudo_mode is not None:
             return self._sudo_mode
+        async with self._sudo_lock:
+            if self._sudo_mode is not None:
+                return self._sudo_mode
+            if self._no_sudo():
+                self._sudo_mode = "none"
+                return self._sudo_mode
+            probe = (await self._exec("sudo -n true", None, 20, None)).as_text()
+            if probe.ok:
+                self._sudo_mode = "nopasswd"
+                return self._sudo_mode
+            return await self._sudo_refused(probe.output)
+
+    def _no_sudo(self) -> bool:
         ssh = self.node.ssh
-        if ssh.sudo == "never" or (ssh.user == "root" and ssh.sudo != "always"):
-            self._sudo_mode = "none"
-            return self._sudo_mode
-        probe = (await self._exec("sudo -n true", None, 20, None)).as_text()
-        if probe.ok:
-            self._sudo_mode = "nopasswd"
-            return self._sudo_mode
-        text = probe.output.lower()
+        return ssh.sudo == "never" or (ssh.user == "root" and ssh.sudo != "always")
+
+    async def _sudo_refused(self, said: str) -> str:
+        """`sudo -n` said no (its words): the password path, or why this user cannot sudo.
+        Called with the sudo lock held."""
+        ssh = self.node.ssh
+        text = said.lower()
         if "password is required" in text or "a terminal is required" in text:
             password = None
             if self._ask_password is not None:
@@ -445,9 +470,31 @@ class Remote:
             return self._sudo_mode
         raise RemoteError(
             self.node.name,
-            f"{ssh.user} cannot use sudo: {probe.output or 'no output'}",
+            f"{ssh.user} cannot use sudo: {said or 'no output'}",
             "log in as root (ssh.user: root) or give this user sudo rights",
         )
+
+    async def _sudo_first(self, command: str, stdin: str | bytes | None, timeout: float,
+                          on_line: LineSink | None, binary: bool) -> _Output | None:
+        """A sudo command while the mode is still unknown, with the probe folded in: the
+        wire runs `sudo -n true` and, when that passes, the command under `sudo -n` (no
+        password is ever sent: SSH-NOTES' NOPASSWD danger); when it does not, the command
+        never ran and the wire ends with SUDO_PROBE_EXIT and sudo's words after a marker
+        line on stderr. None: the mode is known now (password, or another caller's probe);
+        run the command again the ordinary way."""
+        inner = f"sudo -n -- sh -c {shlex.quote(command)}"
+        wire = (f"m=$(sudo -n true 2>&1) && exec {inner}; "
+                f"printf '{SUDO_PROBE_MARK}%s\\n' \"$m\" >&2; exit {SUDO_PROBE_EXIT}")
+        out = await self._exec(wire, stdin, timeout, on_line, binary=binary, shown=command)
+        said = _text(out.stderr)
+        if out.status == SUDO_PROBE_EXIT and SUDO_PROBE_MARK in said:
+            async with self._sudo_lock:
+                if self._sudo_mode is None:
+                    await self._sudo_refused(said.split(SUDO_PROBE_MARK, 1)[1].strip())
+            return None
+        if out.status is not None and self._sudo_mode is None:
+            self._sudo_mode = "nopasswd"  # sudo -n ran the command
+        return out
 
     async def run(
         self,
@@ -477,6 +524,10 @@ class Remote:
         timeout = min(timeout, command_timeout_cap() or timeout)
         wire = command
         stdin: str | bytes | None = input
+        if sudo and self._sudo_mode is None and on_line is None and not self._no_sudo():
+            first = await self._sudo_first(command, input, timeout, on_line, binary)
+            if first is not None:
+                return first
         if sudo:
             mode = await self.sudo_mode()
             if mode != "none":
@@ -509,9 +560,7 @@ class Remote:
             try:
                 async with asyncio.timeout(timeout):
                     self.channels += 1
-                    process = await conn.create_process(
-                        wire, encoding=None if binary else "utf-8", errors="replace"
-                    )
+                    process = await self._open_session(conn, wire, binary)
                     if stdin is not None:
                         if isinstance(stdin, str) and binary:
                             stdin = stdin.encode()
@@ -543,6 +592,21 @@ class Remote:
             self._conn = None  # keepalive dropped it: the next command reconnects
         return _Output(shown, status, out, err)
 
+    async def _open_session(self, conn: asyncssh.SSHClientConnection, wire: str,
+                            binary: bool) -> asyncssh.SSHClientProcess[Any]:
+        """A session channel running `wire`. A server whose MaxSessions is below ours
+        refuses the channel on a live connection ("open failed"): wait for one of ours to
+        end and try again (bounded), instead of taking it for a lost connection."""
+        for attempt in range(SESSION_RETRIES):
+            try:
+                return await conn.create_process(
+                    wire, encoding=None if binary else "utf-8", errors="replace")
+            except asyncssh.ChannelOpenError:
+                if conn.is_closed() or attempt == SESSION_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
     # -- files ------------------------------------------------------------------------------
 
     async def read_file(self, path: str, *, sudo: bool = True) -> bytes | None:
@@ -568,35 +632,22 @@ class Remote:
         sudo: bool = True,
         backup: str | None = None,
         mode: str = "0644",
-    ) -> None:
+        expect: str | None = None,
+    ) -> bool:
         """Back up, then write atomically: temp file in the same directory, fsync, rename.
 
         Owner and mode of an existing file are kept; the backup keeps them too (cp -p).
         The whole dance is one shell script, so it is one round trip, and the temp file is
         removed when anything fails, so no half-written file is ever left behind.
+
+        expect: a compare-and-swap in the same script: the sha256 the file must have now (or
+        ABSENT: it must not exist); when it differs nothing is backed up or written and the
+        answer is False, so a caller that transformed a copy it read earlier reads again.
         """
-        q = shlex.quote(path)
-        lines = [
-            "set -e",
-            f"d=$(dirname -- {q})",
-            't=$(mktemp "$d/.omwizard.XXXXXX")',
-            "trap 'rm -f -- \"$t\"' EXIT",
-        ]
-        if backup:
-            qb = shlex.quote(backup)
-            lines += [
-                f'if [ -e {q} ] && [ ! -e {qb} ]; then mkdir -p -m 0700 -- "$(dirname -- {qb})"; '
-                f"cp -p -- {q} {qb}.tmp && sync -- {qb}.tmp && mv -f -- {qb}.tmp {qb}; fi"
-            ]
-        lines += [
-            f'if [ -e {q} ]; then chown --reference={q} "$t"; chmod --reference={q} "$t"; '
-            f'else chmod {shlex.quote(mode)} "$t"; fi',
-            'cat > "$t"',
-            'sync -- "$t"',
-            f'mv -f -- "$t" {q}',
-            'sync -- "$d"',
-        ]
-        result = await self._run("\n".join(lines), sudo=sudo, input=data, binary=True)
+        script = write_script(path, backup=backup, mode=mode, expect=expect)
+        result = await self._run(script, sudo=sudo, input=data, binary=True)
+        if expect is not None and result.status == WRITE_REFUSED:
+            return False
         if result.status != 0:
             err = _text(result.stderr)
             if result.status is None:
@@ -611,6 +662,13 @@ class Remote:
                 "check free space and that the file system is writable; "
                 "the file was left as it was",
             )
+        return True
+
+    async def run_changes(self, script: str, data: bytes, *, timeout: float) -> RunResult:
+        """A batch of changes (remote.batch) as root, its stdin given as bytes (file contents
+        are not always text); the output as text, for its markers."""
+        out = await self._run(script, sudo=True, input=data, timeout=timeout, binary=True)
+        return out.as_text()
 
     # -- forwards ---------------------------------------------------------------------------
 
@@ -621,6 +679,17 @@ class Remote:
         conn = await self._ensure()
         listener = await conn.forward_local_port("127.0.0.1", 0, dest_host, dest_port)
         return listener, listener.get_port()
+
+    async def open_tunnel(
+        self, dest_host: str, dest_port: int
+    ) -> tuple[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]]:
+        """A TCP connection from this node to dest (one channel open, no local port); the
+        node's own refusal (its connect failed) raises TunnelRefused with sshd's reason."""
+        conn = await self._ensure()
+        try:
+            return await conn.open_connection(dest_host, dest_port, encoding=None)
+        except asyncssh.ChannelOpenError as exc:
+            raise TunnelRefused(self.node.name, exc.reason or "channel open failed") from None
 
 
 async def _drain(stream: asyncssh.SSHReader[Any], on_line: LineSink | None) -> str | bytes:

@@ -15,7 +15,7 @@ import shlex
 from omwizard.configs.exports import exports_remove
 from omwizard.engine.step import Finding, Step, StepContext
 from omwizard.facts import database as dbsql
-from omwizard.facts.membership import hba_without
+from omwizard.facts.membership import DroppedAccount, hba_without
 from omwizard.facts.verify import OM_PROCESS
 from omwizard.om.layout import UNIT, OmLayout
 from omwizard.plan.model import Node, Plan
@@ -107,10 +107,17 @@ class DropDbAccountStep(_Departure):
         db, addr = ctx.plan.database, self.leaving.address
         if db.type in MYSQL_KINDS:
             cmd, prefix = dbsql.mysql_client(db)
+            probe = await ctx.run(node, cmd, input=prefix + dbsql.mysql_probe_sql(db.user,
+                                                                                  db.name))
+            granted = addr in dbsql.parse_mysql_probe(probe.stdout).granted
             argv = cmd if isinstance(cmd, list) else ["sh", "-c", cmd]
             drop = dbsql.mysql_drop_user_sql(db.user, addr)
+            # rollback has database.remote-user re-create it with the plan's password then
+            # (the journal keeps who, where and which grant; the password is kept nowhere)
             await ctx.change_command(
                 node, argv, None, input=prefix + drop,
+                undo_step="remote-user",
+                undo_data=DroppedAccount(db.user, addr, db.name, granted),
                 undo_text=(f"nothing run by rollback: the account's password is kept nowhere; "
                            f"put {self.leaving.name} back in the plan and apply --section "
                            "database to re-create it"))

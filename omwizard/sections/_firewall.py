@@ -22,18 +22,23 @@ from omwizard.facts.firewall import (
     NFT_FILES,
     NFT_RULESET,
     UFW_STATUS,
+    Firewalld,
     FirewallState,
     FirewallView,
     PathCheck,
+    Ufw,
     ipt_ours,
     judge_firewall,
     nft_ours,
+    parse_rich,
     parse_ufw,
     persistence_gaps,
     required_openings,
+    ufw_atoms,
     wanted_atoms,
 )
 from omwizard.plan.model import Node, Plan
+from omwizard.remote.results import RemoteError
 
 DOC_FIREWALL = (
     "Beyond the documentation, which names no port: the members talk on TCP 5701-5703 "
@@ -86,6 +91,13 @@ class FirewallStep(Step):
         evidence = [await ctx.fact_evidence(node, f) for f in self.facts]
         tools = ", ".join(state.tools) or "nothing"
         blocked, unknown = state.blocked, state.unknown
+        if manage and state.reload_loses and (blocked or unknown or state.stale):
+            return Finding.failed(
+                f"firewalld on {node.name} runs a zone {state.zone} that differs from its "
+                "permanent configuration; omwizard's ipset is created permanently and needs a "
+                "reload, which would drop those runtime-only changes",
+                "keep them (`firewall-cmd --runtime-to-permanent`) or drop them "
+                "(`firewall-cmd --reload`), then apply again", *evidence, data=state)
         if blocked:
             listed = "; ".join(_line(p, node) for p in blocked)
             detail = f"{len(blocked)} path(s) into {node.name} blocked ({tools}): {listed}"
@@ -100,6 +112,9 @@ class FirewallStep(Step):
         if state.stale:
             detail = (f"omwizard's rules in {', '.join(state.stale)} on {node.name} are not "
                       "the plan's nodes any more (a node was added or removed)")
+            if state.stale_sources:
+                detail += (f": they still open to {', '.join(state.stale_sources)}, no longer "
+                           "in the plan")
             if manage:
                 return Finding.needs(detail, "omwizard replaces them by the plan's", *evidence,
                                      data=state)
@@ -133,25 +148,12 @@ class FirewallStep(Step):
         openings = required_openings(plan, node)
         wanted = sorted(wanted_atoms(openings))
         view = await self._view(ctx, node)
-        if "firewalld" in seen.tools and view.firewalld is not None:
-            fw = view.firewalld
-            zone = f"--zone={fw.zone}"
-            for atom in wanted:
-                rich = rules.firewalld_rich(atom)
-                for perm, have in (([], fw.rich_rules), (["--permanent"], fw.permanent)):
-                    if rich not in have:
-                        await ctx.change_command(
-                            node, ["firewall-cmd", *perm, zone, f"--add-rich-rule={rich}"],
-                            ["firewall-cmd", *perm, zone, f"--remove-rich-rule={rich}"])
+        if view.firewalld is not None and ("firewalld" in seen.tools
+                                           or "firewalld" in seen.stale):
+            await _firewalld(ctx, node, view.firewalld, wanted, cluster)
             return
-        if "ufw" in seen.tools or "ufw" in seen.stale:
-            ours = view.ufw.ours if view.ufw is not None else frozenset()
-            for proto, src, ports in rules.ufw_groups(a for a in ours if a not in wanted):
-                add, delete = rules.ufw_allow(proto, src, ports, cluster)
-                await ctx.change_command(node, delete, add)
-            for proto, src, ports in rules.ufw_groups(a for a in wanted if a not in ours):
-                add, delete = rules.ufw_allow(proto, src, ports, cluster)
-                await ctx.change_command(node, add, delete)
+        if view.ufw is not None and ("ufw" in seen.tools or "ufw" in seen.stale):
+            await _ufw(ctx, node, view.ufw, wanted, cluster)
             return
         if view.nft is not None:
             before = nft_ours(view.nft, cluster)
@@ -181,6 +183,69 @@ class FirewallStep(Step):
 
             for path in IPTABLES_FILES:  # a no-op where the file is absent or already right
                 await ctx.edit_file(node, path, persist)
+
+
+Atom = tuple[str, str, int, int]
+
+
+async def _ufw(ctx: StepContext, node: Node, ufw: Ufw, wanted: list[Atom], cluster: str
+               ) -> None:
+    """Delete omwizard's ufw rules that open more than the plan wants, then prepend the missing
+    ones (in reverse, so they read in order); ufw persists them in /etc/ufw/user.rules."""
+    kept: set[Atom] = set()
+    for rule in ufw.our_rules(cluster):
+        atoms = ufw_atoms(rule)
+        if atoms and atoms <= set(wanted):
+            kept |= atoms
+            continue
+        for proto, src, ports in rules.ufw_groups(atoms):
+            add, delete = rules.ufw_allow(proto, src, ports, cluster)
+            await ctx.change_command(node, delete, add, remedy=f"check `ufw status` on {node.name}")
+    missing = [a for a in wanted if a not in kept]
+    for proto, src, ports in reversed(rules.ufw_groups(missing)):
+        add, delete = rules.ufw_allow(proto, src, ports, cluster)
+        await ctx.change_command(node, add, delete, remedy=f"check `ufw status` on {node.name}")
+
+
+async def _firewalld(ctx: StepContext, node: Node, fw: Firewalld, wanted: list[Atom],
+                     cluster: str) -> None:
+    """omwizard's firewalld rules: the cluster's ipset holds the peers, one rich rule per port
+    range takes its sources from it; each change live and permanent where it is missing."""
+    ipset = rules.firewalld_ipset(cluster)
+    sources = sorted({a[1] for a in wanted})
+    ports = sorted({(a[0], a[2], a[3]) for a in wanted})
+    if {(p, s, lo, hi) for s in sources for p, lo, hi in ports} != set(wanted):
+        raise RemoteError(node.name, "omwizard's firewalld rules need one set of sources for "
+                          "every port of a node", "report this plan to omwizard's authors")
+    remedy = f"check `firewall-cmd --list-all` and `firewall-cmd --info-ipset={ipset}`"
+    live, kept = fw.ipset, fw.permanent_ipset
+    live_rules, kept_rules = fw.rich_rules, fw.permanent
+    if kept is None:
+        new, delete = rules.firewalld_new_ipset(ipset, cluster)
+        await ctx.change_command(node, new, delete, remedy=remedy)
+        live, kept, live_rules = (), (), kept_rules  # the reload made permanent live
+    elif live is None:
+        await ctx.change_command(node, ["firewall-cmd", "--reload"], None, remedy=remedy,
+                                 undo_text="the reload only made the permanent ipset live")
+        live, live_rules = kept, kept_rules
+    entries = {"runtime": set(live or ()), "permanent": set(kept or ())}
+    for address in sorted(set(sources) | entries["runtime"] | entries["permanent"]):
+        want = address in sources
+        sides = [side for side, have in entries.items() if (address in have) != want]
+        if sides:
+            add, remove = rules.firewalld_entry(ipset, address, sides)
+            await ctx.change_command(node, *((add, remove) if want else (remove, add)),
+                                     remedy=remedy)
+    texts = [rules.firewalld_rich(ipset, *p) for p in ports]
+    present = {"runtime": set(live_rules), "permanent": set(kept_rules)}
+    ours = {r for r in (*live_rules, *kept_rules) if parse_rich(r).ipset == ipset}
+    for rich in [*texts, *sorted(ours - set(texts))]:
+        want = rich in texts
+        sides = [side for side, have in present.items() if (rich in have) != want]
+        if sides:
+            add, remove = rules.firewalld_rule(fw.zone, rich, sides)
+            await ctx.change_command(node, *((add, remove) if want else (remove, add)),
+                                     remedy=remedy)
 
 
 __all__ = ["BLOCKED", "DOC_FIREWALL", "FirewallStep"]

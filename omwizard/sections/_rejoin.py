@@ -9,7 +9,7 @@ back, the others are left running as they are.
 
 from __future__ import annotations
 
-import asyncio
+import shlex
 import time
 
 from omwizard.engine.step import Finding, StepContext
@@ -22,6 +22,7 @@ from omwizard.remote.results import RemoteError
 PENDING = "verify.restart.pending"  # ctx.shared: nodes this run still has to restart
 HALTED = "verify.restart.halted"  # ctx.shared: the node that did not come back
 MEMBER_WAIT = 120  # seconds a restarted node has to show up in its cluster's members list
+POLL_S = 2.0  # a members read waits at most this long on the node for the log to grow
 
 
 def order_restarts(ctx: StepContext, nodes: list[Node], found: dict[str, Finding]
@@ -38,6 +39,27 @@ def order_restarts(ctx: StepContext, nodes: list[Node], found: dict[str, Finding
     ctx.shared[PENDING] = set(names)
     by_name = {n.name: n for n in nodes}
     return [by_name[name] for name in names]
+
+
+def _log_files(om_home: str, log: str) -> str:
+    return " ".join(shlex.quote(f) for f in (f"{om_home}/logs/openmeetings.log",
+                                              f"{om_home}/log/openmeetings.log", log))
+
+
+def log_sizes(om_home: str, log: str) -> str:
+    """A shell part printing the sizes of the node's OpenMeetings logs on one line."""
+    return f"stat -c %s -- {_log_files(om_home, log)} 2>/dev/null | tr '\\n' ' '; true"
+
+
+def log_growth_wait(om_home: str, log: str, since: str, seconds: float = POLL_S) -> str:
+    """A shell part that returns once the logs' sizes differ from `since` (what log_sizes
+    printed at the previous read), or after `seconds` (it checks every 0.1 s)."""
+    if any(not (c.isdigit() or c == " ") for c in since):
+        since = ""  # not what log_sizes prints: wait for any change from now
+    size = f"$(stat -c %s -- {_log_files(om_home, log)} 2>/dev/null | tr '\\n' ' ')"
+    start = shlex.quote(since) if since.strip() else size
+    return (f"s0={start}; i=0; while [ $i -lt {max(1, int(seconds * 10))} ]; do "
+            f'[ "{size}" != "$s0" ] && break; sleep 0.1; i=$((i + 1)); done; true')
 
 
 def refuse_if_halted(ctx: StepContext, node: Node) -> None:
@@ -65,8 +87,10 @@ async def wait_member(ctx: StepContext, node: Node, log: str) -> None:
         except RemoteError:
             continue  # an unreachable peer is not waited for
     deadline = time.monotonic() + MEMBER_WAIT
+    home = ctx.plan.cluster.om_home
+    parts = {"sizes": log_sizes(home, log), **members_parts(home, log)}
     while True:
-        got = await ctx.run_parts(node, members_parts(ctx.plan.cluster.om_home, log))
+        got = await ctx.run_parts(node, parts)
         facts = verifyfacts.read_log(got["tail"].stdout)
         if facts.standalone or seen_as_member(facts, expected):
             return  # alone by configuration: verify.members says so; nothing to wait for
@@ -79,4 +103,7 @@ async def wait_member(ctx: StepContext, node: Node, log: str) -> None:
                 f"it sees {seen}, expected {', '.join(sorted(expected))}",
                 "check network.firewall and the join settings (verify.members says more); "
                 "the nodes not restarted yet keep running")
-        await asyncio.sleep(2)
+        # the next read waits on the node until the log grows (at most POLL_S): it sees a
+        # members list one round trip after it is written, not at the next tick of a timer
+        parts = {"wait": log_growth_wait(home, log, got["sizes"].stdout),
+                 "sizes": log_sizes(home, log), **members_parts(home, log)}

@@ -19,6 +19,7 @@ from omwizard.configs import persistence
 from omwizard.configs.javaopts import SERIALIZATION_OPTS
 from omwizard.engine.step import FAILED, NEEDS_CHANGE, Finding, Step, StepContext
 from omwizard.facts import database as dbsql
+from omwizard.facts.base import StepData
 from omwizard.facts.database import (
     H2_DOC,
     MYSQL_CNF_PROBE,
@@ -35,13 +36,13 @@ from omwizard.facts.database import (
     pick_cnf,
     psql_script,
     restart_script,
-    tcp_probe,
 )
 from omwizard.facts.javaopts import JAVA_OPTS_FILES, SYSTEMD_RUNNING
+from omwizard.facts.membership import DroppedAccount, recreate_account_sql
 from omwizard.om.layout import OmLayout
 from omwizard.plan.model import Database, Node, Plan
 from omwizard.remote import dblogin
-from omwizard.remote.results import RemoteError
+from omwizard.remote.results import RemoteError, RunResult
 from omwizard.sections._javaopts import add_java_opts, java_opts_status
 
 T = TypeVar("T")
@@ -186,8 +187,11 @@ class RemoteUserStep(DatabaseStep):
                              "only if bind-address changes)", result.evidence())
 
     async def _check_pg(self, ctx: StepContext, node: Node, db: Database) -> Finding:
-        result = await ctx.run(node, psql_script(db, "-f -"),
-                               input=admin_prefix(db) + dbsql.pg_probe_sql(db.user, db.name))
+        # one command: the probe, then the pg_hba.conf it names (dbsql.with_hba)
+        both = await ctx.run(node, dbsql.with_hba(psql_script(db, "-f -")),
+                             input=admin_prefix(db) + dbsql.pg_probe_sql(db.user, db.name))
+        probe_out, hba = dbsql.split_hba(both.stdout)
+        result = RunResult(psql_script(db, "-f -"), both.exit_status, probe_out, both.stderr)
         if not result.ok:
             return Finding.failed(
                 f"cannot query PostgreSQL as admin: {result.output[-300:]}",
@@ -195,7 +199,6 @@ class RemoteUserStep(DatabaseStep):
                 "(peer auth), or set database.admin_user/admin_password",
                 result.evidence())
         facts = dbsql.parse_pg_probe(result.stdout)
-        hba = await ctx.read_text(node, facts.hba_file) if facts.hba_file else None
         decision = dbsql.pg_decide(facts, hba or "", db.user, db.name, self._hosts(ctx),
                                    node.address)
         problems = dbsql.pg_problems(facts, decision, db.user, db.name, node.address)
@@ -224,6 +227,8 @@ class RemoteUserStep(DatabaseStep):
         probe = await ctx.run(node, cmd, input=prefix + dbsql.mysql_probe_sql(db.user, db.name))
         facts = dbsql.parse_mysql_probe(probe.stdout)
         decision = dbsql.mysql_decide(facts, self._hosts(ctx), node.address)
+        # read before any change, so that the step's changes go in one round trip
+        cnf_probe = await ctx.run(node, MYSQL_CNF_PROBE) if decision.bind else None
         argv = cmd if isinstance(cmd, list) else ["sh", "-c", cmd]
         password = db.password.value or ""
         if decision.create_db:
@@ -243,12 +248,32 @@ class RemoteUserStep(DatabaseStep):
                 node, argv, mysql_undo(db, revoke),
                 input=prefix + dbsql.mysql_grant_sql(db.user, host, db.name),
                 undo_text=manual_undo(db, "revoke", revoke))
-        if decision.bind:
-            await self._mysql_bind(ctx, node, facts)
+        if cnf_probe is not None:
+            await self._mysql_bind(ctx, node, facts, cnf_probe.stdout)
 
-    async def _mysql_bind(self, ctx: StepContext, node: Node, facts: dbsql.MysqlFacts) -> None:
-        found = await ctx.run(node, MYSQL_CNF_PROBE)
-        cnf = pick_cnf(found.stdout)
+    async def undo(self, ctx: StepContext, node: Node, data: StepData) -> str | None:
+        """A MySQL/MariaDB account remove-node dropped (sections/_departure.py), created again
+        with its grant when the plan's database password is known now (stdin only); without
+        it, None: the record's words say how to re-create it."""
+        db = ctx.plan.database
+        if (not isinstance(data, DroppedAccount) or db.type not in MYSQL_KINDS
+                or not db.password.value
+                or (db.admin_user is not None and not admin_prefix(db).strip("\n"))):
+            return None
+        _know_admin_secret(ctx, db)
+        cmd, prefix = mysql_client(db)
+        result = await ctx.run(node, cmd, input=prefix + recreate_account_sql(
+            data, db.password.value))
+        if not result.ok:
+            raise RemoteError(node.name, f"re-creating {data.account} failed: "
+                              f"{ctx.redact(result.output)[-300:]}",
+                              "make sure the server runs, then run rollback again")
+        grant = f" with ALL on {data.database}.*" if data.all_on_database else ""
+        return f"{data.account} created again{grant}"
+
+    async def _mysql_bind(self, ctx: StepContext, node: Node, facts: dbsql.MysqlFacts,
+                          found: str) -> None:
+        cnf = pick_cnf(found)
         if cnf is None:
             raise RemoteError(node.name, "no MySQL/MariaDB server config file found",
                               f"set bind-address = {node.address} in the server's [mysqld] "
@@ -426,6 +451,8 @@ class DbLoginStep(DatabaseStep):
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         finding = await self._check(ctx, node)
+        if finding.status == FAILED and isinstance(finding.data, LoginVerdict):
+            await ctx.checked(REMOTE_USER)  # a check runs the two at once: its verdict first
         if (finding.status == FAILED and isinstance(finding.data, LoginVerdict)
                 and finding.data.verdict in REMOTE_USER_FIXES
                 and ctx.shared.get(REMOTE_USER_PENDING)):
@@ -442,12 +469,7 @@ class DbLoginStep(DatabaseStep):
             return Finding.failed("no database password in the plan",
                                   "export OMW_DB_PASSWORD (or the variable the plan names)")
         where = f"{db.host}:{db.port}"
-        probe = await ctx.run(node, tcp_probe(db.host, db.port), sudo=False, timeout=15)
-        bad = dblogin.classify_path_probe(probe.exit_status, probe.output)
-        if bad is not None:
-            return Finding.failed(f"{where} from {node.address}: {bad.verdict}: {bad.detail}",
-                                  LOGIN_REMEDIES[bad.verdict], probe.evidence(),
-                                  data=LoginVerdict(bad.verdict))
+        # one tunnel through the node: a refused or unanswered connect is its verdict
         verdict = await dblogin.login_through(ctx.pool.get(node), db.type, db.host, db.port,
                                               db.user, db.password.value, db.name)
         line = f"login {db.user}@{where}/{db.name} from {node.address}: {verdict.verdict}"

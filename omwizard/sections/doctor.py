@@ -29,8 +29,9 @@ async def views(ctx: StepContext, nodes: list[Node]) -> dict[str, NodeView]:
     for node in nodes:
         if node.name not in cache:
             snap = await ctx.fact(node, SNAPSHOT)
-            cache[node.name] = dx.node_view(node.name, node.address, snap,
-                                            ctx.plan.cluster.om_home)
+            # setdefault: a step checked at once may have built (and added to) it meanwhile
+            cache.setdefault(node.name, dx.node_view(node.name, node.address, snap,
+                                                     ctx.plan.cluster.om_home))
     return {n.name: cache[n.name] for n in nodes}
 
 
@@ -255,6 +256,8 @@ class MembersStep(ClusterDoctorStep):
 
 class MatrixStep(ClusterDoctorStep):
     """The node-by-node matrix (every row, with what the probes of this run added)."""
+
+    after = ("doctor.server-url",)  # the step whose probe adds to the rows (_update)
 
     def judge_all(self, ctx: StepContext, rows: dict[str, NodeView]) -> Problems:
         return {}

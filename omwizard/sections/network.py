@@ -8,42 +8,42 @@ With `network.join: tcp-ip` every step here is skipped: Hazelcast then needs no 
 from __future__ import annotations
 
 import asyncio
+import shlex
 
 from omwizard.configs import netconf
 from omwizard.engine.step import Finding, Step, StepContext
 from omwizard.facts.network import (
     IPV4_ADDRESSES,
     LINKS,
+    MULTICAST_CAPTURE_SECONDS,
     MULTICAST_ROUTE,
+    NM_DEVICE,
+    ROUTE_CONFIG_FILES,
     Capture,
+    MulticastRun,
     NodeInterface,
     PingRound,
     RouteConfig,
     RouteState,
     addresses,
-    capture_command,
+    capture_argv,
     echo_requests,
     interface_for_address,
     multicast_ping_verdicts,
+    multicast_script,
     nm_device_probe,
-    parse_pid,
+    parse_multicast_run,
     parse_ping,
     parse_route_config,
     ping_command,
     route_commands,
-    route_config_parts,
     route_verdict,
-    stop_command,
-    tcpdump_listening,
 )
 from omwizard.plan.model import Node, Plan
 from omwizard.remote.results import RemoteError, RunResult, quote_argv
 from omwizard.sections._firewall import DOC_FIREWALL, FirewallStep
 
 ROUTE_PENDING = "network.route-pending"  # ctx.shared: nodes whose route a dry-run only showed
-CAPTURE_SECONDS = 12  # tcpdump's own bound, should omwizard not be there to stop it
-LISTEN_WAIT = 10  # how long to wait for every capture to say "listening on"
-CAPTURE_MARGIN = 0.5  # after the pings, for the last one to cross the segment (then stop)
 
 
 def multicast_join(plan: Plan, _node: Node) -> str | None:
@@ -194,6 +194,10 @@ async def multicast_ping(
     """One round of the documentation's test: captures on every node, a ping from `sender`
     (default: the first node), a verdict per node.
 
+    Each node runs it as one command (facts.network.multicast_script: its capture, the
+    sender's ping once the captures listen, the capture ended when it has what it needs or
+    the pings are over), all nodes at once. A sender whose capture did not start does not
+    ping: the round is run again from the first node whose capture listened.
     The TUI calls this with each node as sender for "repeat from each node".
     """
     group = ctx.plan.network.multicast_group
@@ -208,55 +212,37 @@ async def multicast_ping(
 
     await asyncio.gather(*(resolve(n) for n in nodes))
     live = [n for n in nodes if n.name in ifaces]
-    ready = {n.name: asyncio.Event() for n in live}
-    pids: dict[str, int] = {}
-
-    async def capture(node: Node) -> RunResult:
-        def seen(line: str) -> None:
-            pid = parse_pid(line)
-            if pid is not None:
-                pids[node.name] = pid
-            if tcpdump_listening(line):
-                ready[node.name].set()
-
-        try:
-            return await ctx.run(
-                node,
-                capture_command(ifaces[node.name], group, CAPTURE_SECONDS),
-                sudo=True,
-                timeout=CAPTURE_SECONDS + 20,
-                on_line=seen,
-            )
-        finally:
-            ready[node.name].set()  # ended (or failed): nothing more to wait for
-
-    tasks = {n.name: asyncio.ensure_future(capture(n)) for n in live}
-    waits = [asyncio.ensure_future(ev.wait()) for ev in ready.values()]
-    if waits:
-        await asyncio.wait(waits, timeout=LISTEN_WAIT)
-        for w in waits:
-            w.cancel()
-    listening = [n for n in live if ready[n.name].is_set() and not tasks[n.name].done()]
     wanted = sender or (nodes[0].name if nodes else None)
-    chosen = next((n for n in listening if n.name == wanted), listening[0] if listening else None)
-    ping_result: RunResult | None = None
-    if chosen is not None:
-        try:
-            ping_result = await ctx.run(chosen, ping_command(group), sudo=False, timeout=30)
-        except RemoteError as exc:
-            found[chosen.name] = Finding.failed(exc.message, exc.remedy)
-    # A capture ends by itself once it saw both pings; one still running after the pings
-    # are over (plus a margin for the last to arrive) can see nothing more: stop it.
-    await stop_captures(ctx, live, tasks, pids, CAPTURE_MARGIN)
-    results: dict[str, RunResult | BaseException] = {}
-    for name, task in tasks.items():
-        try:
-            results[name] = await task
-        except RemoteError as exc:
-            found.setdefault(name, Finding.failed(exc.message, exc.remedy))
-            results[name] = exc
 
-    if chosen is None or ping_result is None:
+    async def one_round(by: str | None) -> dict[str, MulticastRun | RemoteError]:
+        async def script(node: Node) -> MulticastRun | RemoteError:
+            try:
+                res = await ctx.run(
+                    node, multicast_script(ifaces[node.name], group, node.name == by),
+                    sudo=True, timeout=MULTICAST_CAPTURE_SECONDS + 20,
+                )
+            except RemoteError as exc:
+                return exc
+            return parse_multicast_run(res.stdout + ("\n" + res.stderr if res.stderr else ""))
+
+        runs = await asyncio.gather(*(script(n) for n in live))
+        return {n.name: r for n, r in zip(live, runs, strict=True)}
+
+    runs = await one_round(wanted)
+    listening = [n for n in live if (r := runs[n.name]) and isinstance(r, MulticastRun)
+                 and r.listening]
+    chosen = next((n for n in listening if n.name == wanted), listening[0] if listening else None)
+    if chosen is not None and chosen.name != wanted:
+        runs = await one_round(chosen.name)  # the wanted sender could not listen: again
+    sent = runs.get(chosen.name) if chosen is not None else None
+    ping_run = sent.ping if isinstance(sent, MulticastRun) else None
+    if isinstance(sent, RemoteError) and chosen is not None:
+        found[chosen.name] = Finding.failed(sent.message, sent.remedy)
+    for name, run in runs.items():
+        if isinstance(run, RemoteError):
+            found.setdefault(name, Finding.failed(run.message, run.remedy))
+
+    if chosen is None or ping_run is None:
         for node in live:
             found.setdefault(
                 node.name,
@@ -266,23 +252,30 @@ async def multicast_ping(
                 ),
             )
         return found
+    ping_result = RunResult(ping_command(group), ping_run[0], ping_run[1], "")
+    capture_cmd = {n.name: shlex.join(capture_argv(ifaces[n.name], group,
+                                                   MULTICAST_CAPTURE_SECONDS)) for n in live}
     captures = {}
+    results: dict[str, RunResult] = {}
     for node in live:
-        res = results.get(node.name)
-        if isinstance(res, RunResult) and res.exit_status in (0, 124):
-            captures[node.name] = Capture(node.name, tuple(echo_requests(res.stdout, group)))
-        elif isinstance(res, RunResult):
+        run = runs[node.name]
+        if not isinstance(run, MulticastRun):
+            continue
+        res = RunResult(capture_cmd[node.name], run.capture_status, run.capture, "")
+        results[node.name] = res
+        if run.capture_ran:
+            captures[node.name] = Capture(node.name, tuple(echo_requests(run.capture, group)))
+        else:
             captures[node.name] = Capture(
-                node.name, None, res.output[-300:] or f"exit {res.exit_status}"
+                node.name, None, run.capture[-300:] or f"exit {run.capture_status}"
             )
     ping = parse_ping(ping_result.output)
     verdicts = multicast_ping_verdicts(chosen.name, chosen.address, group, ping, captures, ifaces)
     note = "" if wanted in (None, chosen.name) else f" ({wanted} could not send; {chosen.name} did)"
     for name, verdict in verdicts.items():
-        res = results[name]
         evidence = [ping_result.evidence()] if name == chosen.name else []
-        if isinstance(res, RunResult):
-            evidence.append(res.evidence())
+        if name in results:
+            evidence.append(results[name].evidence())
         detail = verdict.detail + (note if name == chosen.name else "")
         if verdict.ok:
             found[name] = Finding.ok(detail, *evidence, data=PingRound(chosen.name))
@@ -291,26 +284,6 @@ async def multicast_ping(
                 f"{name}: {detail}", verdict.remedy, *evidence, data=PingRound(chosen.name)
             )
     return found
-
-
-async def stop_captures(
-    ctx: StepContext, nodes: list[Node], tasks: dict[str, asyncio.Task[RunResult]],
-    pids: dict[str, int], margin: float,
-) -> None:
-    """After `margin` seconds, SIGTERM every capture still running (tcpdump then prints what
-    it saw and exits 0), all nodes at once; the captures' own bound stays the fallback."""
-    running = [tasks[n.name] for n in nodes if not tasks[n.name].done()]
-    if running:
-        await asyncio.wait(running, timeout=margin)
-    late = [n for n in nodes if not tasks[n.name].done() and n.name in pids]
-
-    async def stop(node: Node) -> None:
-        try:
-            await ctx.run(node, stop_command(pids[node.name], "timeout"), sudo=True, timeout=20)
-        except RemoteError:
-            pass  # the capture's own timeout ends it
-
-    await asyncio.gather(*(stop(n) for n in late))
 
 
 async def ping_from_each(ctx: StepContext, nodes: list[Node]) -> dict[str, dict[str, Finding]]:
@@ -362,21 +335,26 @@ def unknown_config_remedy(route: str, iface: str) -> str:
 
 
 class RoutePersistentStep(MulticastStep):
+    # the configuration files and NetworkManager's view, read with the node's other facts
+    facts = (ROUTE_CONFIG_FILES, NM_DEVICE, IPV4_ADDRESSES)
+
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         route = ctx.plan.network.route
         iface = await node_interface(ctx, node)
-        got = await ctx.run_parts(node, route_config_parts(iface), sudo=False)
-        paths, device, routes_of, routes = parse_route_config(got["files"].stdout,
-                                                              got["nm"].stdout)
-        texts = await ctx.read_texts(node, paths) if paths else {}
-        files = {p: t for p, t in texts.items() if t is not None}
+        files = await ctx.fact(node, ROUTE_CONFIG_FILES)
+        nm = await ctx.fact(node, NM_DEVICE)
+        _paths, device, routes_of, routes = parse_route_config("", nm.lines)
         conn = netconf.nm_connection(device or "")
-        if conn is not None and conn != routes_of:  # the shell read the name otherwise
+        if nm.interface not in (None, iface) or (conn is not None and conn != routes_of):
+            # the shell picked another interface, or read the connection's name otherwise
             conn, routes, nm_evidence = await nm_facts(ctx, node, iface)
         else:
             routes, nm_evidence = (routes if conn is not None else ""), []
         cfg = netconf.detect(files, iface, route, nm_conn=conn, nm_routes=routes)
-        evidence = [got["files"].evidence(), got["nm"].evidence(), *nm_evidence]
+        # the files' names only: their text (a netplan file may hold a Wi-Fi key) is no evidence
+        listed = "\n".join(sorted(files)) or "(none)"
+        evidence = [f"network configuration files read:\n{listed}",
+                    await ctx.fact_evidence(node, NM_DEVICE), *nm_evidence]
         data = RouteConfig(iface, cfg.kind, cfg.path, cfg.connection, cfg.netplan_kind,
                            cfg.ident)
         if cfg.kind == "unknown":

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Callable
 
 from omwizard.engine.step import Finding, Step, StepContext
 from omwizard.facts.network import (
@@ -14,28 +12,27 @@ from omwizard.facts.network import (
     listener_for,
     listener_ports,
     parse_date,
-    parse_listener_ready,
-    parse_probe_results,
+    parse_ports_run,
     path_verdict,
     plan_probes,
-    stop_command,
     worth_probing,
 )
 from omwizard.facts.preflight import (
-    LISTENER_PY,
     OM_INSTALL,
-    PROBER_PY,
+    PORTS_LIMIT,
+    PORTS_LISTEN,
     STRAY_LOOKS,
     STRAY_UNITS,
     SUDO_MODES,
     TIMEZONE,
+    TIMEZONE_FILE,
     OmInstall,
     SshAccess,
     TimezoneState,
     db_target,
     exists_probe,
     hazelcast_config_property,
-    python_argv,
+    ports_command,
     working_dir_candidates,
 )
 from omwizard.om.layout import OmLayout, version_text
@@ -143,6 +140,7 @@ class OmInstalledStep(PreflightStep):
 
 class TimezoneStep(PreflightStep):
     facts = (TIMEZONE,)
+    files = (TIMEZONE_FILE,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         want = ctx.plan.cluster.timezone
@@ -283,10 +281,6 @@ class StrayConfigStep(PreflightStep):
 
 # -- beyond: ports ----------------------------------------------------------------------------
 
-PROBE_TIMEOUT = 3.0
-LISTENER_SECONDS = 25  # a listener's own bound, should omwizard not be there to stop it
-READY_WAIT = 15
-LISTENER_MARGIN = 0.3  # after the probes, for the last to reach its listener (then stop)
 
 def om_or_db_host(plan: Plan, node: Node) -> str | None:
     if node.is_om or node.name == db_target(plan)[0]:
@@ -294,29 +288,9 @@ def om_or_db_host(plan: Plan, node: Node) -> str | None:
     return "neither an OpenMeetings node nor the database host"
 
 
-def _setter(event: asyncio.Event) -> Callable[[object], None]:
-    """A done-callback that sets the event (a listener that ended: nothing more to wait for)."""
-    return lambda _future: event.set()
-
-
-async def stop_listeners(ctx: StepContext, nodes: list[Node],
-                         listeners: dict[str, asyncio.Future[RunResult]],
-                         ready: dict[str, dict]) -> None:
-    """After LISTENER_MARGIN, SIGTERM the listeners still running (they say STOPPED)."""
-    running = [task for task in listeners.values() if not task.done()]
-    if running:
-        await asyncio.wait(running, timeout=LISTENER_MARGIN)
-    late = [n for n in nodes if n.name in listeners and not listeners[n.name].done()
-            and isinstance(ready.get(n.name, {}).get("pid"), int)]
-
-    async def stop(node: Node) -> None:
-        try:
-            await ctx.run(node, stop_command(ready[node.name]["pid"], "python3"), sudo=False,
-                          timeout=20)
-        except RemoteError:
-            pass  # the listener's own timeout ends it
-
-    await asyncio.gather(*(stop(n) for n in late))
+# ctx.shared: one ports proof at a time in a run (a lock, not data: "_", so an apply's
+# planning copy of the shared state shares it instead of copying it)
+PORTS_LOCK = "_preflight.ports.lock"
 
 
 class PortsStep(PreflightStep):
@@ -324,6 +298,13 @@ class PortsStep(PreflightStep):
     skip_when = (om_or_db_host,)
 
     async def check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
+        # verify.ports runs this again: two at once would each find the other's listeners
+        # holding the ports (judged "a running service"), so they take turns
+        locks = ctx.shared.setdefault(PORTS_LOCK, {})  # per event loop (a lock is bound to one)
+        async with locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+            return await self._check_all(ctx, nodes)
+
+    async def _check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
         found: dict[str, Finding] = {}
 
         async def reach(node: Node) -> None:
@@ -346,71 +327,36 @@ class PortsStep(PreflightStep):
             net.multicast_port if net.join == "multicast" else None,
         )
         evidence: dict[str, list[str]] = {n.name: [] for n in live}
-        listeners: dict[str, asyncio.Future[RunResult]] = {}
-        ready: dict[str, dict] = {}
-        events: dict[str, asyncio.Event] = {}
 
-        for node in live:
+        async def both(node: Node) -> RunResult | None:
+            """The node's listener and its probes in one command (PORTS_PY)."""
             want = listener_ports(probes, node.name)
-            if not want:
-                continue
-            events[node.name] = asyncio.Event()
-
-            def on_line(line: str, name: str = node.name) -> None:
-                info = parse_listener_ready(line)
-                if info is not None:
-                    ready[name] = info
-                    events[name].set()
-
-            argv = f"timeout {LISTENER_SECONDS} " + python_argv(
-                LISTENER_PY, json.dumps(want, sort_keys=True)
-            )
-            listeners[node.name] = asyncio.ensure_future(
-                ctx.run(node, argv, sudo=False, timeout=LISTENER_SECONDS + 20, on_line=on_line)
-            )
-            listeners[node.name].add_done_callback(_setter(events[node.name]))
-        if events:
-            waits = [asyncio.ensure_future(e.wait()) for e in events.values()]
-            await asyncio.wait(waits, timeout=READY_WAIT)
-            for w in waits:
-                w.cancel()
-
-        async def prober(node: Node) -> RunResult | None:
-            mine = [p for p in probes if p.src == node.name
-                    and worth_probing(p, listener_for(p, ready))]
-            if not mine:
+            targets = sorted({(p.proto, p.address, p.port) for p in probes if p.src == node.name})
+            if not want and not targets:
                 return None
-            targets = json.dumps(sorted({(p.proto, p.address, p.port) for p in mine}))
-            return await ctx.run(
-                node,
-                python_argv(PROBER_PY, targets, str(PROBE_TIMEOUT)),
-                sudo=False,
-                timeout=PROBE_TIMEOUT * 4 + 20,
-            )
+            return await ctx.run(node, ports_command(want, targets), sudo=False,
+                                 timeout=PORTS_LISTEN + PORTS_LIMIT + 30)
 
-        outputs = await asyncio.gather(*(ctx.guard(n, prober(n)) for n in live))
-        # every probe has ended: a listener still waiting for one (dropped by a firewall, or
-        # its prober failed) can get nothing more, so it is stopped instead of waited out
-        await stop_listeners(ctx, live, listeners, ready)
+        outputs = await asyncio.gather(*(ctx.guard(n, both(n)) for n in live))
+        ready: dict[str, dict] = {}
         results: dict[str, dict[str, tuple[str, str]]] = {}
         for node, out in zip(live, outputs, strict=True):
             if isinstance(out, Finding):
                 found[node.name] = out
-            elif out is not None:
-                evidence[node.name].append(out.evidence())
-                if out.exit_status == 127 or "python3: not found" in out.output:
-                    found[node.name] = Finding.failed(
-                        f"{node.name}: python3 is missing, the port probe cannot run",
-                        "install python3 on the node (or test the ports by hand with nc)",
-                        out.evidence(),
-                    )
-                results[node.name] = parse_probe_results(out.stdout)
-        for name, task in listeners.items():
-            try:
-                res = await task
-                evidence[name].append(res.evidence())
-            except RemoteError as exc:
-                evidence[name].append(f"listener: {exc.message}")
+                continue
+            if out is None:
+                continue
+            evidence[node.name].append(out.evidence())
+            if out.exit_status == 127 or "python3: not found" in out.output:
+                found[node.name] = Finding.failed(
+                    f"{node.name}: python3 is missing, the port probe cannot run",
+                    "install python3 on the node (or test the ports by hand with nc)",
+                    out.evidence(),
+                )
+            got = parse_ports_run(out.stdout)
+            if got.ready is not None:
+                ready[node.name] = got.ready
+            results[node.name] = got.results
 
         verdicts = []
         for probe in probes:

@@ -31,6 +31,7 @@ from omwizard.sections._javaopts import add_java_opts, java_opts_status, locate
 
 EXPORTS = "/etc/exports"
 FSTAB = "/etc/fstab"
+SHARED_TIMEOUT = 60  # the shared-files proof's command on a node (its own waits: seconds)
 MOUNT_TIMEOUT = 120  # mount of a hard NFS export can retry for minutes; bound it
 INSTALL_TIMEOUT = 900
 
@@ -102,9 +103,15 @@ async def om_user(
                       else await ctx.fact(node, sf.OM_HOME_OWNER))
     user, group = sf.unit_user(unit, dropins)
     user, group_or_none, source = sf.om_owner(unit is not None, user, group, home_owner)
-    if group_or_none is None:
-        primary = await ctx.run(node, ["id", "-gn", user])
-        group_or_none = primary.stdout.strip() if primary.ok else user
+    if group_or_none is None:  # the user's primary group, read with the rest when it could be
+        listed = done.get("groups")
+        groups = (sf.parse_primary_groups(listed.stdout) if listed
+                  else await ctx.fact(node, sf.OM_PRIMARY_GROUPS))
+        if user in groups:
+            group_or_none = groups[user]
+        else:
+            primary = await ctx.run(node, ["id", "-gn", user])
+            group_or_none = primary.stdout.strip() if primary.ok else user
     cache[node.name] = (user, group_or_none, source)
     return cache[node.name]
 
@@ -287,7 +294,7 @@ class DataDirStep(StorageStep):
 
 class NfsServerStep(StorageStep):
     skip_when = (nfs_only, storage_server)
-    facts = (sf.NFS_SERVER_PACKAGE, sf.DATA_FOLDER)
+    facts = (sf.NFS_SERVER_PACKAGE, sf.DATA_FOLDER, sf.LIVE_EXPORTS)
     files = (sf.EXPORTS_FILE,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
@@ -306,8 +313,8 @@ class NfsServerStep(StorageStep):
                 "set storage.export_options to what it says; then run apply",
                 pkg_evidence,
             )
-        live_run = await ctx.run(node, ["exportfs", "-v"]) if pkg.installed else None
-        live = sf.parse_exportfs(live_run.stdout) if live_run and live_run.ok else {}
+        live = await ctx.fact(node, sf.LIVE_EXPORTS) if pkg.installed else {}
+        live_evidence = [await ctx.fact_evidence(node, sf.LIVE_EXPORTS)] if pkg.installed else []
         not_live = sf.missing_live_exports(live, st.path, clients, st.export_options)
         problems = []
         if not pkg.installed:
@@ -318,7 +325,7 @@ class NfsServerStep(StorageStep):
             problems.append(f"{EXPORTS} lacks the export to {', '.join(clients)}")
         if not_live:
             problems.append(f"{st.path} is not exported now to {', '.join(not_live)}")
-        evidence = [pkg_evidence] + ([live_run.evidence()] if live_run else [])
+        evidence = [pkg_evidence, *live_evidence]
         data = sf.NfsServerState(pkg, folder.exists, wanted != (current or ""), bool(not_live))
         if not problems:
             return Finding.ok(f"{st.path} exported to {', '.join(clients)}", *evidence, data=data)
@@ -473,6 +480,9 @@ class NfsClientStep(StorageStep):
 class SharedStep(StorageStep):
     cluster_wide = True
     only_om = True
+    # what om_user reads, gathered with the node's other facts (no round trip of its own)
+    facts = (sf.OM_DROPINS, sf.OM_HOME_OWNER, sf.OM_PRIMARY_GROUPS)
+    files = (JAVA_OPTS_FILES,)
 
     async def check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
         path = ctx.plan.storage.path
@@ -555,76 +565,93 @@ async def _probe_file(
     remedies: dict[str, list[str]],
     evidence: dict[str, list[str]],
 ) -> None:
-    """Write a uniquely named file on the first node, read it on every other, remove it.
+    """Write a uniquely named file on the first node, read it on every other, remove it:
+    every node in one command, all at once (the writer writes, keeps the file while the
+    others look for it, removes it; each reader looks until it sees it or the looks end).
 
-    Each node's uid/gid probe travels with its write or read (one round trip), the removal
-    is the writer's second; info gets every node's (user, group, uid, gid, ...) or Finding.
+    Each node's uid/gid probe travels in the same command; info gets every node's (user,
+    group, uid, gid, ...) or Finding.
     """
     writer = nodes[0]
     token = uuid.uuid4().hex
     probe = f"{path.rstrip('/')}/.omwizard-shared-{token}"
-    attempted = False
-    try:
+    users = await asyncio.gather(*(_known_user(ctx, n) for n in nodes))
+    user = users[0][0] if isinstance(users[0], tuple) else "root"
+    for node, known in zip(nodes, users, strict=True):
+        if isinstance(known, Finding):
+            info[node.name] = known
+    write = sf.shared_write_command(user, token, probe)
+    parts: dict[str, dict[str, str]] = {
+        writer.name: {"write": write, "remove": sf.shared_hold_command(probe)}
+    }
+    for node in nodes[1:]:
+        parts[node.name] = {"cat": sf.shared_read_command(probe)}
+
+    async def run(node: Node, known: tuple[str, str] | Finding) -> dict[str, RunResult] | Finding:
+        mine = parts[node.name]
+        if isinstance(known, Finding):  # its user is unknown here: the file can still be used
+            try:
+                return await ctx.run_parts(node, mine, timeout=SHARED_TIMEOUT)
+            except RemoteError as exc:
+                return Finding.failed(exc.message, exc.remedy)
         try:
-            user, _group, _source = await om_user(ctx, writer)
+            got = await ctx.run_parts(node, {"ids": sf.ids_probe(*known), **mine},
+                                      timeout=SHARED_TIMEOUT)
         except RemoteError as exc:
-            info[writer.name] = Finding.failed(exc.message, exc.remedy)
-            user = "root"
-        attempted = True
-        if writer.name in info:  # its user is unknown: write as root, as a bare command
-            wrote = await ctx.run(writer, sf.write_probe_command(user, token, probe))
-        else:
-            write = sf.write_probe_command(user, token, probe)
-            got = await _user_ids(ctx, writer, {"write": write})
-            info[writer.name] = got
-            wrote = got[4]["write"]
-        evidence[writer.name].append(wrote.evidence())
-        if not wrote.ok:
+            return Finding.failed(exc.message, exc.remedy)
+        uid, gid = sf.parse_ids(got["ids"].stdout)
+        info[node.name] = (known[0], known[1], uid, gid, got)
+        return got
+
+    runs = await asyncio.gather(*(run(n, k) for n, k in zip(nodes, users, strict=True)))
+    done = dict(zip([n.name for n in nodes], runs, strict=True))
+    wrote_run = done[writer.name]
+    if isinstance(wrote_run, Finding):  # the writer's node failed (check_all reports info's)
+        if info.setdefault(writer.name, wrote_run) is not wrote_run:
+            problems[writer.name].append(wrote_run.detail)
+            remedies[writer.name].append(wrote_run.remedy)
+    else:
+        evidence[writer.name].append(wrote_run["write"].evidence())
+    if isinstance(wrote_run, Finding) or not wrote_run["write"].ok:
+        if not isinstance(wrote_run, Finding):
             problems[writer.name].append(f"the OM user {user} cannot write in {path}")
             remedies[writer.name].append(
                 "run apply for storage.data-dir (the folder and its owner) and check the mount"
             )
-            for other in nodes[1:]:
-                problems[other.name].append(
-                    f"not proved: the test file could not be written on {writer.name}"
-                )
-            rest = await asyncio.gather(*(ctx.guard(n, _user_ids(ctx, n)) for n in nodes[1:]))
-            info.update({n.name: r for n, r in zip(nodes[1:], rest, strict=True)})
-            return
+        for other in nodes[1:]:
+            problems[other.name].append(
+                f"not proved: the test file could not be written on {writer.name}"
+            )
+            if isinstance(done[other.name], Finding):
+                info.setdefault(other.name, done[other.name])
+        return
+    for node in nodes[1:]:
+        got = done[node.name]
+        if isinstance(got, Finding):
+            info.setdefault(node.name, got)
+            if isinstance(info[node.name], Finding) and info[node.name] is not got:
+                problems[node.name].append(got.detail)  # the read failed as well
+                remedies[node.name].append(got.remedy)
+            continue
+        seen = got["cat"]
+        evidence[node.name].append(seen.evidence())
+        if seen.stdout != token:
+            problems[node.name].append(
+                f"{path} is not shared with {writer.name}: the file written there is not here"
+            )
+            remedies[node.name].append(
+                "storage.kind nfs: run apply for storage.nfs-client (the mount); kind "
+                f"existing: mount the shared folder at {path} on this node"
+            )
 
-        cat = shlex.join(["cat", "--", probe])
 
-        async def read(node: Node) -> None:
-            try:
-                got = await _user_ids(ctx, node, {"cat": cat})
-            except RemoteError as exc:
-                info[node.name] = Finding.failed(exc.message, exc.remedy)
-                try:  # its user is unknown here: the file can still be read
-                    seen = await ctx.run(node, ["cat", "--", probe])
-                except RemoteError as exc2:
-                    problems[node.name].append(exc2.message)
-                    remedies[node.name].append(exc2.remedy)
-                    return
-            else:
-                info[node.name] = got
-                seen = got[4]["cat"]
-            evidence[node.name].append(seen.evidence())
-            if seen.stdout != token:
-                problems[node.name].append(
-                    f"{path} is not shared with {writer.name}: the file written there is not here"
-                )
-                remedies[node.name].append(
-                    "storage.kind nfs: run apply for storage.nfs-client (the mount); kind "
-                    f"existing: mount the shared folder at {path} on this node"
-                )
-
-        await asyncio.gather(*(read(n) for n in nodes[1:]))
-    finally:
-        if attempted:
-            try:
-                await ctx.run(writer, ["rm", "-f", "--", probe])
-            except RemoteError:
-                pass
+async def _known_user(ctx: StepContext, node: Node) -> tuple[str, str] | Finding:
+    """The OM user and group on the node (om_user), or why they could not be known."""
+    try:
+        user, group, _source = await om_user(ctx, node)
+    except RemoteError as exc:
+        return Finding.failed(exc.message, exc.remedy)
+    return user, group
 
 
 STEPS: list[Step] = [

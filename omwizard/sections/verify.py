@@ -169,8 +169,10 @@ class MembersStep(VerifyStep):
             seen = verdict.data
             forming = isinstance(seen, verifyfacts.MembersView) and bool(seen.missing)
             # a process that runs but has not logged its start yet (just restarted, or a
-            # resumed run whose restart was interrupted) is given its start-up time
-            starting = verifyfacts.read_log(tail.stdout).state in (None, "STARTING")
+            # resumed run whose restart was interrupted) is given its start-up time; a log
+            # that still ends with a shutdown is the previous run's while a process runs
+            starting = verifyfacts.read_log(tail.stdout).state in (
+                None, "STARTING", "SHUTTING_DOWN", "SHUTDOWN")
             settling = not verdict.ok and bool(facts["pids"]) and (forming or starting)
             limit = STARTING_SETTLE if starting else MEMBERS_SETTLE
             if verdict.ok or not settling or attempt >= limit:
@@ -279,7 +281,8 @@ class RerunStep(VerifyStep):
             step = self.delegate()
         except LookupError as exc:
             return {n.name: Finding.failed(str(exc), "install a complete omwizard") for n in nodes}
-        found = await step.check_all(ctx, nodes)
+        # a check run at once changes nothing: what the target found in it holds here too
+        found = await ctx.found_in_run(step.id, nodes) or await step.check_all(ctx, nodes)
         for finding in found.values():
             if finding.status == "needs-change":
                 # verify changes nothing: what is still missing belongs to its own section

@@ -63,9 +63,9 @@ def by(doc: dict, step: str) -> dict[str, dict]:
     return {r["node"]: r for r in doc["results"] if r["section"] == section and r["step"] == name}
 
 
-def plan_text(lab, names: list[str]) -> str:
+def plan_text(lab, names: list[str], **overrides: dict) -> str:
     """The lab plan for these OM nodes, as an operator's file with comments."""
-    data = lab.plan_dict(network={"firewall": "manage"}, storage={"kind": "nfs"})
+    data = lab.plan_dict(network={"firewall": "manage"}, storage={"kind": "nfs"}, **overrides)
     data["nodes"] = [n for n in data["nodes"] if n["name"] in (*names, "db")]
     data["nodes"][0]["roles"] = ["om", "storage"]
     text = "# the lab cluster (comments must survive remove-node)\n" + yaml.safe_dump(
@@ -106,8 +106,9 @@ def traces_of_n3(lab) -> dict[str, list[str]]:
             if N3 in v}
 
 
-@pytest.fixture
-def cluster_lab(lab, lab_manager):
+def prepare(lab, lab_manager) -> None:
+    """The lab as this file's cluster starts: MariaDB on db, n1 behind a drop-by-default
+    nftables ruleset (shared with tests/lab/test_grow_shrink_kills.py)."""
     lab_manager.get()
     services.ensure_lab_services(lab)
     lab.reset()
@@ -115,9 +116,18 @@ def cluster_lab(lab, lab_manager):
     n1 = lab.nodes["n1"]
     n1.write_file("/etc/nftables.conf", NFT_CONF)
     n1.run("nft -f /etc/nftables.conf", check=True)
-    yield lab
+
+
+def restore(lab) -> None:
     lab.reset()
     lab.nodes["n1"].run(["exportfs", "-ra"])  # the host's export table as pristine
+
+
+@pytest.fixture
+def cluster_lab(lab, lab_manager):
+    prepare(lab, lab_manager)
+    yield lab
+    restore(lab)
 
 
 def apply_work(plan: Path, state: Path) -> None:

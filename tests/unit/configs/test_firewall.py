@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from omwizard.configs import firewall as fw
 from omwizard.facts.firewall import ipt_ours, parse_iptables_save
 
@@ -105,14 +107,36 @@ def test_iptables_persist_keeps_other_tables_and_round_trips_through_the_parser(
     assert fw.ipt_persist("*nat\nCOMMIT\n", ATOMS, "lab") == "*nat\nCOMMIT\n"
 
 
-def test_ufw_and_firewalld_commands_undo_exactly() -> None:
+def test_ufw_commands_prepend_and_undo_exactly() -> None:
     add, delete = fw.ufw_allow("tcp", "198.18.0.12", ((5636, 5636), (5701, 5703)), "lab")
-    assert add == ["ufw", "allow", "proto", "tcp", "from", "198.18.0.12", "to", "any", "port",
-                   "5636,5701:5703", "comment", "omwizard:lab"]
-    assert delete == ["ufw", "delete", *add[1:-2]]
-    assert fw.firewalld_rich(("udp", "198.18.0.12", 54327, 54327)) == (
-        'rule family="ipv4" source address="198.18.0.12" port port="54327" protocol="udp" '
-        "accept")
+    spec = ["proto", "tcp", "from", "198.18.0.12", "to", "any", "port", "5636,5701:5703"]
+    assert add == ["ufw", "prepend", "allow", *spec, "comment", "omwizard:lab"]
+    assert delete == ["ufw", "delete", "allow", *spec]
+
+
+def test_firewalld_rules_take_their_sources_from_the_cluster_ipset() -> None:
+    assert fw.firewalld_ipset("lab") == "omw-lab"
+    long = fw.firewalld_ipset("a" * 40)
+    assert len(long) <= 31 and long.startswith("omw-aaaa") and long != fw.firewalld_ipset("a" * 41)
+    assert fw.firewalld_rich("omw-lab", "udp", 54327, 54327) == (
+        'rule family="ipv4" source ipset="omw-lab" port port="54327" protocol="udp" accept')
+    rich = fw.firewalld_rich("omw-lab", "tcp", 5701, 5703)
+    add, remove = fw.firewalld_rule("public", rich)
+    assert add == ["sh", "-c", "set -e; firewall-cmd --permanent --zone=public "
+                   f"'--add-rich-rule={rich}' >/dev/null; firewall-cmd --zone=public "
+                   f"'--add-rich-rule={rich}' >/dev/null"]
+    assert remove[2] == add[2].replace("--add-rich-rule", "--remove-rich-rule")
+    add, remove = fw.firewalld_entry("omw-lab", "198.18.0.13", ["runtime"])
+    assert add == ["sh", "-c", "set -e; firewall-cmd --ipset=omw-lab "
+                   "--add-entry=198.18.0.13 >/dev/null"]
+    assert remove == ["sh", "-c", "set -e; firewall-cmd --ipset=omw-lab "
+                      "--remove-entry=198.18.0.13 >/dev/null"]
+    new, delete = fw.firewalld_new_ipset("omw-lab", "lab")
+    assert "--new-ipset=omw-lab --type=hash:ip" in new[2] and new[2].endswith(
+        "firewall-cmd --reload >/dev/null")
+    assert "--delete-ipset=omw-lab" in delete[2] and "--reload" in delete[2]
+    with pytest.raises(ValueError):
+        fw.firewalld_rich("omw-lab; rm -rf /", "tcp", 1, 1)
 
 
 def test_captures_are_beside_the_fact_tests() -> None:

@@ -17,7 +17,6 @@ from omwizard.facts.database import (
     pick_cnf,
     psql_script,
     restart_script,
-    tcp_probe,
 )
 from omwizard.plan.model import Database, Secret
 from omwizard.remote import dblogin
@@ -194,11 +193,6 @@ def test_restart_script_prefers_systemd_when_it_runs():
     assert "systemctl restart mariadb" in script and "service mariadb restart" in script
 
 
-def test_tcp_probe_quotes_target():
-    assert tcp_probe("198.18.0.10", 3306) == \
-        "timeout 5 bash -c 'exec 3<>'/dev/tcp/198.18.0.10/3306 2>&1"
-
-
 @pytest.mark.parametrize(("code", "verdict"), [
     (1045, dblogin.BAD_CREDENTIALS), (1049, dblogin.NO_DATABASE),
     (2003, dblogin.UNREACHABLE), (1130, dblogin.BAD_CREDENTIALS), (1234, dblogin.ERROR),
@@ -215,26 +209,67 @@ def test_classify_pg(state, verdict):
     assert dblogin.classify_pg(state, "m").verdict == verdict
 
 
-def test_classify_path_probe():
-    assert dblogin.classify_path_probe(0, "") is None
-    refused = dblogin.classify_path_probe(1, "bash: connect: Connection refused")
-    assert refused is not None and refused.verdict == dblogin.REFUSED
-    timed = dblogin.classify_path_probe(124, "")
-    assert timed is not None and timed.verdict == dblogin.UNREACHABLE
-    route = dblogin.classify_path_probe(1, "bash: connect: No route to host")
-    assert route is not None and route.verdict == dblogin.UNREACHABLE
+def test_classify_tunnel_refusal():
+    refused = dblogin.classify_tunnel_refusal("Connection refused")
+    assert refused.verdict == dblogin.REFUSED and "Connection refused" in refused.detail
+    assert dblogin.classify_tunnel_refusal("Connection timed out").verdict == dblogin.UNREACHABLE
+    route = dblogin.classify_tunnel_refusal("No route to host")
+    assert route.verdict == dblogin.UNREACHABLE and "No route to host" in route.detail
 
 
-def test_login_blocking_reports_a_closed_port_as_unreachable():
+def test_login_blocking_reports_a_closed_tunnel_as_unreachable():
     import socket
 
-    with socket.socket() as s:  # a port that was free a moment ago: nothing listens
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    assert dblogin.login_blocking("mariadb", port, "om", "x", "db", 2).verdict == \
-        dblogin.UNREACHABLE
-    assert dblogin.login_blocking("postgresql", port, "om", "x", "db", 2).verdict == \
-        dblogin.UNREACHABLE
+    for kind in ("mariadb", "postgresql"):
+        ours, theirs = socket.socketpair()
+        theirs.close()  # the far end hung up before any greeting
+        try:
+            assert dblogin.login_blocking(kind, ours, "om", "x", "db", 2).verdict == \
+                dblogin.UNREACHABLE
+        finally:
+            ours.close()
+
+
+class FakeTunnels:
+    """Stands in for remote.ssh.Remote.open_tunnel: refuses, never answers, or connects to
+    a local server that closes at once."""
+
+    def __init__(self, how: str, port: int = 0) -> None:
+        self.how, self.port = how, port
+
+    async def open_tunnel(self, host: str, port: int):  # noqa: ANN201
+        import asyncio
+
+        from omwizard.remote.results import TunnelRefused
+
+        if self.how == "refused":
+            raise TunnelRefused("n1", "Connection refused")
+        if self.how == "silent":
+            await asyncio.sleep(30)
+        return await asyncio.open_connection("127.0.0.1", self.port)
+
+
+def test_login_through_judges_the_tunnel_itself(monkeypatch):
+    import asyncio
+
+    monkeypatch.setattr(dblogin, "TUNNEL_TIMEOUT", 0.3)
+
+    async def scenario() -> list[str]:
+        async def hang_up(_reader, writer) -> None:  # noqa: ANN001
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        verdicts = []
+        for how in ("refused", "silent", "closes"):
+            got = await dblogin.login_through(FakeTunnels(how, port), "mariadb", "db", 3306,
+                                              "om", "x", "db", timeout=2)
+            verdicts.append(got.verdict)
+        server.close()
+        return verdicts
+
+    assert asyncio.run(scenario()) == [dblogin.REFUSED, dblogin.UNREACHABLE,
+                                       dblogin.UNREACHABLE]
 
 
 # -- admin credentials (database.admin_user / admin_password) ----------------------------------
@@ -288,3 +323,24 @@ def test_changes_made_with_admin_credentials_name_their_manual_undo():
     plain = Database(type="mariadb", host="h", port=3306, name="openmeetings", user="om")
     assert manual_undo(plain, "drop user", drop) == ""
     assert mysql_undo(plain, drop) == ["mysql", "-e", drop]
+
+
+def test_pg_probe_and_its_hba_file_in_one_command(tmp_path):
+    """remote-user's PostgreSQL check: the probe names pg_hba.conf, the same command reads it
+    (run here in a local shell, a printf standing in for psql)."""
+    import subprocess
+
+    from omwizard.facts.database import parse_pg_probe, split_hba, with_hba
+
+    hba = tmp_path / "pg_hba.conf"
+    hba.write_text("local all postgres peer\nhost all om 198.18.0.11/32 scram-sha-256")
+    probe = f"printf 'config\\t/etc/pg.conf\\nhba\\t{hba}\\nlisten\\t*\\n'"
+    done = subprocess.run(["sh", "-c", with_hba(probe)], capture_output=True, text=True)
+    out, text = split_hba(done.stdout)
+    assert done.returncode == 0 and text == hba.read_text()  # exactly the file
+    facts = parse_pg_probe(out)
+    assert (facts.config_file, facts.hba_file, facts.listen) == ("/etc/pg.conf", str(hba), "*")
+    failed = subprocess.run(["sh", "-c", with_hba("echo 'psql: refused' >&2; exit 2")],
+                            capture_output=True, text=True)
+    assert failed.returncode == 2 and "psql: refused" in failed.stderr
+    assert split_hba(failed.stdout)[1] is None  # nothing read after a failed probe

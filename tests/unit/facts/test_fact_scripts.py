@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from omwizard.facts.network import parse_route_config, route_config_parts
+from omwizard.facts.network import (
+    CONFIG_GLOBS,
+    config_files_command,
+    nm_command,
+    parse_config_files,
+    parse_nm,
+    parse_route_config,
+)
 from omwizard.facts.preflight import split_files, stray_checks, stray_parts
 from omwizard.facts.verify import members_parts, parse_probe
 from omwizard.remote.parts import part_results, parts_script, split_parts
@@ -87,12 +94,59 @@ def test_parse_route_config() -> None:
         "224.0.0.0/4, 10.0.0.0/8 10.1.1.1 100")
 
 
-def test_route_config_probe_runs_without_nmcli() -> None:
-    got = sh_parts(route_config_parts("eth0"))
-    paths, device, routes_of, _ = parse_route_config(got["files"].stdout, got["nm"].stdout)
-    assert all(p.startswith("/etc/") for p in paths)
-    assert routes_of is None or device is not None
-    assert got["files"].exit_status == 0 and got["nm"].exit_status == 0
+def test_route_config_files_are_read_exactly_in_one_script(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    (etc / "netplan").mkdir(parents=True)
+    (etc / "network" / "interfaces.d").mkdir(parents=True)
+    texts = {
+        etc / "netplan" / "01.yaml": "network:\n  version: 2\n",
+        etc / "network" / "interfaces": "auto eth0\niface eth0 inet dhcp",  # no last newline
+        etc / "network" / "interfaces.d" / "x": "\n\nblank lines\n\n",
+    }
+    for path, text in texts.items():
+        path.write_text(text)
+    script = config_files_command(None, None)  # type: ignore[arg-type]
+    assert all(g in script for g in CONFIG_GLOBS)
+    got = parse_config_files(sh(script.replace("/etc/", f"{etc}/")).stdout)
+    assert got == {str(p): t for p, t in texts.items()}
+    assert parse_config_files(sh(script.replace("/etc/", f"{tmp_path}/none/")).stdout) == {}
+    cut = "\x1eOMW-FILE /etc/network/interfaces\nauto eth0\n"  # cut short: not whole
+    assert parse_config_files(cut) == {}
+
+
+class Unnamed:
+    """A plan node that names no interface: the fact finds the one carrying its address."""
+
+    interface = None
+    address = "198.18.0.11"
+
+
+def test_nm_device_fact_finds_the_interface_and_its_connection(tmp_path: Path) -> None:
+    import os
+
+    for name, body in {
+        "ip": 'echo "1: lo    inet 127.0.0.1/8 scope host lo"; '
+              'echo "3: eth0    inet 198.18.0.11/24 brd 198.18.0.255 scope global eth0"',
+        "nmcli": 'case "$*" in *"device show eth0"*) echo "GENERAL.CONNECTION:Wired 1";; '
+                 '*"ipv4.routes connection show Wired 1"*) echo "224.0.0.0/4";; esac',
+    }.items():
+        (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run(["sh", "-c", nm_command(None, Unnamed())],  # type: ignore[arg-type]
+                         capture_output=True, text=True, env=env, check=True).stdout
+    got = parse_nm(out)
+    assert got.interface == "eth0"
+    assert parse_route_config("", got.lines)[1:] == ("GENERAL.CONNECTION:Wired 1", "Wired 1",
+                                                    "224.0.0.0/4")
+    Unnamed.address = "198.18.0.99"  # no interface carries it: said, nothing asked
+    try:
+        out = subprocess.run(["sh", "-c", nm_command(None, Unnamed())],  # type: ignore[arg-type]
+                             capture_output=True, text=True, env=env, check=True).stdout
+    finally:
+        Unnamed.address = "198.18.0.11"
+    assert parse_nm(out) == parse_nm("@@nm-dev \n") and parse_nm(out).interface == ""
+    assert parse_nm("").interface is None  # no nmcli: nothing printed
 
 
 def test_members_probe_tails_the_log_it_finds(tmp_path: Path) -> None:

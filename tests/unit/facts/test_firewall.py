@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from omwizard.facts.base import StepData
 from omwizard.facts.firewall import (
     BLOCKED,
@@ -20,10 +18,8 @@ from omwizard.facts.firewall import (
     judge_firewall,
     nft_ours,
     nft_verdict,
-    parse_firewalld,
     parse_iptables_save,
     parse_nft,
-    parse_ufw,
     required_openings,
     wanted_atoms,
 )
@@ -167,38 +163,3 @@ def test_stale_rules_after_a_node_left() -> None:
     assert state.blocked == () and state.stale == ("nftables",)
     assert wanted_atoms(openings) == {("tcp", "198.18.0.12", 5701, 5703),
                                       ("tcp", "198.18.0.12", 5636, 5636)}
-
-
-@pytest.mark.parametrize("output,active,ours", [
-    ("Status: inactive\n", False, set()),
-    ("Status: active\n\nTo                         Action      From\n"
-     "--                         ------      ----\n"
-     "22/tcp                     ALLOW       Anywhere\n"
-     "5636,5701:5703/tcp         ALLOW       198.18.0.12                # omwizard:lab\n",
-     True, {("tcp", "198.18.0.12", 5636, 5636), ("tcp", "198.18.0.12", 5701, 5703)}),
-    ("UFW-ABSENT\n", None, None),
-])
-def test_ufw_status(output: str, active, ours) -> None:
-    got = parse_ufw(output, "lab")
-    if active is None:
-        assert got is None
-    else:
-        assert got is not None and got.active is active and set(got.ours) == ours
-
-
-def test_firewalld_probe() -> None:
-    out = ("state: running\nzone: public\n"
-           'rich: rule family="ipv4" source address="198.18.0.12" port port="5636" '
-           'protocol="tcp" accept\nperm: \n')
-    fw = parse_firewalld(out)
-    assert fw is not None and fw.active and fw.zone == "public" and len(fw.rich_rules) == 1
-    assert fw.permanent == ()
-    assert parse_firewalld("state: not running\nzone: \n").active is False  # type: ignore
-    assert parse_firewalld("FIREWALLD-ABSENT\n") is None
-    view = FirewallView(None, None, fw, None)
-    assert view.tools == ("firewalld",)
-    p = plan()
-    state = judge_firewall(view, required_openings(p, p.node("n1")), "lab")
-    jpa = [x for x in state.paths if x.opening.src == "n2" and x.opening.lo == 5636]
-    assert jpa[0].verdict == PASS
-    assert {x.verdict for x in state.paths} == {PASS, UNKNOWN}

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Where an apply's round trips go: a full apply on a fresh 3-node lab through the delaying
+relay at 0 ms and at 100 ms RTT, each step's wall time side by side (needs root).
+
+    sudo python3 benchmarks/apply_trace.py            # fresh lab, full apply, both links
+    sudo python3 benchmarks/apply_trace.py --commands # also every command, per node and step
+
+A step's round trips on the critical path are (its time at 100 ms - its time at 0 ms) / 0.1 s;
+the commands listed under a step are what each node sent, in order (a node's commands in one
+step run one after the other unless the step runs nodes concurrently).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import run as bench  # noqa: E402
+
+from omwizard.plan.model import load_plan  # noqa: E402
+
+
+def trace(nodes: int, show: bool) -> int:
+    os.environ.setdefault("OMW_DB_PASSWORD", bench.DB_PASSWORD)
+    sections = bench.available_sections()
+    runs = {}
+    with bench.lab_of(nodes) as lab, tempfile.TemporaryDirectory(prefix="omwtrace-") as tmp:
+        work = Path(tmp)
+        plan_path = lab.write_plan(work / "plan.yaml")
+        load_plan(plan_path)
+        for rtt in (0.0, bench.RTT_S):
+            bench.log(f"reset lab (db up: {bench.restart_lab(lab)}); apply at {rtt * 1000:g} ms")
+            with bench.relayed(lab, plan_path, work, rtt) as link:
+                runs[rtt] = asyncio.run(bench.run_check(
+                    link, sections, record=True, apply=True,
+                    state_dir=work / f"state-{int(rtt * 1000)}"))
+            bench.log(f"apply at {rtt * 1000:g} ms: {runs[rtt].wall_s:.3f}s")
+    fast, slow = runs[0.0], runs[bench.RTT_S]
+    bad = [r for r in slow.results if r.status == "failed"]
+    for r in bad:
+        bench.log(f"FAILED {r.section}.{r.step} {r.node}: {r.detail[:200]}")
+    steps = list(dict.fromkeys(list(slow.step_s) + list(fast.step_s)))
+    total = 0.0
+    print(f"{'step':40} {'0ms':>7} {'100ms':>7} {'RT':>6}  commands per node (100 ms run)")
+    for step in steps:
+        a, b = fast.step_s.get(step, 0.0), slow.step_s.get(step, 0.0)
+        rt = (b - a) / bench.RTT_S
+        total += rt
+        per = {n: sum(1 for c in cmds if c.step == step) for n, cmds in slow.commands.items()}
+        print(f"{step:40} {a:7.2f} {b:7.2f} {rt:6.1f}  "
+              + " ".join(f"{n}={k}" for n, k in per.items() if k))
+        if show:
+            for node, cmds in slow.commands.items():
+                for c in cmds:
+                    if c.step == step:
+                        text = c.command.replace("\n", "; ")
+                        print(f"    {node} {c.end - c.start:6.2f}s {text[:150]}")
+    print(f"apply: {fast.wall_s:.2f}s at 0 ms, {slow.wall_s:.2f}s at 100 ms: "
+          f"apply_round_trips {(slow.wall_s - fast.wall_s) / bench.RTT_S:.1f} "
+          f"(steps sum {total:.1f}); failed results {len(bad)}")
+    print("channels " + " ".join(f"{n}={k}" for n, k in slow.channels.items()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--commands", action="store_true", help="list every command")
+    args = parser.parse_args(argv)
+    return trace(args.nodes, args.commands)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
