@@ -27,7 +27,7 @@ from omwizard.configs import hazelcast as hzconf
 from omwizard.configs import persistence as pconf
 from omwizard.configs.javaopts import effective_java_opts, option_key
 from omwizard.facts.base import Fact, StepData
-from omwizard.facts.firewall import OPENJPA_PORT
+from omwizard.facts.firewall_paths import OPENJPA_PORT
 from omwizard.facts.verify import STANDALONE, read_log
 from omwizard.om.layout import DROPIN_DIR, UNIT_FILES, OmLayout, version_from_jars, version_text
 

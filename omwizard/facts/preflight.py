@@ -333,7 +333,7 @@ def python_argv(script: str, *args: str) -> str:
     return " ".join(shlex.quote(a) for a in ("python3", "-c", script, *args))
 
 
-PORTS_WINDOW = 4.0  # s a prober tries a refused port again (a peer's listener still starting)
+PORTS_WINDOW = 2.5  # s a prober tries a refused port again (a peer's listener still starting)
 PORTS_LIMIT = 2.0  # s a TCP connect waits for any answer (one SYN retransmission included)
 PORTS_SILENCE = 1.0  # s a UDP probe that heard nothing at all waits (a node's answer takes ms)
 PORTS_LISTEN = PORTS_WINDOW + PORTS_LIMIT  # s a listener waits for probes that do not come

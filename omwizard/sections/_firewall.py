@@ -15,28 +15,23 @@ import dataclasses
 from omwizard.configs import firewall as rules
 from omwizard.engine.step import Finding, Step, StepContext
 from omwizard.facts.firewall import (
-    BLOCKED,
     FIREWALLD_STATE,
     IPTABLES_FILES,
     IPTABLES_RULES,
     NFT_FILES,
     NFT_RULESET,
     UFW_STATUS,
-    Firewalld,
     FirewallState,
     FirewallView,
     PathCheck,
-    Ufw,
-    ipt_ours,
     judge_firewall,
-    nft_ours,
-    parse_rich,
-    parse_ufw,
     persistence_gaps,
-    required_openings,
-    ufw_atoms,
-    wanted_atoms,
 )
+from omwizard.facts.firewall_firewalld import Firewalld, parse_rich
+from omwizard.facts.firewall_iptables import ipt_ours
+from omwizard.facts.firewall_nft import nft_ours
+from omwizard.facts.firewall_paths import BLOCKED, required_openings, wanted_atoms
+from omwizard.facts.firewall_ufw import Ufw, parse_ufw, ufw_atoms
 from omwizard.plan.model import Node, Plan
 from omwizard.remote.results import RemoteError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from omwizard.configs import firewall as fw
-from omwizard.facts.firewall import ipt_ours, parse_iptables_save
+from omwizard.facts.firewall_iptables import ipt_ours, parse_iptables_save
 
 ATOMS = [("tcp", "198.18.0.12", 5701, 5703), ("tcp", "198.18.0.12", 5636, 5636),
          ("tcp", "198.18.0.13", 5701, 5703), ("tcp", "198.18.0.13", 5636, 5636),

@@ -6,20 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from omwizard.facts.base import StepData
-from omwizard.facts.firewall import (
+from omwizard.facts.firewall import FirewallState, FirewallView, judge_firewall
+from omwizard.facts.firewall_iptables import ipt_ours, ipt_verdict, parse_iptables_save
+from omwizard.facts.firewall_nft import nft_ours, nft_verdict, parse_nft
+from omwizard.facts.firewall_paths import (
     BLOCKED,
     PASS,
     UNKNOWN,
-    FirewallState,
-    FirewallView,
     Opening,
-    ipt_ours,
-    ipt_verdict,
-    judge_firewall,
-    nft_ours,
-    nft_verdict,
-    parse_iptables_save,
-    parse_nft,
     required_openings,
     wanted_atoms,
 )

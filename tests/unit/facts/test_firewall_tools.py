@@ -6,22 +6,22 @@ from __future__ import annotations
 
 import pytest
 
-from omwizard.facts.firewall import (
+from omwizard.facts.firewall import FirewallView, judge_firewall
+from omwizard.facts.firewall_firewalld import (
+    firewalld_ours,
+    firewalld_verdict,
+    parse_firewalld,
+    parse_rich,
+)
+from omwizard.facts.firewall_paths import (
     BLOCKED,
     PASS,
     UNKNOWN,
-    FirewallView,
     Opening,
-    firewalld_ours,
-    firewalld_verdict,
-    judge_firewall,
-    parse_firewalld,
-    parse_rich,
-    parse_ufw,
     required_openings,
-    ufw_verdict,
     wanted_atoms,
 )
+from omwizard.facts.firewall_ufw import parse_ufw, ufw_verdict
 from omwizard.plan.model import plan_from_dict
 from tests.unit.facts.test_firewall import ENV, capture, plan
 

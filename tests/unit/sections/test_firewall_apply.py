@@ -8,7 +8,9 @@ import asyncio
 from typing import Any
 
 from omwizard.configs import firewall as rules
-from omwizard.facts.firewall import parse_firewalld, parse_ufw, required_openings, wanted_atoms
+from omwizard.facts.firewall_firewalld import parse_firewalld
+from omwizard.facts.firewall_paths import required_openings, wanted_atoms
+from omwizard.facts.firewall_ufw import parse_ufw
 from omwizard.sections._firewall import _firewalld, _ufw
 from tests.unit.facts.test_firewall import capture
 from tests.unit.facts.test_firewall_tools import lab_plan
