@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omwizard.configs.firewall import firewalld_ipset
-from omwizard.facts.firewall_paths import BLOCKED, PASS, UNKNOWN, Opening, Packet, in_source, settle
+from omwizard.facts.firewall_paths import (
+    Opening,
+    Packet,
+    in_source,
+    judge_ports,
+)
 
 # -- firewalld -----------------------------------------------------------------------------------
 # Judged in the default zone, as firewalld applies it to a new connection: a rich rule that
@@ -243,43 +248,42 @@ def _rich_match(rule: RichRule, fw: Firewalld, ours: str, pkt: Packet) -> bool |
 def firewalld_verdict(fw: Firewalld, opening: Opening, cluster: str) -> tuple[str, str]:
     """(pass | blocked | unknown, where) for a new connection into the default zone."""
     ours = firewalld_ipset(cluster)
-    result, where = PASS, ""
-    for port in sorted({opening.lo, opening.hi}):
-        pkt = Packet(opening.address, opening.proto, port)
-        maybe: set[str] = set()
-        outcome, at = "", ""
-        if any(in_source(s, pkt.src) is not False for s in fw.sources):
-            maybe.add("unknown")  # a source bound to this zone: firewalld may route it elsewhere
-        for rule in map(parse_rich, fw.rich_rules):
-            if not rule.verdict:
-                continue
-            got = _rich_match(rule, fw, ours, pkt)
-            verdict = "accept" if rule.verdict == "accept" else "drop"
-            if got is None:
-                maybe.add(verdict)
-            elif got and verdict == "drop":
-                outcome, at = "drop", f"firewalld zone {fw.zone} (rich rule {rule.text})"
-                break
-            elif got and not outcome:
-                outcome, at = "accept", f"firewalld zone {fw.zone} (rich rule)"
-        if not outcome and _covers(fw.ports, pkt.proto, pkt.port):
-            outcome, at = "accept", f"firewalld zone {fw.zone} (port)"
-        if not outcome:
-            for service in fw.services:
-                ports = fw.service_ports.get(service)
-                if ports is None:
-                    maybe.add("accept")
-                elif _covers(ports, pkt.proto, pkt.port):
-                    outcome, at = "accept", f"firewalld zone {fw.zone} (service {service})"
-        if not outcome:
-            outcome = "accept" if fw.target == "ACCEPT" else "drop"
-            at = f"firewalld zone {fw.zone} (target {fw.target})"
-        got_verdict = settle(outcome, maybe)
-        if got_verdict == BLOCKED:
-            return BLOCKED, at
-        if got_verdict == UNKNOWN and result == PASS:
-            result, where = UNKNOWN, f"firewalld zone {fw.zone}"
-    return result, where
+    zone = f"firewalld zone {fw.zone}"
+    return judge_ports(opening, lambda pkt: [(*_zone_walk(fw, ours, pkt), zone)])
+
+
+def _zone_walk(fw: Firewalld, ours: str, pkt: Packet) -> tuple[str, str, set[str]]:
+    """The packet through the default zone as firewalld applies it: drop/reject rich
+    rules, then accepts, open ports and services, then the zone's target."""
+    maybe: set[str] = set()
+    outcome, at = "", ""
+    if any(in_source(s, pkt.src) is not False for s in fw.sources):
+        maybe.add("unknown")  # a source bound to this zone: firewalld may route it elsewhere
+    for rule in map(parse_rich, fw.rich_rules):
+        if not rule.verdict:
+            continue
+        got = _rich_match(rule, fw, ours, pkt)
+        verdict = "accept" if rule.verdict == "accept" else "drop"
+        if got is None:
+            maybe.add(verdict)
+        elif got and verdict == "drop":
+            outcome, at = "drop", f"firewalld zone {fw.zone} (rich rule {rule.text})"
+            break
+        elif got and not outcome:
+            outcome, at = "accept", f"firewalld zone {fw.zone} (rich rule)"
+    if not outcome and _covers(fw.ports, pkt.proto, pkt.port):
+        outcome, at = "accept", f"firewalld zone {fw.zone} (port)"
+    if not outcome:
+        for service in fw.services:
+            ports = fw.service_ports.get(service)
+            if ports is None:
+                maybe.add("accept")
+            elif _covers(ports, pkt.proto, pkt.port):
+                outcome, at = "accept", f"firewalld zone {fw.zone} (service {service})"
+    if not outcome:
+        outcome = "accept" if fw.target == "ACCEPT" else "drop"
+        at = f"firewalld zone {fw.zone} (target {fw.target})"
+    return outcome, at, maybe
 
 
 def firewalld_ours(fw: Firewalld, cluster: str, permanent: bool = False

@@ -9,7 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from omwizard.configs.firewall import tag
-from omwizard.facts.firewall_paths import BLOCKED, PASS, UNKNOWN, Opening, Packet, settle
+from omwizard.facts.firewall_paths import (
+    Opening,
+    Packet,
+    judge_ports,
+)
 
 # -- iptables ------------------------------------------------------------------------------------
 
@@ -158,15 +162,8 @@ def _ipt_eval(rs: IptRuleset, chain: str, pkt: Packet, depth: int = 0
 
 
 def ipt_verdict(rs: IptRuleset, opening: Opening) -> tuple[str, str]:
-    result, where = PASS, ""
-    for port in sorted({opening.lo, opening.hi}):
-        outcome, at, maybe = _ipt_eval(rs, "INPUT", Packet(opening.address, opening.proto, port))
-        got = settle(outcome, maybe)
-        if got == BLOCKED:
-            return BLOCKED, at
-        if got == UNKNOWN:
-            result, where = UNKNOWN, "iptables INPUT"
-    return result, where
+    """(pass | blocked | unknown, where) for a new connection through INPUT."""
+    return judge_ports(opening, lambda pkt: [(*_ipt_eval(rs, "INPUT", pkt), "iptables INPUT")])
 
 
 def ipt_ours(rs: IptRuleset, cluster: str) -> frozenset[tuple[str, str, int, int]]:

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from omwizard.configs.firewall import tag
-from omwizard.facts.firewall_paths import BLOCKED, PASS, UNKNOWN, Opening, Packet, settle
+from omwizard.facts.firewall_paths import (
+    PASS,
+    Opening,
+    Packet,
+    judge_ports,
+    settle,
+)
 
 # tables iptables-nft creates: judged through iptables-save, not as native nftables
 XTABLES = {"filter", "nat", "mangle", "raw", "security"}
@@ -221,17 +227,8 @@ def _nft_eval(rs: NftRuleset, chain: NftChain, pkt: Packet, depth: int = 0
 def nft_verdict(rs: NftRuleset, opening: Opening) -> tuple[str, str]:
     """(pass | blocked | unknown, where) for the opening's first port through every input
     base chain (a packet must be accepted by all of them)."""
-    result, where = PASS, ""
-    for port in sorted({opening.lo, opening.hi}):
-        pkt = Packet(opening.address, opening.proto, port)
-        for chain in rs.input_chains():
-            outcome, at, maybe = _nft_eval(rs, chain, pkt)
-            got = settle(outcome, maybe)
-            if got == BLOCKED:
-                return BLOCKED, at
-            if got == UNKNOWN and result == PASS:
-                result, where = UNKNOWN, f"nftables {chain.where}"
-    return result, where
+    return judge_ports(opening, lambda pkt: [(*_nft_eval(rs, chain, pkt), f"nftables {chain.where}")
+                                             for chain in rs.input_chains()])
 
 
 def nft_blocking_chains(rs: NftRuleset, openings: Iterable[Opening]) -> list[NftChain]:

@@ -4,7 +4,7 @@ walker is asked about (pure: shared by the nftables, iptables, firewalld and ufw
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -96,3 +96,23 @@ def in_source(source: str, address: str) -> bool | None:
         return ipaddress.ip_address(address) in ipaddress.ip_network(source, strict=False)
     except ValueError:
         return None  # a MAC address or an ipset of another kind
+
+
+# (outcome accept | drop, where it was decided, outcomes an unreadable rule could have led
+# to, where to say "unknown") for one packet through one of the node's filters
+Walked = tuple[str, str, set[str], str]
+
+
+def judge_ports(opening: Opening, walk: Callable[[Packet], Iterable[Walked]]) -> tuple[str, str]:
+    """(pass | blocked | unknown, where) of the opening's first and last port, every tool's
+    way: a packet must get through every filter `walk` yields; one that blocks decides, one
+    that cannot be read leaves the path unknown, never passed."""
+    result, where = PASS, ""
+    for port in sorted({opening.lo, opening.hi}):
+        for outcome, at, maybe, vague in walk(Packet(opening.address, opening.proto, port)):
+            got = settle(outcome, maybe)
+            if got == BLOCKED:
+                return BLOCKED, at
+            if got == UNKNOWN and result == PASS:
+                result, where = UNKNOWN, vague
+    return result, where

@@ -7,7 +7,12 @@ import re
 from dataclasses import dataclass
 
 from omwizard.configs.firewall import tag
-from omwizard.facts.firewall_paths import BLOCKED, PASS, UNKNOWN, Opening, Packet, in_source, settle
+from omwizard.facts.firewall_paths import (
+    Opening,
+    Packet,
+    in_source,
+    judge_ports,
+)
 
 # -- ufw -----------------------------------------------------------------------------------------
 # Judged from `ufw status verbose` the way ufw applies it: its user rules in order, the first
@@ -140,29 +145,26 @@ def parse_ufw(output: str, cluster: str = "") -> Ufw | None:
 
 def ufw_verdict(ufw: Ufw, opening: Opening) -> tuple[str, str]:
     """(pass | blocked | unknown, where): ufw's incoming rules in order, then its default."""
-    result, where = PASS, ""
-    for port in sorted({opening.lo, opening.hi}):
-        pkt = Packet(opening.address, opening.proto, port)
-        maybe: set[str] = set()
-        outcome, at = "", ""
-        for rule in ufw.rules:
-            if rule.direction != "in" or rule.v6 != (":" in pkt.src):
-                continue
-            got = rule.match(pkt)
-            if got is False:
-                continue
-            verdict = {"allow": "accept", "limit": "unknown"}.get(rule.action, "drop")
-            if got is None or verdict == "unknown":
-                maybe.add(verdict)
-                continue
-            outcome, at = verdict, f"ufw rule '{rule.text}'"
-            break
-        if not outcome:
-            outcome = "accept" if ufw.default_in == "allow" else "drop"
-            at = f"ufw (default {ufw.default_in or 'deny'} incoming)"
-        got_verdict = settle(outcome, maybe)
-        if got_verdict == BLOCKED:
-            return BLOCKED, at
-        if got_verdict == UNKNOWN and result == PASS:
-            result, where = UNKNOWN, "ufw"
-    return result, where
+    return judge_ports(opening, lambda pkt: [(*_ufw_walk(ufw, pkt), "ufw")])
+
+
+def _ufw_walk(ufw: Ufw, pkt: Packet) -> tuple[str, str, set[str]]:
+    """The packet through ufw's incoming rules, the first that matches deciding."""
+    maybe: set[str] = set()
+    outcome, at = "", ""
+    for rule in ufw.rules:
+        if rule.direction != "in" or rule.v6 != (":" in pkt.src):
+            continue
+        got = rule.match(pkt)
+        if got is False:
+            continue
+        verdict = {"allow": "accept", "limit": "unknown"}.get(rule.action, "drop")
+        if got is None or verdict == "unknown":
+            maybe.add(verdict)
+            continue
+        outcome, at = verdict, f"ufw rule '{rule.text}'"
+        break
+    if not outcome:
+        outcome = "accept" if ufw.default_in == "allow" else "drop"
+        at = f"ufw (default {ufw.default_in or 'deny'} incoming)"
+    return outcome, at, maybe
