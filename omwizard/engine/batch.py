@@ -21,6 +21,18 @@ Plan, journal, one script, replay (docs/ARCHITECTURE.md, "Changes batched"):
 File writes are compare-and-swap against the content the plan transformed, so a command
 earlier in the batch that touched the file makes the write refuse, and the replay edits it
 again from a fresh read.
+
+4. read back: the same script, after its changes and whatever their outcome, reads what the
+   changes made stale of the declared facts and files the step's re-check and the run's
+   later steps need on the node (the runner's look-ahead, StepContext.stale_after_change),
+   and once the replay is over they fill the run's caches (take_refresh): the re-check, and
+   the next step's check before its apply, find them without a command. So a step's change
+   and its re-check cost one round trip, not two. They are the node as it is after the
+   batch, so they are taken only when the replay changed nothing live after it (a refused
+   write edited again, a step's own restore after a failure): then the re-check reads for
+   itself, as it does when the reads did not come back (the node dropped). One change is
+   batched too when there is something to read back; an apply that cannot be planned
+   (Unbatchable) changes and re-checks as before.
 """
 
 from __future__ import annotations
@@ -34,13 +46,16 @@ from omwizard.engine.events import CommandRun
 from omwizard.engine.step import (
     Change,
     Finding,
+    Refresh,
     Step,
     StepContext,
     _fault_point,
     backup_path,
     unified_diff,
 )
+from omwizard.facts.base import Fact
 from omwizard.remote.batch import (
+    READS_TIMEOUT,
     BatchItem,
     CommandItem,
     FileItem,
@@ -48,6 +63,7 @@ from omwizard.remote.batch import (
     batch_script,
     parse_batch,
     parse_progress,
+    split_reads,
 )
 from omwizard.remote.results import (
     CommandTimeout,
@@ -238,6 +254,7 @@ class ReplayContext(StepContext):
         self.lost = lost  # the batch's own error (a timeout) for a change it did not end
         self.live = not planned
         self.read_files: dict[str, str | None] = {}
+        self.changed_live = False  # a change made after the batch: its reads are stale
 
     async def run(self, node: Node, argv: list[str] | str, *, sudo: bool = True,
                   input: str | None = None, timeout: float = 60, stream: bool = False,
@@ -268,7 +285,7 @@ class ReplayContext(StepContext):
                         mode: str = "0644") -> Change | None:
         cache = self._file_cache(node)
         if self.live or node.name != self.target.name:
-            return await super().edit_file(node, path, transform, mode=mode)
+            return await self._live_edit(node, path, transform, mode)
         if not self.edits or self.edits[0][0] != path:
             raise RemoteError(node.name, f"the step's second pass edits {path}, which its plan "
                               "did not at this point; what was made is in the journal",
@@ -280,7 +297,7 @@ class ReplayContext(StepContext):
             return None
         step = self._next("file", path)
         if step is None:
-            return await super().edit_file(node, path, transform, mode=mode)
+            return await self._live_edit(node, path, transform, mode)
         plan, outcome = step
         if after != plan.after:
             raise RemoteError(node.name, f"{path}: the second pass computed other content "
@@ -290,7 +307,7 @@ class ReplayContext(StepContext):
         if outcome is not None and outcome.refused:
             self.live = True  # not as read: nothing written; again from a fresh read
             cache.pop(path, None)
-            return await super().edit_file(node, path, transform, mode=mode)
+            return await self._live_edit(node, path, transform, mode)
         if outcome is None or not outcome.ran:
             self.live = True
             if self.lost is not None:
@@ -313,6 +330,7 @@ class ReplayContext(StepContext):
         step = None if node.name != self.target.name else self._next("command",
                                                                      quote_argv(argv))
         if step is None:
+            self.changed_live = True
             return await super().change_command(node, argv, undo_argv, **kw)
         remedy = kw.get("remedy", "")
         plan, outcome = step
@@ -336,14 +354,29 @@ class ReplayContext(StepContext):
         return self._note(node, Change("command", command, plan.change.undo,
                                        plan.fields["id"]))
 
+    async def _live_edit(self, node: Node, path: str,
+                         transform: Callable[[str | None], str | None], mode: str
+                         ) -> Change | None:
+        self.changed_live = True
+        return await super().edit_file(node, path, transform, mode=mode)
+
     def leftover(self) -> list[Planned]:
         """Planned changes the second pass did not ask for (it must ask for all of them)."""
         return [] if self.live else self.planned
 
 
-async def apply_node(ctx: StepContext, step: Step, node: Node, finding: Finding) -> None:
+Ahead = tuple[list[Fact[Any]], list[str]]  # declared facts and file paths, the look-ahead
+
+
+async def apply_node(ctx: StepContext, step: Step, node: Node, finding: Finding,
+                     ahead: Ahead | None = None) -> None:
     """The step's apply on one node: its changes in one round trip where it can be planned
-    (two or more, none streamed, no read after a change), else one at a time as before."""
+    (none streamed, no read after a change; two or more, or one with something to read
+    back), else one at a time as before.
+
+    ahead: the declared facts and files the step's re-check and the run's later steps read
+    on this node (Engine._ahead); what the changes make stale of them is read back by the
+    batch's own script into the run's caches."""
     if ctx.dry_run or ctx.state is None:
         await step.apply(ctx, node, finding)
         return
@@ -359,25 +392,47 @@ async def apply_node(ctx: StepContext, step: Step, node: Node, finding: Finding)
         planned = []
     except Exception:  # noqa: BLE001 - the live apply raises it again, in its own words
         planned = []
-    if len(planned) < 2 or not BATCH_CHANGES:
+    refresh = None
+    if planned and BATCH_CHANGES and ahead is not None:
+        refresh = await _refresh(ctx, node, ahead)
+    if not BATCH_CHANGES or len(planned) < (1 if refresh is not None else 2):
         await step.apply(ReplayContext(ctx, node, reads, [], []), node, finding)
         return
-    outcomes, lost = await _run_batch(ctx, node, planned)
+    outcomes, lost, read_back = await _run_batch(ctx, node, planned, refresh)
     if all(o is None for o in outcomes):  # nothing ran: one at a time, live
         await step.apply(ReplayContext(ctx, node, reads, [], []), node, finding)
         return
     replay = ReplayContext(ctx, node, reads, planned, outcomes, lost, edits)
-    await step.apply(replay, node, finding)
+    try:
+        await step.apply(replay, node, finding)
+    finally:  # raised or not: the node is as the reads found it, unless changed since
+        if refresh is not None and read_back is not None and not replay.changed_live:
+            ctx.take_refresh(node, refresh, read_back)
     if replay.leftover():
         raise RemoteError(
             node.name, "the step's second pass asked for fewer changes than it planned; "
             "what was made is in the journal", "run apply again")
 
 
-async def _run_batch(ctx: StepContext, node: Node, planned: list[Planned]
-                     ) -> tuple[list[Outcome | None], RemoteError | None]:
+async def _refresh(ctx: StepContext, node: Node, ahead: Ahead) -> Refresh | None:
+    """What the batch reads back after its changes (None: nothing): the node reached first,
+    as the batch does, for its sudo mode (sudo=False facts only as the login user)."""
+    remote = ctx.pool.get(node)
+    try:
+        await remote.connect()
+        mode = await remote.sudo_mode()
+    except RemoteError:
+        return None  # the batch's own connect says it
+    return ctx.stale_after_change(node, ahead[0], ahead[1], as_login=mode == "none")
+
+
+async def _run_batch(ctx: StepContext, node: Node, planned: list[Planned],
+                     refresh: Refresh | None = None,
+                     ) -> tuple[list[Outcome | None], RemoteError | None, RunResult | None]:
     """Journal every planned change, run the batch, end each record from its marker.
-    [None, ...]: the script did not start (each record ended aborted: nothing ran)."""
+    [None, ...]: the script did not start (each record ended aborted: nothing ran).
+    The third: what the batch read back after its changes (refresh), as the output of the
+    reads alone; None when it did not get there."""
     remote = ctx.pool.get(node)
     await remote.connect()  # a refused login must not leave records open
     await remote.sudo_mode()
@@ -410,7 +465,9 @@ async def _run_batch(ctx: StepContext, node: Node, planned: list[Planned]
                 rec_id, plan.change.target,
                 None if plan.input is None else plan.input.encode(), plan.ok_text))
     settled: list[str] = ctx.shared.setdefault(SETTLED, {}).setdefault(node.name, [])
-    script, data = batch_script(items, progress, tuple(settled))
+    reads = refresh.script(ctx.plan, node) if refresh is not None else ""
+    token = _new_id() if reads else ""
+    script, data = batch_script(items, progress, tuple(settled), reads, token)
     for plan in planned:
         ctx._record(node, **plan.fields)  # begin, each (the after-begin fault point)
     for plan in planned:
@@ -418,6 +475,7 @@ async def _run_batch(ctx: StepContext, node: Node, planned: list[Planned]
             ctx.bus.emit(CommandRun(node.name, plan.change.target, ctx.step_id))
     lost: RemoteError | None = None
     timeout = sum(p.timeout if p.kind == "command" else FILE_TIMEOUT for p in planned)
+    timeout += READS_TIMEOUT + 10 if reads else 0  # the reads end by themselves by then
     try:
         whole = await remote.run_changes(script, data, timeout=timeout)
     except CommandTimeout as exc:
@@ -425,13 +483,16 @@ async def _run_batch(ctx: StepContext, node: Node, planned: list[Planned]
                               f"within {min(timeout, command_timeout_cap() or timeout):g}s; "
                               "their effect is unknown", exc.remedy)
         whole = RunResult(script, None, "", exc.message)
-    ready, got = parse_batch(whole.stdout, len(planned))
+    ready, got = parse_batch(whole.stdout, len(planned), token)
+    said = split_reads(whole.stdout, token)[1]
+    read_back = (None if said is None or whole.exit_status is None
+                 else RunResult(reads, whole.exit_status, said, whole.stderr))
     if ready:
         settled.clear()  # the script removed them
     if whole.exit_status is not None and not ready:
         for plan in planned:
             ctx._end(plan.fields["id"], "aborted", note="not run: its batch did not start")
-        return [None] * len(planned), None
+        return [None] * len(planned), None, None
     outcomes: list[Outcome | None] = []
     stopped = False
     open_left = False
@@ -457,7 +518,7 @@ async def _run_batch(ctx: StepContext, node: Node, planned: list[Planned]
             open_left = True  # the connection dropped: recover_interrupted decides
     if not open_left:
         settled.append(progress)
-    return outcomes, lost
+    return outcomes, lost, read_back
 
 
 def _new_id() -> str:

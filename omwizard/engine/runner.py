@@ -392,7 +392,10 @@ class Engine:
         async def one(node: Node) -> tuple[Node, Finding | None]:
             self.bus.emit(StepStarted(step.section, step.name, node.name, "apply"))
             try:
-                await apply_node(ctx, step, node, found[node.name])
+                # what the re-check below and the later steps read: the batch reads back
+                # what its changes made stale, so the re-check finds it without a command
+                await apply_node(ctx, step, node, found[node.name],
+                                 ahead=self._ahead(step, ctx, node))
             except RemoteError as exc:
                 return node, Finding.failed(exc.message, exc.remedy)
             return node, None

@@ -424,6 +424,48 @@ class StepContext:
         whole = await self.run(node, parts_script(parts), sudo=sudo, timeout=timeout)
         return part_results(parts, whole)
 
+    def stale_after_change(self, node: Node, facts: Iterable[Fact[Any]],
+                           paths: Iterable[str], *, as_login: bool) -> Refresh | None:
+        """What of these declared reads a change on the node makes stale, for its batch to
+        read back after its changes (engine/batch.py), or None: every fact a change can
+        alter (and any not known), and every file (one the batch writes is read back too:
+        the proof that it is as written, not the copy the wizard meant to write).
+
+        A fact declared sudo=False goes only when the batch runs as the login user itself
+        (as_login: the node's sudo mode is "none"). Else the batch runs as root, whose view
+        is not the login user's (HOME, `id`, PATH, a user's D-Bus), and running it as that
+        user from root (`sudo -u`) would still not be the login's environment: such a fact
+        is left to the re-check's own command, as it is read without a batch."""
+        cache = self._fact_cache(node)
+        chosen = tuple({f.name: f for f in facts if (f.sudo or as_login)
+                        and not (f.stable and f.name in cache)}.values())
+        files = tuple(dict.fromkeys(paths))
+        return Refresh(chosen, files) if chosen or files else None
+
+    def take_refresh(self, node: Node, refresh: Refresh, result: RunResult) -> None:
+        """Fill the fact and file caches from what a batch read after its changes (its
+        reads' output, `result`), as a gather would have: each fact whose part ended (its
+        parser's value, its command and output as evidence), the files when their dump
+        ended well. A part cut short (the node dropped, the reads timed out) or a parser
+        that refuses the output leaves its fact unknown: the next gather reads it itself."""
+        if result.exit_status is None:
+            return
+        parts = refresh.parts(self.plan, node)
+        got = part_results(parts, result)
+        dump = got.pop(FILES_PART, None)
+        if dump is not None and dump.ok:
+            self._file_cache(node).update(parse_file_dump(dump.stdout, list(refresh.paths)))
+        cache = self._fact_cache(node)
+        for fact in refresh.facts:
+            part = got.get(fact.name)
+            if part is None or part.exit_status is None:
+                continue
+            try:
+                value = fact.parse(part.stdout)
+            except Exception:  # noqa: BLE001 - said by the gather that reads it again
+                continue
+            cache[fact.name] = _Known(value, part, fact.stable)
+
     async def gather(
         self, node: Node, facts: Iterable[Fact[Any]], paths: Iterable[str] = ()
     ) -> None:
@@ -733,6 +775,27 @@ class _Known:
 
 
 FILES_PART = "_files"  # the part of a gather round trip that dumps declared files
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """Declared facts and files a batch reads back after its changes, in its own script
+    (engine/batch.py), so the step's re-check and the next steps' checks find them cached
+    instead of reading them in a round trip of their own (StepContext.stale_after_change,
+    take_refresh). The same parts as a gather's: each fact's command, the files' dump."""
+
+    facts: tuple[Fact[Any], ...]
+    paths: tuple[str, ...]
+
+    def parts(self, plan: Plan, node: Node) -> dict[str, str]:
+        parts = {f.name: f.command(plan, node) for f in self.facts}
+        if self.paths:
+            parts[FILES_PART] = file_dump_script(list(self.paths))
+        return parts
+
+    def script(self, plan: Plan, node: Node) -> str:
+        """One read-only shell script of every part (remote.parts' markers)."""
+        return parts_script(self.parts(plan, node))
 
 
 def file_dump_script(paths: list[str]) -> str:

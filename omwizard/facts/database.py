@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from omwizard.facts.base import Files, StepData
+from omwizard.facts.base import Fact, Files, StepData
 from omwizard.om.layout import OmLayout
 
 if TYPE_CHECKING:
@@ -586,6 +586,14 @@ MYSQL_CNF_PROBE = (
     "[ -f \"$f\" ] && grep -qsE '^[[:space:]]*bind[-_]address' \"$f\" && echo \"$f\"; done; "
     "for f in /etc/mysql/mariadb.conf.d/50-server.cnf /etc/mysql/mysql.conf.d/mysqld.cnf; do "
     "[ -f \"$f\" ] && echo \"default:$f\"; done; true"
+)
+
+
+# the MySQL/MariaDB server config files (remote-user's apply, when bind-address must change);
+# nothing on a PostgreSQL plan
+MYSQL_CNF: Fact[str] = Fact(
+    "mysql_cnf",
+    lambda plan, _node: MYSQL_CNF_PROBE if plan.database.type in MYSQL_KINDS else "true", str,
 )
 
 

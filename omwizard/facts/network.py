@@ -622,8 +622,7 @@ def parse_route_probe(output: str) -> RouteProbe:
 MULTICAST_ROUTE: Fact[RouteProbe] = Fact(
     "multicast_route",
     lambda plan, _node: route_probe(plan.network.route, plan.network.multicast_group),
-    parse_route_probe,
-    sudo=False,
+    parse_route_probe,  # through sudo like the route's files: one command when read again
 )
 
 
@@ -873,7 +872,8 @@ def parse_nm(output: str) -> NmDevice:
 ROUTE_CONFIG_FILES: Fact[dict[str, str]] = Fact(
     "route_config_files", config_files_command, parse_config_files
 )
-NM_DEVICE: Fact[NmDevice] = Fact("nm_device", nm_command, parse_nm, sudo=False)
+# through sudo like ROUTE_CONFIG_FILES, so a re-read after the route's change is one command
+NM_DEVICE: Fact[NmDevice] = Fact("nm_device", nm_command, parse_nm)
 
 
 def route_commands(route: str, iface: str, net_tools: bool) -> tuple[list[str], list[str]]:

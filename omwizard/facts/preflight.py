@@ -106,6 +106,23 @@ def parse_timezone(output: str) -> TimezoneState:
 TIMEZONE: Fact[TimezoneState] = Fact(
     "timezone", lambda _plan, _node: TIMEZONE_PROBE, parse_timezone, sudo=False
 )
+def zoneinfo_path(zone: str) -> str:
+    return f"/usr/share/zoneinfo/{zone}"
+
+
+def parse_zoneinfo(output: str) -> bool:
+    """zoneinfo_probe's answer: does the node have the plan's zone file (tzdata)?"""
+    return output.strip() == "present"
+
+
+# whether the node has the plan's zone (the apply's precondition): read with the facts; no
+# change omwizard makes installs tzdata, so it is stable
+ZONEINFO: Fact[bool] = Fact(
+    "zoneinfo",
+    lambda plan, _node: (f"if [ -f {shlex.quote(zoneinfo_path(plan.cluster.timezone))} ]; "
+                         "then echo present; else echo absent; fi"),
+    parse_zoneinfo, sudo=False, stable=True,
+)
 # the file the timezone apply rewrites: read with the facts, so its edit needs no read of its own
 TIMEZONE_FILE = Files("timezone-file", lambda _plan, _node: ["/etc/timezone"])
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from omwizard.configs.exports import exports_ensure
 from omwizard.configs.fstab import fstab_line
 from omwizard.facts.base import Fact, Files, StepData
-from omwizard.om.layout import DROPIN_DIR, UNIT_FILES
+from omwizard.om.layout import DROPIN_DIR, UNIT_FILES, OmLayout
 
 if TYPE_CHECKING:
     from omwizard.plan.model import Node, Plan
@@ -216,17 +216,6 @@ def om_owner(
     return "nobody", "nogroup", "default of OpenMeetings' unit (nobody:nogroup)"
 
 
-def ids_probe(user: str, group: str | None) -> str:
-    """Prints ``uid=N`` and ``gid=N`` (the group's number; the user's primary group if None)."""
-    u = shlex.quote(user)
-    gid = (
-        f"getent group {shlex.quote(group)} | cut -d: -f3"
-        if group
-        else f"id -g {u}"
-    )
-    return f'echo "uid=$(id -u {u} 2>/dev/null)"; echo "gid=$({gid} 2>/dev/null)"'
-
-
 def parse_ids(output: str) -> tuple[int | None, int | None]:
     values: dict[str, int | None] = {"uid": None, "gid": None}
     for line in output.splitlines():
@@ -414,38 +403,6 @@ class NfsClientState(NfsState):
 # -- storage steps' commands and remedies ------------------------------------------------------
 
 
-def primary_groups_command() -> str:
-    """`USER:GROUP` (the primary group) for every User= the unit files and drop-ins name:
-    what om_user needs when the unit names no Group=, read with everything else."""
-    q = shlex.quote
-    files = " ".join(q(f) for f in UNIT_FILES)
-    return (f"for u in $(sed -n 's/^[[:space:]]*User[[:space:]]*=[[:space:]]*//p' -- {files} "
-            f"{q(DROPIN_DIR)}/*.conf 2>/dev/null | tr -d \"'\\\"\" | sort -u); do "
-            'g=$(id -gn -- "$u" 2>/dev/null) && echo "$u:$g"; done; true')
-
-
-def parse_primary_groups(output: str) -> dict[str, str]:
-    """primary_groups_command's lines -> {user: primary group}."""
-    out = {}
-    for line in output.splitlines():
-        user, sep, group = line.strip().partition(":")
-        if sep and user and group:
-            out[user] = group
-    return out
-
-
-def om_user_parts(om_home: str) -> dict[str, str]:
-    """The fact commands sections.storage.om_user needs besides the unit files (drop-ins, or
-    without a unit the owner of om_home; the primary groups of the users the units name),
-    for a caller's own round trip."""
-    home = shlex.quote(om_home)
-    return {
-        "dropins": f"cat -- {shlex.quote(DROPIN_DIR)}/*.conf 2>/dev/null; true",
-        "home_owner": f"stat -c '%U:%G' -- {home} 2>/dev/null; true",
-        "groups": primary_groups_command(),
-    }
-
-
 def client_addresses(plan: Plan, server: Node) -> list[str]:
     """Every OM node but the server: the documentation's "all nodes except node with folders"."""
     return [n.address for n in plan.om_nodes if n.name != server.name]
@@ -575,23 +532,112 @@ DATA_MOUNT: Fact[Mount | None] = Fact(
 )
 
 
-def parse_home_owner(output: str) -> str | None:
-    """`user:group` of om_home as stat printed it; None when it printed nothing (no folder)."""
-    return output.strip() or None
-
-
-# what sections.storage.om_user reads besides the unit files (the commands of om_user_parts)
-OM_DROPINS: Fact[str] = Fact(
-    "om_dropins", lambda plan, _node: om_user_parts(plan.cluster.om_home)["dropins"], str
-)
-OM_PRIMARY_GROUPS: Fact[dict[str, str]] = Fact(
-    "om_primary_groups", lambda _plan, _node: primary_groups_command(), parse_primary_groups
-)
-OM_HOME_OWNER: Fact[str | None] = Fact(
-    "om_home_owner", lambda plan, _node: om_user_parts(plan.cluster.om_home)["home_owner"],
-    parse_home_owner,
-)
-
-
 EXPORTS_FILE = Files("exports", lambda _plan, _node: ["/etc/exports"])  # nfs-server reads it
 FSTAB_FILE = Files("fstab", lambda _plan, _node: ["/etc/fstab"])  # nfs-client reads it
+
+
+# -- the OpenMeetings user, resolved by the node's shell (issue 21) ----------------------------
+# The same rules as unit_user + om_owner + the primary group, in the node's own shell, so that
+# the command depends on the plan alone: a declared fact (gathered with everything else) and
+# the shared-files proof's write (sent at once, not after the gather) both resolve the user
+# in their own command. Sets $u (user), $g (group) and $s (where it came from: OWNER_SOURCES).
+
+# awk: the last `KEY=` of [Service] in the files it reads, a line `[omw-next-file]` between
+# files (a drop-in starts outside any section, as unit_user parses each text on its own)
+_UNIT_KEY_AWK = (
+    '/^[ \\t]*\\[[^]]+\\][ \\t]*$/ { h = $0; gsub(/^[ \\t]*\\[[ \\t]*|[ \\t]*\\][ \\t]*$/, "", h); '
+    'sv = (h == "Service"); next } '
+    'sv && $0 ~ ("^[ \\t]*" k "[ \\t]*=") { v = $0; sub(/^[^=]*=[ \\t]*/, "", v); '
+    'sub(/[ \\t]*$/, "", v); gsub(/^["\\047]+|["\\047]+$/, "", v); r = v } '
+    'END { print r }'
+)
+
+OWNER_SOURCES = {
+    "unit": "the unit's User=/Group=",
+    "unit-root": "the unit (no User=: systemd runs it as root)",
+    "home": "the owner of om_home (Tomcat install)",
+    "default": "default of OpenMeetings' unit (nobody:nogroup)",
+}
+
+
+def om_user_shell(om_home: str, units: tuple[str, ...] = UNIT_FILES,
+                  dropin_dir: str = DROPIN_DIR) -> str:
+    """Shell that sets $u, $g and $s to the user and group OpenMeetings runs as on this node
+    (the first unit file found, its drop-ins after it; no unit: the owner of om_home; else
+    nobody:nogroup; a User= without Group=: the user's primary group, else the user's name)."""
+    q = shlex.quote
+    files = " ".join(q(f) for f in units)
+    key = (f'_omw_key() {{ for x in "$f" {q(dropin_dir)}/*.conf; do [ -f "$x" ] || continue; '
+           "cat -- \"$x\"; printf '\\n[omw-next-file]\\n'; done | "
+           f'awk -v k="$1" {shlex.quote(_UNIT_KEY_AWK)}; }}; ')
+    return (
+        f"u=; g=; s=default; f=; for x in {files}; do [ -f \"$x\" ] && {{ f=$x; break; }}; done; "
+        + key
+        + 'if [ -n "$f" ]; then u=$(_omw_key User); g=$(_omw_key Group); '
+        'if [ -n "$u" ]; then s=unit; [ -n "$g" ] || g=$(id -gn -- "$u" 2>/dev/null) || g=; '
+        '[ -n "$g" ] || g=$u; else u=root; g=${g:-root}; s=unit-root; fi; '
+        f"else o=$(stat -c '%U:%G' -- {q(om_home)} 2>/dev/null); "
+        'case "$o" in ?*:?*) u=${o%%:*}; g=${o#*:}; s=home;; *) u=nobody; g=nogroup;; esac; fi'
+    )
+
+
+@dataclass(frozen=True)
+class OmUser:
+    """Who OpenMeetings runs as on a node, and that user's and group's numbers there."""
+
+    user: str
+    group: str
+    source: str  # a sentence: where the user came from (OWNER_SOURCES)
+    uid: int | None
+    gid: int | None
+
+
+def om_user_command(om_home: str, units: tuple[str, ...] = UNIT_FILES,
+                    dropin_dir: str = DROPIN_DIR) -> str:
+    """om_user_shell, then `user=`, `group=`, `source=`, `uid=`, `gid=` lines."""
+    return (om_user_shell(om_home, units, dropin_dir) + "; "
+            "printf 'user=%s\\ngroup=%s\\nsource=%s\\n' \"$u\" \"$g\" \"$s\"; "
+            'echo "uid=$(id -u -- "$u" 2>/dev/null)"; '
+            'echo "gid=$(getent group "$g" 2>/dev/null | cut -d: -f3)"')
+
+
+def parse_om_user(output: str) -> OmUser:
+    """om_user_command's lines; what a cut-short output lacks is OM's default user."""
+    values: dict[str, str] = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key in ("user", "group", "source", "uid", "gid"):
+            values[key] = value.strip()
+    user = values.get("user") or "nobody"
+    group = values.get("group") or ("nogroup" if user == "nobody" else user)
+    uid, gid = parse_ids(f"uid={values.get('uid', '')}\ngid={values.get('gid', '')}")
+    source = OWNER_SOURCES.get(values.get("source", ""), OWNER_SOURCES["default"])
+    return OmUser(user, group, source, uid, gid)
+
+
+def shared_write_resolving(om_home: str, token: str, probe: str,
+                           units: tuple[str, ...] = UNIT_FILES,
+                           dropin_dir: str = DROPIN_DIR) -> str:
+    """shared_write_command as the OM user the node's shell resolves (om_user_shell): the
+    proof's command needs nothing read before it."""
+    body = shared_write_command("root", token, probe)
+    return (f"{om_user_shell(om_home, units, dropin_dir)}; "
+            f'if [ "$u" = root ]; then {body}; '
+            f'else runuser -u "$u" -- sh -c {shlex.quote(body)}; fi')
+
+
+def default_data_dir(plan: Plan) -> str:
+    """Where OpenMeetings keeps its data without -DDATA_DIR."""
+    return f"{OmLayout(plan.cluster.om_home).webapp}/data"
+
+
+# who OpenMeetings runs as, with the numbers (data-dir's owner, shared's uid/gid)
+OM_USER: Fact[OmUser] = Fact(
+    "om_user", lambda plan, _node: om_user_command(plan.cluster.om_home), parse_om_user
+)
+# files in the default data dir that storage.path lacks (data-dir's warning; empty when the
+# two are one folder)
+DEFAULT_LEFTOVERS: Fact[str] = Fact(
+    "default_leftovers",
+    lambda plan, _node: leftovers_probe(default_data_dir(plan), plan.storage.path), str,
+)

@@ -372,3 +372,47 @@ def health_target(node: Node) -> tuple[bool, int, str]:
     port = url.port or (5443 if tls else 5080)
     prefix = url.path.rstrip("/") or "/openmeetings"
     return tls, port, prefix
+
+
+# -- the members read as a declared fact (issue 21) ----------------------------------------
+# Only the lines read_log reads (lifecycle, standalone, members blocks), in order: the same
+# facts as the whole tail, a fraction of its bytes over a slow link, with the logs' sizes
+# first (where a wait for the log to grow starts from).
+
+LOG_LINES_READ = (
+    r"is (STARTING|STARTED|SHUTTING_DOWN|SHUTDOWN)[[:space:]]*$|No join method is enabled"
+    r"|Members [{[]|^[[:space:]]*Member \[|^[[:space:]]*[]}][[:space:]]*$"
+)
+
+
+@dataclass(frozen=True)
+class LogTail:
+    """What members_log_command printed: the logs' sizes (log_sizes' line) and the lines."""
+
+    sizes: str
+    text: str
+
+
+def members_log_command(om_home: str, lines: int = LOG_LINES) -> str:
+    """The sizes of the node's OM logs on one line (as _rejoin.log_sizes prints them for the
+    log found), then the lines read_log reads of the last `lines` of the log it finds (logs/,
+    else log/; none: nothing, the check says so)."""
+    q = shlex.quote
+    logs = " ".join(q(f) for f in (f"{om_home}/logs/openmeetings.log",
+                                   f"{om_home}/log/openmeetings.log"))
+    return (
+        f"f=; for x in {logs}; do [ -f \"$x\" ] && {{ f=$x; break; }}; done; "
+        f"echo \"$(stat -c %s -- {logs} \"$f\" 2>/dev/null | tr '\\n' ' ')\"; "
+        f"[ -n \"$f\" ] && tail -n {int(lines)} -- \"$f\" | grep -E -- {q(LOG_LINES_READ)}; true"
+    )
+
+
+def parse_log_tail(output: str) -> LogTail:
+    sizes, _, text = output.partition("\n")
+    return LogTail(sizes, text)
+
+
+# the members check's first read, with the node's other facts (its settle loop reads live)
+MEMBERS_LOG: Fact[LogTail] = Fact(
+    "members_log", lambda plan, _node: members_log_command(plan.cluster.om_home), parse_log_tail
+)

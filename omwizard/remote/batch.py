@@ -15,6 +15,17 @@ Each change's share of stdin (a file's new content, a command's input such as SQ
 password) follows the previous one's; the script reads exactly its length (`head -c N`, GNU:
 the script refuses to start elsewhere) and never puts it in an argv or a file other than the
 file being written (whose temp copy is checked against the sha256 the record holds).
+
+The changes run in a subshell, so the first failure ends them, not the script: after them,
+whatever their outcome, the script may read the node as it now is (`reads`: the declared
+facts and files the step's re-check and the later steps need, engine/batch.py) behind one
+more marker, `\\n<RS>OMWB reads TOKEN`, TOKEN a random word of this batch. Everything
+before that marker is the changes' (parse_batch reads only that part); everything after it is
+the reads' (split_reads), so neither a change's output nor a read's can pass for the other's
+markers. The reads write nothing (the progress file is the changes' alone: a kill between the
+changes and the reads decides nothing differently), take no stdin (`</dev/null`: a batch
+stopped early leaves input unread) and end within READS_TIMEOUT (coreutils `timeout`), so
+a read that hangs cannot cost the changes' outcomes.
 """
 
 from __future__ import annotations
@@ -25,6 +36,8 @@ from dataclasses import dataclass
 from omwizard.remote.writes import WRITE_REFUSED, write_script
 
 MARK = "\n\036OMWB "
+READS = MARK + "reads "  # + the batch's token: the reads' output follows that line
+READS_TIMEOUT = 60  # s: the reads after the changes, as a gather's command is bounded
 NOT_GNU = 46  # the script's exit status when it cannot split stdin exactly: nothing ran
 ALREADY = "already"
 
@@ -85,12 +98,17 @@ def _record_word(record: str) -> str:
 
 
 def batch_script(items: list[BatchItem], progress: str,
-                 settled: tuple[str, ...] = ()) -> tuple[str, bytes]:
+                 settled: tuple[str, ...] = (), reads: str = "",
+                 token: str = "") -> tuple[str, bytes]:
     """(script, stdin): every item in order, stopping after the first failure.
 
-    settled: progress files of earlier batches whose records all ended: removed first."""
+    settled: progress files of earlier batches whose records all ended: removed first.
+    reads: a read-only script run after the changes, whatever their outcome, its output
+    after the `reads TOKEN` marker (token: a word no output can guess, new per batch)."""
     if not items:
         raise ValueError("an empty batch")
+    if reads:
+        _record_word(token)
     qp = shlex.quote(progress)
     out = [
         f"P={qp}",
@@ -98,6 +116,7 @@ def batch_script(items: list[BatchItem], progress: str,
         'mkdir -p -m 0700 -- "$(dirname -- "$P")" || exit 1',
         *([f"rm -f -- {' '.join(shlex.quote(p) for p in settled)}"] if settled else []),
         "printf '\\n\\036OMWB ready\\n'",
+        "(",  # the changes: the first failure's `exit 0` ends them, not the reads after them
     ]
     stdin = b""
     for i, item in enumerate(items):
@@ -131,15 +150,30 @@ def batch_script(items: list[BatchItem], progress: str,
             f"printf '\\n\\036OMWB end {i} %s%s\\n' \"$rc\" \"$a\"",
             '[ "$rc" = 0 ] || [ -n "$a" ] || exit 0',
         ]
+    out.append(")")
+    if reads:
+        out += [f"printf '\\n\\036OMWB reads %s\\n' {token}",
+                f"timeout {READS_TIMEOUT} sh -c {shlex.quote(reads)} </dev/null"]
     return "\n".join(out), stdin
 
 
-def parse_batch(stdout: str, count: int) -> tuple[bool, list[Outcome]]:
-    """(the script got past its preamble, each item's outcome) from the batch's stdout."""
+def split_reads(stdout: str, token: str) -> tuple[str, str | None]:
+    """(the changes' part of a batch's stdout, the reads' output or None when the script
+    did not reach them). The first `reads TOKEN` marker splits them: no change can print
+    it (it cannot know the token), and what the reads print after it is theirs alone."""
+    if not token:
+        return stdout, None
+    head, found, tail = stdout.partition(f"{READS}{token}\n")
+    return head, (tail if found else None)
+
+
+def parse_batch(stdout: str, count: int, token: str = "") -> tuple[bool, list[Outcome]]:
+    """(the script got past its preamble, each item's outcome) from the batch's stdout
+    (with a token: only from its part before the reads, split_reads)."""
     ready = False
     started: dict[int, str] = {}
     ended: dict[int, tuple[int, bool]] = {}
-    for chunk in stdout.split(MARK)[1:]:
+    for chunk in split_reads(stdout, token)[0].split(MARK)[1:]:
         header, _, body = chunk.partition("\n")
         words = header.split()
         if words == ["ready"]:

@@ -24,6 +24,7 @@ import asyncssh
 
 from omwizard.plan.model import Node
 from omwizard.remote import sshconfig
+from omwizard.remote.mux import CommandMux, MuxLost, MuxUnavailable
 from omwizard.remote.results import (  # re-exported: the public names of this module
     CommandTimeout,
     HostKeyError,
@@ -45,6 +46,8 @@ __all__ = [
 # its steps at once, so a node has several live probes open together. A server that allows
 # fewer refuses the channel: _open_session waits and retries.
 SESSIONS_PER_CONNECTION = 8
+# commands at once on a node's command channel (remote.mux): each is a process on the node
+MUX_COMMANDS_AT_ONCE = 32
 SESSION_RETRIES = 6
 CONNECTS_AT_ONCE = 10
 CONNECT_RETRIES = 3
@@ -207,6 +210,9 @@ class Remote:
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
         self._sessions = asyncio.Semaphore(SESSIONS_PER_CONNECTION)
+        self._mux: CommandMux | None = None  # this connection's command channel
+        self._mux_off: object | None = None  # the connection whose node cannot run it
+        self._mux_slots = asyncio.Semaphore(MUX_COMMANDS_AT_ONCE)
         self._sudo_mode: str | None = None  # "none" | "nopasswd" | "password"
         self._sudo_password: str | None = None
         self._sudo_lock = asyncio.Lock()  # concurrent first sudo commands: one password path
@@ -401,6 +407,9 @@ class Remote:
         ) from exc
 
     async def close(self) -> None:
+        if self._mux is not None:
+            self._mux.close()
+            self._mux = None
         if self._conn is not None:
             self._conn.close()
             with contextlib.suppress(Exception):
@@ -553,8 +562,66 @@ class Remote:
         binary: bool = False,
         shown: str | None = None,
     ) -> _Output:
+        """One command on the node: over its command channel (remote.mux), or on a session
+        channel of its own when the node cannot run that (no python3) or OMW_MUX=0."""
         conn = await self._ensure()
         shown = shown or wire
+        if os.environ.get("OMW_MUX", "1") != "0" and self._mux_off is not conn:
+            out = await self._mux_exec(conn, wire, stdin, timeout, on_line, binary, shown)
+            if out is not None:
+                return out
+        return await self._exec_channel(conn, wire, stdin, timeout, on_line, binary, shown)
+
+    async def _mux_exec(self, conn: asyncssh.SSHClientConnection, wire: str,
+                        stdin: str | bytes | None, timeout: float, on_line: LineSink | None,
+                        binary: bool, shown: str) -> _Output | None:
+        """`wire` as a frame on the connection's command channel, started by the first
+        command (counted once in `channels`). None: the node cannot run the channel's
+        program (decided once per connection), or the channel is still opening; the
+        command never ran and goes on a channel of its own."""
+        mux = self._mux
+        if mux is not None and mux.conn is conn and mux.unavailable:
+            self._mux_off = conn  # as its first command says below (this one came between)
+            return None
+        if mux is not None and mux.conn is conn and mux.starting:
+            return None  # a burst at the start (a check's first reads): each on its own
+            # channel, in parallel with the program's, costs 2 round trips, not 3
+        if mux is None or mux.conn is not conn or mux.failed:
+            mux = self._mux = CommandMux(
+                conn, lambda line: self._open_session(conn, line, True))
+            self.channels += 1
+        cmd = mux.command(wire, None if stdin is None else _bytes(stdin), on_line)
+        async with self._mux_slots:
+            try:
+                async with asyncio.timeout(timeout):
+                    status, out, err = await mux.run(cmd)
+            except TimeoutError as exc:
+                mux.kill(cmd)
+                raise self._timed_out(shown, timeout) from exc
+            except MuxUnavailable:
+                self._mux_off = conn
+                return None
+            except MuxLost as exc:
+                if conn.is_closed():
+                    self._conn = None  # the next command reconnects
+                return _Output(shown, None, "", f"connection lost: {exc}")
+        if status < 0:
+            status = 255  # killed by a signal
+        if binary:
+            return _Output(shown, status, out, err)
+        return _Output(shown, status, _text(out), _text(err))
+
+    def _timed_out(self, shown: str, timeout: float) -> CommandTimeout:
+        return CommandTimeout(
+            self.node.name,
+            f"`{shown}` did not finish within {timeout:g}s; its effect is unknown",
+            "re-run the check; if it hangs again, look at the node directly",
+        )
+
+    async def _exec_channel(self, conn: asyncssh.SSHClientConnection, wire: str,
+                            stdin: str | bytes | None, timeout: float,
+                            on_line: LineSink | None, binary: bool, shown: str) -> _Output:
+        """`wire` on a session channel of its own (2 round trips, 3 with stdin)."""
         async with self._sessions:
             process: asyncssh.SSHClientProcess[Any] | None = None
             try:
@@ -580,11 +647,7 @@ class Remote:
                     with contextlib.suppress(Exception):
                         process.kill()
                     process.close()
-                raise CommandTimeout(
-                    self.node.name,
-                    f"`{shown}` did not finish within {timeout:g}s; its effect is unknown",
-                    "re-run the check; if it hangs again, look at the node directly",
-                ) from exc
+                raise self._timed_out(shown, timeout) from exc
             except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, OSError) as exc:
                 self._conn = None
                 return _Output(shown, None, "", f"connection lost: {_describe(exc)}")

@@ -15,7 +15,7 @@ import time
 from omwizard.engine.step import Finding, StepContext
 from omwizard.facts import verify as verifyfacts
 from omwizard.facts.membership import restart_order, seen_as_member
-from omwizard.facts.verify import OM_PROCESS, RestartState, members_parts
+from omwizard.facts.verify import MEMBERS_LOG, OM_PROCESS, RestartState, members_parts
 from omwizard.plan.model import Node
 from omwizard.remote.results import RemoteError
 
@@ -88,10 +88,14 @@ async def wait_member(ctx: StepContext, node: Node, log: str) -> None:
             continue  # an unreachable peer is not waited for
     deadline = time.monotonic() + MEMBER_WAIT
     home = ctx.plan.cluster.om_home
+    # The first read is the step's declared facts (read again after the restart): it fills
+    # what the step's re-check reads, so a node that is back at once costs this one read.
+    await ctx.gather(node, [OM_PROCESS, MEMBERS_LOG])
+    first = await ctx.fact(node, MEMBERS_LOG)
+    tail, sizes = first.text, first.sizes
     parts = {"sizes": log_sizes(home, log), **members_parts(home, log)}
     while True:
-        got = await ctx.run_parts(node, parts)
-        facts = verifyfacts.read_log(got["tail"].stdout)
+        facts = verifyfacts.read_log(tail)
         if facts.standalone or seen_as_member(facts, expected):
             return  # alone by configuration: verify.members says so; nothing to wait for
         if time.monotonic() > deadline:
@@ -105,5 +109,5 @@ async def wait_member(ctx: StepContext, node: Node, log: str) -> None:
                 "the nodes not restarted yet keep running")
         # the next read waits on the node until the log grows (at most POLL_S): it sees a
         # members list one round trip after it is written, not at the next tick of a timer
-        parts = {"wait": log_growth_wait(home, log, got["sizes"].stdout),
-                 "sizes": log_sizes(home, log), **members_parts(home, log)}
+        got = await ctx.run_parts(node, {"wait": log_growth_wait(home, log, sizes), **parts})
+        tail, sizes = got["tail"].stdout, got["sizes"].stdout

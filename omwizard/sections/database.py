@@ -22,7 +22,6 @@ from omwizard.facts import database as dbsql
 from omwizard.facts.base import StepData
 from omwizard.facts.database import (
     H2_DOC,
-    MYSQL_CNF_PROBE,
     MYSQL_KINDS,
     REMOTE_USER_DOC,
     LoginVerdict,
@@ -132,6 +131,17 @@ def managed_kind(plan: Plan, _node: Node) -> str | None:
     return None
 
 
+# ctx.shared: the admin probe's output (and pg_hba.conf's text) remote-user's check read on a
+# node in this run, which its apply decides from (the apply follows that check at once)
+REMOTE_USER_PROBE = "database.remote-user-probe"
+
+
+def _probed(ctx: StepContext) -> dict[str, tuple[str, str | None] | None]:
+    probed: dict[str, tuple[str, str | None] | None] = ctx.shared.setdefault(
+        REMOTE_USER_PROBE, {})
+    return probed
+
+
 # ctx.shared: database nodes whose remote-user check in THIS run found needs-change (the
 # latest check wins, so the re-check after apply clears it): db-login waits on them
 REMOTE_USER_PENDING = "database.remote-user-pending"
@@ -141,6 +151,8 @@ REMOTE_USER = "database.remote-user"
 class RemoteUserStep(DatabaseStep):
     serial = True
     skip_when = (managed, database_node, managed_kind)
+    # dbsql.MYSQL_CNF (the server config files) is read by the apply that moves bind-address,
+    # not declared: a declared fact would make the check's admin probe wait for the gather
 
     def _hosts(self, ctx: StepContext) -> list[str]:
         return [n.address for n in ctx.plan.om_nodes]
@@ -169,6 +181,7 @@ class RemoteUserStep(DatabaseStep):
     async def _check_mysql(self, ctx: StepContext, node: Node, db: Database) -> Finding:
         cmd, prefix = mysql_client(db)
         result = await ctx.run(node, cmd, input=prefix + dbsql.mysql_probe_sql(db.user, db.name))
+        _probed(ctx)[node.name] = (result.stdout, None) if result.ok else None
         if not result.ok:
             return Finding.failed(
                 f"cannot query the MySQL/MariaDB server as admin: {result.output[-300:]}",
@@ -192,6 +205,7 @@ class RemoteUserStep(DatabaseStep):
                              input=admin_prefix(db) + dbsql.pg_probe_sql(db.user, db.name))
         probe_out, hba = dbsql.split_hba(both.stdout)
         result = RunResult(psql_script(db, "-f -"), both.exit_status, probe_out, both.stderr)
+        _probed(ctx)[node.name] = (probe_out, hba) if result.ok else None
         if not result.ok:
             return Finding.failed(
                 f"cannot query PostgreSQL as admin: {result.output[-300:]}",
@@ -224,11 +238,17 @@ class RemoteUserStep(DatabaseStep):
 
     async def _apply_mysql(self, ctx: StepContext, node: Node, db: Database) -> None:
         cmd, prefix = mysql_client(db)
-        probe = await ctx.run(node, cmd, input=prefix + dbsql.mysql_probe_sql(db.user, db.name))
-        facts = dbsql.parse_mysql_probe(probe.stdout)
+        seen = _probed(ctx).get(node.name)  # what this run's check just read (no read again)
+        if seen is None:
+            probe = await ctx.run(node, cmd,
+                                  input=prefix + dbsql.mysql_probe_sql(db.user, db.name))
+            seen = (probe.stdout, None)
+        facts = dbsql.parse_mysql_probe(seen[0])
         decision = dbsql.mysql_decide(facts, self._hosts(ctx), node.address)
-        # read before any change, so that the step's changes go in one round trip
-        cnf_probe = await ctx.run(node, MYSQL_CNF_PROBE) if decision.bind else None
+        # a declared fact, read with the node's others (before any change: one round trip)
+        cnf_found = None
+        if decision.bind:
+            cnf_found = await ctx.fact(node, dbsql.MYSQL_CNF)
         argv = cmd if isinstance(cmd, list) else ["sh", "-c", cmd]
         password = db.password.value or ""
         if decision.create_db:
@@ -248,8 +268,8 @@ class RemoteUserStep(DatabaseStep):
                 node, argv, mysql_undo(db, revoke),
                 input=prefix + dbsql.mysql_grant_sql(db.user, host, db.name),
                 undo_text=manual_undo(db, "revoke", revoke))
-        if cnf_probe is not None:
-            await self._mysql_bind(ctx, node, facts, cnf_probe.stdout)
+        if cnf_found is not None:
+            await self._mysql_bind(ctx, node, facts, cnf_found)
 
     async def undo(self, ctx: StepContext, node: Node, data: StepData) -> str | None:
         """A MySQL/MariaDB account remove-node dropped (sections/_departure.py), created again
@@ -293,10 +313,15 @@ class RemoteUserStep(DatabaseStep):
     async def _apply_pg(self, ctx: StepContext, node: Node, db: Database) -> None:
         prefix = admin_prefix(db)
         run_sql = ["sh", "-c", psql_script(db, "-f -")]
-        probe = await ctx.run(node, run_sql[2],
-                              input=prefix + dbsql.pg_probe_sql(db.user, db.name))
-        facts = dbsql.parse_pg_probe(probe.stdout)
-        hba = await ctx.read_text(node, facts.hba_file) if facts.hba_file else None
+        seen = _probed(ctx).get(node.name)  # what this run's check just read (no read again)
+        if seen is not None:
+            facts = dbsql.parse_pg_probe(seen[0])
+            hba = seen[1]
+        else:
+            probe = await ctx.run(node, run_sql[2],
+                                  input=prefix + dbsql.pg_probe_sql(db.user, db.name))
+            facts = dbsql.parse_pg_probe(probe.stdout)
+            hba = await ctx.read_text(node, facts.hba_file) if facts.hba_file else None
         decision = dbsql.pg_decide(facts, hba or "", db.user, db.name, self._hosts(ctx),
                                    node.address)
         password = db.password.value or ""

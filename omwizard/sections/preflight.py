@@ -26,6 +26,7 @@ from omwizard.facts.preflight import (
     SUDO_MODES,
     TIMEZONE,
     TIMEZONE_FILE,
+    ZONEINFO,
     OmInstall,
     SshAccess,
     TimezoneState,
@@ -34,6 +35,7 @@ from omwizard.facts.preflight import (
     hazelcast_config_property,
     ports_command,
     working_dir_candidates,
+    zoneinfo_path,
 )
 from omwizard.om.layout import OmLayout, version_text
 from omwizard.plan.model import Node, Plan
@@ -139,7 +141,7 @@ class OmInstalledStep(PreflightStep):
 
 
 class TimezoneStep(PreflightStep):
-    facts = (TIMEZONE,)
+    facts = (TIMEZONE, ZONEINFO)
     files = (TIMEZONE_FILE,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
@@ -166,9 +168,8 @@ class TimezoneStep(PreflightStep):
         want = ctx.plan.cluster.timezone
         seen = finding.typed(TimezoneState)
         old = seen.zone
-        zoneinfo = f"/usr/share/zoneinfo/{want}"
-        probe = await ctx.run(node, ["test", "-f", zoneinfo])
-        if not probe.ok:
+        zoneinfo = zoneinfo_path(want)
+        if not await ctx.fact(node, ZONEINFO):  # read with the node's facts
             raise RemoteError(
                 node.name,
                 f"{zoneinfo} does not exist on the node",

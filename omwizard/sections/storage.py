@@ -24,7 +24,6 @@ from omwizard.configs.fstab import FstabConflict, fstab_ensure
 from omwizard.engine.step import Finding, Step, StepContext, only_om
 from omwizard.facts import storage as sf
 from omwizard.facts.javaopts import JAVA_OPTS_FILES, SYSTEMD_RUNNING
-from omwizard.om.layout import UNIT_FILES, OmLayout
 from omwizard.plan.model import Node, Plan
 from omwizard.remote.results import RemoteError, RunResult
 from omwizard.sections._javaopts import add_java_opts, java_opts_status, locate
@@ -79,41 +78,11 @@ def not_storage_server(_plan: Plan, node: Node) -> str | None:
     return None
 
 
-async def om_user(
-    ctx: StepContext, node: Node, prefetched: dict[str, RunResult] | None = None
-) -> tuple[str, str, str]:
-    """(user, group, where that came from) that OpenMeetings runs as on this node; cached.
-
-    prefetched: the results of om_user_parts run by the caller in its own round trip.
-    """
-    cache = ctx.shared.setdefault("storage.om_user", {})
-    if node.name in cache:
-        return cache[node.name]
-    units = await ctx.read_texts(node, list(UNIT_FILES))
-    unit = next((text for text in units.values() if text is not None), None)
-    dropins = ""
-    home_owner = None
-    done = {k: r for k, r in (prefetched or {}).items() if r.exit_status is not None}
-    if unit is not None:
-        listing = done.get("dropins")
-        dropins = listing.stdout if listing else await ctx.fact(node, sf.OM_DROPINS)
-    else:
-        owner = done.get("home_owner")
-        home_owner = (sf.parse_home_owner(owner.stdout) if owner
-                      else await ctx.fact(node, sf.OM_HOME_OWNER))
-    user, group = sf.unit_user(unit, dropins)
-    user, group_or_none, source = sf.om_owner(unit is not None, user, group, home_owner)
-    if group_or_none is None:  # the user's primary group, read with the rest when it could be
-        listed = done.get("groups")
-        groups = (sf.parse_primary_groups(listed.stdout) if listed
-                  else await ctx.fact(node, sf.OM_PRIMARY_GROUPS))
-        if user in groups:
-            group_or_none = groups[user]
-        else:
-            primary = await ctx.run(node, ["id", "-gn", user])
-            group_or_none = primary.stdout.strip() if primary.ok else user
-    cache[node.name] = (user, group_or_none, source)
-    return cache[node.name]
+async def om_user(ctx: StepContext, node: Node) -> tuple[str, str, str]:
+    """(user, group, where that came from) that OpenMeetings runs as on this node: a declared
+    fact (sf.OM_USER), resolved by the node's shell, so it is read with the node's others."""
+    who = await ctx.fact(node, sf.OM_USER)
+    return who.user, who.group, who.source
 
 
 async def ensure_package(ctx: StepContext, node: Node, state: sf.PackageState) -> None:
@@ -209,7 +178,9 @@ class StorageStep(Step):
 
 class DataDirStep(StorageStep):
     only_om = True
-    facts = (SYSTEMD_RUNNING,)
+    # the folder's owner, who OM runs as, what is left in the default data dir: all declared,
+    # so a check reads them with the node's other facts (no round trip of its own)
+    facts = (SYSTEMD_RUNNING, sf.OM_USER, sf.DATA_FOLDER, sf.DEFAULT_LEFTOVERS)
     files = (JAVA_OPTS_FILES,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
@@ -219,27 +190,24 @@ class DataDirStep(StorageStep):
         if opts.status == "failed":
             return opts
         src = await locate(ctx, node)
-        default = f"{OmLayout(ctx.plan.cluster.om_home).webapp}/data"
+        default = sf.default_data_dir(ctx.plan)
         current = sf.current_data_dir(src.effective, default)
         olds = [o for o in dict.fromkeys((current, default)) if o.rstrip("/") != path.rstrip("/")]
-        # One round trip: the folder's owner, what is left in the old data dirs, and (unless
-        # known in this run) what om_user needs.
-        parts = {"owner": sf.owner_probe(path)}
-        parts.update({f"leftovers{i}": sf.leftovers_probe(old, path) for i, old in enumerate(olds)})
-        if node.name not in ctx.shared.get("storage.om_user", {}):
-            parts.update(sf.om_user_parts(ctx.plan.cluster.om_home))
-        got = await ctx.run_parts(node, parts)
-        user, group, source = await om_user(ctx, node, got)
-        probe = got["owner"]
-        folder = sf.parse_owner(probe.stdout)
-        evidence = [probe.evidence()]
+        user, group, source = await om_user(ctx, node)
+        folder = await ctx.fact(node, sf.DATA_FOLDER)
+        evidence = [await ctx.fact_evidence(node, sf.DATA_FOLDER)]
         warnings = []
-        for i, old in enumerate(olds):
-            listing = got[f"leftovers{i}"]
-            warning = sf.leftovers_warning(old, path, listing.stdout)
+        for old in olds:
+            if old == default:  # declared: read with the node's facts
+                listing, shown = (await ctx.fact(node, sf.DEFAULT_LEFTOVERS),
+                                  await ctx.fact_evidence(node, sf.DEFAULT_LEFTOVERS))
+            else:  # a data dir of the node's own choosing, named by its JAVA_OPTS
+                got = await ctx.run(node, sf.leftovers_probe(old, path))
+                listing, shown = got.stdout, got.evidence()
+            warning = sf.leftovers_warning(old, path, listing)
             if warning:
                 warnings.append(warning)
-                evidence.append(listing.evidence())
+                evidence.append(shown)
         problems = []
         if opts.status != "ok":
             problems.append(opts.detail)
@@ -480,9 +448,11 @@ class NfsClientStep(StorageStep):
 class SharedStep(StorageStep):
     cluster_wide = True
     only_om = True
-    # what om_user reads, gathered with the node's other facts (no round trip of its own)
-    facts = (sf.OM_DROPINS, sf.OM_HOME_OWNER, sf.OM_PRIMARY_GROUPS)
-    files = (JAVA_OPTS_FILES,)
+    # The OM user and its numbers (sf.OM_USER) are read by ctx.fact, not declared here: a
+    # declared fact makes the engine wait for it before check_all, and the proof (which
+    # resolves the user in its own command) is to run while the gather does. data-dir
+    # declares it, so a run with both reads it once, in the gather; alone, it is read beside
+    # the proof.
 
     async def check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
         path = ctx.plan.storage.path
@@ -494,7 +464,7 @@ class SharedStep(StorageStep):
         file_problems: dict[str, list[str]] = {n.name: [] for n in nodes}
         file_remedies: dict[str, list[str]] = {n.name: [] for n in nodes}
         if len(nodes) < 2:
-            info[nodes[0].name] = await ctx.guard(nodes[0], _user_ids(ctx, nodes[0]))
+            info[nodes[0].name] = await _known_ids(ctx, nodes[0])
         else:
             await _probe_file(ctx, nodes, info, path, file_problems, file_remedies, evidence)
         for name, got in info.items():
@@ -544,16 +514,15 @@ class SharedStep(StorageStep):
         return out
 
 
-async def _user_ids(
-    ctx: StepContext, node: Node, also: dict[str, str] | None = None
-) -> tuple[str, str, int | None, int | None, dict[str, RunResult]]:
-    """The OM user, its uid/gid here, and the results of `also`'s parts (a write, a read):
-    one round trip once om_user is known in this run."""
-    user, group, _source = await om_user(ctx, node)
-    parts = {"ids": sf.ids_probe(user, group), **(also or {})}
-    got = await ctx.run_parts(node, parts)
-    uid, gid = sf.parse_ids(got["ids"].stdout)
-    return user, group, uid, gid, got
+async def _known_ids(
+    ctx: StepContext, node: Node
+) -> tuple[str, str, int | None, int | None] | Finding:
+    """The OM user, its group and their numbers here (a declared fact), or why not known."""
+    try:
+        who = await ctx.fact(node, sf.OM_USER)
+    except RemoteError as exc:
+        return Finding.failed(exc.message, exc.remedy)
+    return who.user, who.group, who.uid, who.gid
 
 
 async def _probe_file(
@@ -566,44 +535,35 @@ async def _probe_file(
     evidence: dict[str, list[str]],
 ) -> None:
     """Write a uniquely named file on the first node, read it on every other, remove it:
-    every node in one command, all at once (the writer writes, keeps the file while the
-    others look for it, removes it; each reader looks until it sees it or the looks end).
+    every node in one command, all at once (the writer writes as the OM user its shell
+    resolves, keeps the file while the others look for it, removes it; each reader looks
+    until it sees it or the looks end). The proof needs nothing read before it: it runs
+    while the run's gather reads every node's OM user and numbers (a declared fact).
 
-    Each node's uid/gid probe travels in the same command; info gets every node's (user,
-    group, uid, gid, ...) or Finding.
+    info gets every node's (user, group, uid, gid) or Finding.
     """
     writer = nodes[0]
     token = uuid.uuid4().hex
     probe = f"{path.rstrip('/')}/.omwizard-shared-{token}"
-    users = await asyncio.gather(*(_known_user(ctx, n) for n in nodes))
-    user = users[0][0] if isinstance(users[0], tuple) else "root"
-    for node, known in zip(nodes, users, strict=True):
-        if isinstance(known, Finding):
-            info[node.name] = known
-    write = sf.shared_write_command(user, token, probe)
+    write = sf.shared_write_resolving(ctx.plan.cluster.om_home, token, probe)
     parts: dict[str, dict[str, str]] = {
         writer.name: {"write": write, "remove": sf.shared_hold_command(probe)}
     }
     for node in nodes[1:]:
         parts[node.name] = {"cat": sf.shared_read_command(probe)}
 
-    async def run(node: Node, known: tuple[str, str] | Finding) -> dict[str, RunResult] | Finding:
-        mine = parts[node.name]
-        if isinstance(known, Finding):  # its user is unknown here: the file can still be used
-            try:
-                return await ctx.run_parts(node, mine, timeout=SHARED_TIMEOUT)
-            except RemoteError as exc:
-                return Finding.failed(exc.message, exc.remedy)
+    async def run(node: Node) -> dict[str, RunResult] | Finding:
         try:
-            got = await ctx.run_parts(node, {"ids": sf.ids_probe(*known), **mine},
-                                      timeout=SHARED_TIMEOUT)
+            return await ctx.run_parts(node, parts[node.name], timeout=SHARED_TIMEOUT)
         except RemoteError as exc:
             return Finding.failed(exc.message, exc.remedy)
-        uid, gid = sf.parse_ids(got["ids"].stdout)
-        info[node.name] = (known[0], known[1], uid, gid, got)
-        return got
 
-    runs = await asyncio.gather(*(run(n, k) for n, k in zip(nodes, users, strict=True)))
+    runs, ids = await asyncio.gather(asyncio.gather(*(run(n) for n in nodes)),
+                                     asyncio.gather(*(_known_ids(ctx, n) for n in nodes)))
+    for node, known in zip(nodes, ids, strict=True):
+        info[node.name] = known
+    known_writer = info[writer.name]
+    user = known_writer[0] if isinstance(known_writer, tuple) else "(unknown)"
     done = dict(zip([n.name for n in nodes], runs, strict=True))
     wrote_run = done[writer.name]
     if isinstance(wrote_run, Finding):  # the writer's node failed (check_all reports info's)
@@ -626,14 +586,13 @@ async def _probe_file(
                 info.setdefault(other.name, done[other.name])
         return
     for node in nodes[1:]:
-        got = done[node.name]
-        if isinstance(got, Finding):
-            info.setdefault(node.name, got)
-            if isinstance(info[node.name], Finding) and info[node.name] is not got:
-                problems[node.name].append(got.detail)  # the read failed as well
-                remedies[node.name].append(got.remedy)
+        seen_run = done[node.name]
+        if isinstance(seen_run, Finding):
+            if info.setdefault(node.name, seen_run) is not seen_run:
+                problems[node.name].append(seen_run.detail)  # the read failed (as well)
+                remedies[node.name].append(seen_run.remedy)
             continue
-        seen = got["cat"]
+        seen = seen_run["cat"]
         evidence[node.name].append(seen.evidence())
         if seen.stdout != token:
             problems[node.name].append(
@@ -643,15 +602,6 @@ async def _probe_file(
                 "storage.kind nfs: run apply for storage.nfs-client (the mount); kind "
                 f"existing: mount the shared folder at {path} on this node"
             )
-
-
-async def _known_user(ctx: StepContext, node: Node) -> tuple[str, str] | Finding:
-    """The OM user and group on the node (om_user), or why they could not be known."""
-    try:
-        user, group, _source = await om_user(ctx, node)
-    except RemoteError as exc:
-        return Finding.failed(exc.message, exc.remedy)
-    return user, group
 
 
 STEPS: list[Step] = [

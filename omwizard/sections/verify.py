@@ -18,11 +18,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from omwizard.engine.catalog import find_step
-from omwizard.engine.step import Finding, Step, StepContext
+from omwizard.engine.step import CHECKING, Finding, Step, StepContext
 from omwizard.facts import verify as verifyfacts
 from omwizard.facts.preflight import OM_INSTALL
 from omwizard.facts.verify import (
     LOG_LINES,
+    MEMBERS_LOG,
     OM_PROCESS,
     RestartState,
     health_target,
@@ -102,63 +103,84 @@ class RestartStep(VerifyStep):
 
     async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
         refuse_if_halted(ctx, node)
-        lay = OmLayout(ctx.plan.cluster.om_home)
         seen = finding.typed(RestartState)
-        if seen.systemd:
-            argv = ["systemctl", "restart", UNIT]
-        else:
-            argv = ["sh", "-c", f"{shlex.quote(lay.bin + '/shutdown.sh')}; "
-                                f"exec {shlex.quote(lay.bin + '/startup.sh')}"]
+        # The restart and its wait for the start in the log are one command (one round trip
+        # over a slow link): the change is done when OpenMeetings has started again. The
+        # members read after it is the step's declared facts, so the re-check reads nothing.
         await ctx.change_command(
-            node, argv, None, timeout=180, stream=True,
-            remedy="read the output above and OpenMeetings' log on the node",
+            node, restart_argv(ctx.plan.cluster.om_home, seen), None,
+            timeout=180 + RESTART_WAIT + 30, stream=True,
+            remedy=f"OpenMeetings did not come back within {RESTART_WAIT} s or its restart "
+                   f"failed: read the output above and {seen.log} on {node.name}; fix the "
+                   "cause and run apply --section verify again",
         )
         if ctx.dry_run:
             return
-        await wait_started(ctx, node, seen.log, seen.log_size)
         await wait_member(ctx, node, seen.log)  # back in the cluster before the next restart
 
 
-async def wait_started(ctx: StepContext, node: Node, log: str, offset: int,
-                       seconds: int = RESTART_WAIT) -> None:
-    """Wait (bounded) until the log shows a start after `offset`; progress lines stream."""
+def restart_argv(om_home: str, seen: RestartState, seconds: int = RESTART_WAIT) -> list[str]:
+    """The restart (systemctl, else bin/shutdown.sh; bin/startup.sh) and, when it succeeded,
+    the wait for a start logged after the log's size just before it: one command, the same
+    text at every run (the journal names a change by it)."""
+    lay = OmLayout(om_home)
+    if seen.systemd:
+        restart = f"systemctl restart {shlex.quote(UNIT)}"
+    else:
+        restart = (f"{shlex.quote(lay.bin + '/shutdown.sh')}; "
+                   f"{shlex.quote(lay.bin + '/startup.sh')}")
+    log = shlex.quote(seen.log)
+    return ["sh", "-c", f"off=$(stat -c %s -- {log} 2>/dev/null || echo 0); "
+                        f"{restart} && {{ {started_wait(seen.log, '$off', seconds)}; }}"]
+
+
+def started_wait(log: str, offset: int | str, seconds: int = RESTART_WAIT) -> str:
+    """Shell that waits (bounded) until the log shows a start after `offset` (a number, or
+    `$off` set by the caller's script; from 0 when the log shrank: rotated or replaced),
+    looking every 0.2 s (a start is seen at most 0.2 s after it is logged), printing a
+    progress line every 5 s and the start's lines at the end; exit 1 with the log's last
+    lines when none came in time."""
     q = shlex.quote
     marks = " ".join(f"-e {q(m)}" for m in (*STARTED_MARKS, "Members {size"))
     started = " ".join(f"-e {q(m)}" for m in STARTED_MARKS)
-    script = (
-        f"log={q(log)}; off={offset}; i=0; while :; do "
+    start = offset if offset == "$off" else int(offset)
+    return (
+        f"log={q(log)}; off={start}; i=0; while :; do "
         "s=$(stat -c %s \"$log\" 2>/dev/null || echo 0); [ \"$s\" -lt \"$off\" ] && off=0; "
         f"l=$(tail -c +$((off + 1)) \"$log\" 2>/dev/null | grep -F {started} | tail -n 1); "
         "if [ -n \"$l\" ]; then "
         f"tail -c +$((off + 1)) \"$log\" | grep -F {marks} | tail -n 3; exit 0; fi; "
-        f"i=$((i + 1)); [ $i -ge {seconds} ] && {{ echo \"no start in $log after {seconds} s\"; "
+        f"i=$((i + 1)); [ $i -ge {int(seconds) * 5} ] && {{ "
+        f"echo \"no start in $log after {int(seconds)} s\"; "
         "tail -n 5 \"$log\" 2>/dev/null; exit 1; }; "
-        "[ $((i % 5)) -eq 0 ] && echo \"waiting for OpenMeetings to start ($i s)\"; "
-        "sleep 1; done"
+        "[ $((i % 25)) -eq 0 ] && echo \"waiting for OpenMeetings to start ($((i / 5)) s)\"; "
+        "sleep 0.2; done"
     )
-    result = await ctx.run(node, script, timeout=seconds + 30, stream=True)
-    if not result.ok:
-        raise RemoteError(
-            node.name,
-            f"OpenMeetings did not come back within {seconds} s: {result.output.strip()[-300:]}",
-            f"read {log} on {node.name}; fix the cause and run apply --section verify again",
-        )
 
 
 class MembersStep(VerifyStep):
     only_om = True
-    facts = (OM_INSTALL,)
+    # a check's first read: OM's processes and its log's member lines, declared, so a check
+    # reads them with the node's other facts; the settle loop's later reads are live, and so
+    # is an apply run's (a restart of another node since the gather changes what this one sees)
+    facts = (OM_INSTALL, OM_PROCESS, MEMBERS_LOG)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         expected = {n.name: n.address for n in ctx.plan.om_nodes}
+        declared = self.id in ctx.shared.get(CHECKING, {})  # a check: nothing changed since
         for attempt in range(STARTING_SETTLE + 1):
-            default = await _log_path(ctx, node, {})
-            got = await ctx.run_parts(node, members_parts(ctx.plan.cluster.om_home, default))
-            facts = parse_probe(got["probe"].stdout)
-            evidence = got["probe"].evidence()
+            if attempt == 0 and declared:
+                facts = await ctx.fact(node, OM_PROCESS)
+                evidence = await ctx.fact_evidence(node, OM_PROCESS)
+                tail_text = (await ctx.fact(node, MEMBERS_LOG)).text
+            else:
+                default = await _log_path(ctx, node, {})
+                got = await ctx.run_parts(node, members_parts(ctx.plan.cluster.om_home, default))
+                facts = parse_probe(got["probe"].stdout)
+                evidence = got["probe"].evidence()
+                tail_text = got["tail"].stdout
             log = await _log_path(ctx, node, facts)
-            tail = got["tail"]
-            verdict = verifyfacts.judge_members(verifyfacts.read_log(tail.stdout), node.name,
+            verdict = verifyfacts.judge_members(verifyfacts.read_log(tail_text), node.name,
                                                 expected, log)
             if not facts["pids"] and verdict.ok:
                 verdict = verifyfacts.Verdict(
@@ -171,14 +193,14 @@ class MembersStep(VerifyStep):
             # a process that runs but has not logged its start yet (just restarted, or a
             # resumed run whose restart was interrupted) is given its start-up time; a log
             # that still ends with a shutdown is the previous run's while a process runs
-            starting = verifyfacts.read_log(tail.stdout).state in (
+            starting = verifyfacts.read_log(tail_text).state in (
                 None, "STARTING", "SHUTTING_DOWN", "SHUTDOWN")
             settling = not verdict.ok and bool(facts["pids"]) and (forming or starting)
             limit = STARTING_SETTLE if starting else MEMBERS_SETTLE
             if verdict.ok or not settling or attempt >= limit:
                 break
             await asyncio.sleep(1)  # a cluster that is still forming: read again, bounded
-        block = [line for line in tail.stdout.splitlines() if "Member" in line][-8:]
+        block = [line for line in tail_text.splitlines() if "Member" in line][-8:]
         shown = f"tail -n {LOG_LINES} {log}: " + (" | ".join(b.strip() for b in block)
                                                   or "(no member lines)")
         if verdict.ok:

@@ -4,21 +4,31 @@ fails the step, the changes after it never run (aborted, "not run"), and a later
 completes; a kill inside the batch leaves the batch's records open, and the next apply
 decides each from the progress file the batch kept on the node, then rollback restores every
 byte. The batch is storage.data-dir on n2: mkdir of the drop-in folder, the drop-in, chown.
+And a changing step's re-check costs no round trip of its own: the batch reads the node back
+after its changes, and the re-check (right whether the change worked or not) and the next
+step's check find what they read cached.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from omwizard.engine.events import StepStarted
+from omwizard.engine.session import Session
 from omwizard.engine.state import StateStore
+from omwizard.engine.step import Result
 from omwizard.lab import Lab, faults
+from omwizard.plan.model import load_plan
+from omwizard.remote.ssh import Remote
 
 pytestmark = pytest.mark.lab
 
@@ -120,3 +130,79 @@ def test_a_kill_inside_a_batch_is_settled_from_the_nodes_progress_file(
     rc, doc, err = omw("rollback", str(plan), *ONLY, "--yes", state=state)
     assert rc == 0, err + json.dumps(doc, indent=1)
     assert n2.run(SNAPSHOT, check=True).stdout == pristine
+
+
+# -- a changing step's re-check costs no round trip of its own (engine/batch.py, step 4) ------
+
+ROUTE_STEPS = ("multicast-route", "hazelcast-xml")  # one command; one file edit
+MC_ADD = "route add -net 224.0.0.0 netmask 240.0.0.0 dev eth0"
+
+
+def test_a_changing_steps_recheck_sends_no_command_of_its_own(
+        fresh_lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """network.multicast-route then nodes.hazelcast-xml on a fresh lab, each node's remote
+    calls noted under the step and phase that sent them. The route's batch reads back what
+    the re-check and hazelcast-xml need: the re-check and hazelcast-xml's check before its
+    apply send nothing, nor does hazelcast-xml's re-check after its own batch. Its verdict is
+    the node's real state: n1's change worked; n2's ran (exit 0) but put the route on `lo`
+    (the command altered on its way): failed, "still not right", from the reads; on n3 the
+    route was there when the batch ran (`File exists`, already so): ok."""
+    monkeypatch.setenv("OMW_DB_PASSWORD", os.environ.get("OMW_DB_PASSWORD", "lab-unused-1"))
+    plan = load_plan(fresh_lab.write_plan(tmp_path / "plan.yaml"))
+    calls: dict[str, list[str]] = {}
+
+    def noted(name: str) -> Any:
+        real = getattr(Remote, name)
+
+        async def call(self: Remote, *args: Any, **kw: Any) -> Any:
+            calls.setdefault(self.node.name, []).append(f"{name} {str(args[0])[:60]}")
+            if name == "run_changes" and MC_ADD.split(" dev")[0] in args[0]:
+                if self.node.name == "n2":  # the change runs, and does not do what it should
+                    args = (args[0].replace(" dev eth0", " dev lo"), *args[1:])
+                elif self.node.name == "n3":  # someone added it since the check
+                    fresh_lab.node("n3").run(MC_ADD, check=True)
+            return await real(self, *args, **kw)
+
+        return call
+
+    for name in ("run", "run_changes", "read_file", "write_file"):
+        monkeypatch.setattr(Remote, name, noted(name))
+
+    async def apply() -> list[Result]:
+        session = Session.open(plan, tmp_path / "state")
+        session.bus.subscribe(lambda e: calls.setdefault(e.node, []).append(
+            f"# {e.step} {e.phase}") if isinstance(e, StepStarted) else None)
+        async with session:
+            return await session.engine(["network", "nodes"], steps=ROUTE_STEPS).apply()
+
+    try:
+        results = asyncio.run(apply())
+    finally:
+        fresh_lab.node("n2").run("ip route del 224.0.0.0/4 dev lo 2>/dev/null; true")
+    got = {(r.step, r.node): r for r in results}
+    for node in ("n1", "n2", "n3"):
+        mine = calls[node]
+        assert len(under(mine, "# multicast-route apply")) == 1, mine  # the batch alone
+        assert under(mine, "# multicast-route check", 2) == [], mine  # the re-check
+        assert under(mine, "# hazelcast-xml check") == [], mine  # the next check
+        assert [c.split()[0] for c in under(mine, "# hazelcast-xml apply")] == ["run_changes"]
+        assert under(mine, "# hazelcast-xml check", 2) == [], mine
+        assert got[("hazelcast-xml", node)].status == "changed"
+    assert got[("multicast-route", "n1")].status == "changed"
+    lo = got[("multicast-route", "n2")]
+    assert lo.status == "failed" and "still not right" in lo.detail, lo
+    assert any("224.0.0.0/4 dev lo" in e for e in lo.evidence), lo.evidence
+    assert got[("multicast-route", "n3")].status == "ok"
+    assert not got[("multicast-route", "n3")].changes  # nothing of ours to undo
+    phases = {(r["node"], r["phase"], r.get("note")) for r in StateStore(tmp_path / "state")
+              .journal() if r["step"] == "multicast-route"}
+    assert ("n3", "aborted", "already in place") in phases, phases
+
+
+def under(calls: list[str], marker: str, nth: int = 1) -> list[str]:
+    """The calls made under the nth `# step phase` line, up to the next such line."""
+    starts = [i for i, c in enumerate(calls) if c == marker]
+    assert len(starts) >= nth, (marker, calls)
+    rest = calls[starts[nth - 1] + 1:]
+    ends = [i for i, c in enumerate(rest) if c.startswith("# ")]
+    return rest[:ends[0]] if ends else rest

@@ -14,6 +14,7 @@ import pytest
 
 from omwizard.engine.events import CommandRun, Event
 from omwizard.engine.session import Session
+from omwizard.facts.storage import om_user_shell
 from omwizard.lab import Lab
 from omwizard.plan.model import load_plan
 
@@ -23,8 +24,12 @@ pytestmark = pytest.mark.lab
 DECLARED_ONLY = (
     "preflight.timezone", "network.interface-multicast", "network.multicast-route",
     "database.db-type", "database.persistence-connection", "database.remote-commit-provider",
-    "database.serialization", "nodes.unique-names", "nodes.hazelcast-xml", "verify.restart",
+    "database.serialization", "storage.data-dir", "nodes.unique-names", "nodes.hazelcast-xml",
+    "verify.restart",
 )
+# ... and on a working cluster also these (verify.members' first read is declared; it reads
+# live only while a cluster settles)
+DECLARED_ONLY_WORKING = ("storage.data-dir", "verify.members")
 
 
 async def checked(plan_path: Path, *, apply: bool = False, state: Path | None = None):
@@ -86,7 +91,17 @@ def test_an_apply_reads_again_after_a_change_and_ends_right(
         assert by_key[f"network.multicast-route/{node}"].status == "changed"
         assert by_key[f"network.multicast-ping/{node}"].status == "ok"
         assert by_key[f"preflight.timezone/{node}"].status in ("ok", "changed")
-    again = asyncio.run(checked(lab_plan))[2]
+    plan, _, again, commands, _ = asyncio.run(checked(lab_plan))
+    # a check of the working cluster: nothing waits for the run's gather to send a command
+    # of its own; the shared-files proof (a live probe) resolves the OM user in its own
+    # command, so it needs no read before it (it runs while the gather does)
+    for node in plan.om_nodes:
+        mine = [c for c in commands if c.node == node.name]
+        assert not {c.step for c in mine if c.step in DECLARED_ONLY_WORKING}, node.name
+        proof = [c.command for c in mine if c.step == "storage.shared"]
+        assert len(proof) == 1, (node.name, proof)
+        if node.name == plan.om_nodes[0].name:  # the writer
+            assert om_user_shell(plan.cluster.om_home) in proof[0]
     for r in again:
         if r.section == "network" and r.node != "db":
             assert r.status in ("ok", "needs-change"), r  # route-persistent may still want one

@@ -63,21 +63,3 @@ def test_names_and_the_users_write():
     cmd = shared_write_command("nobody", TOKEN, "/d/p")
     assert cmd.startswith("runuser -u nobody -- sh -c ")
     assert all(n in cmd for n in names) and "umask 022" in cmd
-
-
-def test_primary_groups_of_the_users_the_units_name(tmp_path: Path):
-    """om_user's `id -gn`, read with the other facts: every User= of the unit files."""
-    import getpass
-    import grp
-    import os
-
-    from omwizard.facts.storage import parse_primary_groups, primary_groups_command
-
-    me = getpass.getuser()
-    unit = tmp_path / "etc" / "systemd" / "system" / "openmeetings.service"
-    unit.parent.mkdir(parents=True)
-    unit.write_text(f"[Service]\nUser='{me}'\nUser = no-such-user-omw\n")
-    script = primary_groups_command().replace("/etc/", f"{tmp_path}/etc/")
-    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
-    assert parse_primary_groups(out) == {me: grp.getgrgid(os.getgid()).gr_name}
-    assert parse_primary_groups("nobody:nogroup\nbroken\n:x\n") == {"nobody": "nogroup"}

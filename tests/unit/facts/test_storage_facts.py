@@ -86,35 +86,3 @@ MOUNT_OUTPUTS = [
 @pytest.mark.parametrize(("stdout", "expected"), MOUNT_OUTPUTS)
 def test_data_mount_fact_parses_what_findmnt_printed(stdout: str, expected: Mount | None) -> None:
     assert sf.DATA_MOUNT.parse(stdout) == expected
-
-
-def test_om_user_facts_run_the_commands_om_user_ran() -> None:
-    plan = nfs_plan()
-    node = plan.node("om1")
-    parts = sf.om_user_parts(plan.cluster.om_home)
-    assert sf.OM_DROPINS.command(plan, node) == parts["dropins"]
-    assert sf.OM_HOME_OWNER.command(plan, node) == parts["home_owner"]
-
-
-DROPIN_OUTPUTS = [
-    ("", ""),
-    ("[Service]\nUser=om\nGroup=om\n", "[Service]\nUser=om\nGroup=om\n"),
-]
-
-
-@pytest.mark.parametrize(("stdout", "expected"), DROPIN_OUTPUTS)
-def test_dropins_fact_keeps_the_text(stdout: str, expected: str) -> None:
-    assert sf.OM_DROPINS.parse(stdout) == expected
-
-
-HOME_OWNER_OUTPUTS = [
-    ("", None),  # no om_home: stat printed nothing (its error went to /dev/null)
-    ("\n", None),
-    ("openmeetings:openmeetings\n", "openmeetings:openmeetings"),
-    ("root:root\n", "root:root"),
-]
-
-
-@pytest.mark.parametrize(("stdout", "expected"), HOME_OWNER_OUTPUTS)
-def test_home_owner_fact_parses_what_stat_printed(stdout: str, expected: str | None) -> None:
-    assert sf.OM_HOME_OWNER.parse(stdout) == expected
