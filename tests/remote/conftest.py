@@ -92,14 +92,16 @@ def sshd_available() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+def started_sshd(tmp_path_factory: pytest.TempPathFactory, name: str,
+                 extra_config: str = "") -> Sshd:
+    """A real sshd on a free loopback port with its own host and client keys; extra_config
+    lines go at the end of its sshd_config (a test's own variant of the node)."""
     reason = sshd_available()
     if reason:
         if os.environ.get("OMW_LAB") == "required":
             pytest.fail(reason)
         pytest.skip(reason)
-    d = tmp_path_factory.mktemp("sshd")
+    d = tmp_path_factory.mktemp(name)
     os.chmod(d, 0o755)
     Path("/run/sshd").mkdir(exist_ok=True)
     _keygen(d / "host_key")
@@ -117,12 +119,17 @@ PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
-MaxStartups 100
-Subsystem sftp internal-sftp
-"""
+{extra_config.format(dir=d)}"""
     )
     server = Sshd(port, d, d / "client_key", d / "host_key.pub", d / "known_hosts")
     server.start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    server = started_sshd(tmp_path_factory, "sshd",
+                          "MaxStartups 100\nSubsystem sftp internal-sftp\n")
     try:
         yield server
     finally:

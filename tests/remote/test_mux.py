@@ -14,7 +14,7 @@ import pytest
 
 from omwizard.plan.model import Node, SSHConfig
 from omwizard.remote.ssh import CommandTimeout, Remote, RemotePool
-from tests.remote.conftest import Sshd, _free_port, _keygen, sshd_available
+from tests.remote.conftest import Sshd, started_sshd
 
 pytestmark = pytest.mark.lab
 
@@ -246,36 +246,9 @@ async def test_the_off_switch_runs_each_command_on_its_own_channel(
 def sshd_without_python(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     """A second sshd whose sessions get a PATH with no python3 (SetEnv; HOME too, so no
     login script puts one back), as on a minimal node; shell builtins still work."""
-    reason = sshd_available()
-    if reason:
-        if os.environ.get("OMW_LAB") == "required":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    d = tmp_path_factory.mktemp("sshd-nopy")
-    os.chmod(d, 0o755)
-    (d / "bin").mkdir()
-    os.symlink(shutil.which("sleep") or "/bin/sleep", d / "bin" / "sleep")
-    Path("/run/sshd").mkdir(exist_ok=True)
-    _keygen(d / "host_key")
-    _keygen(d / "client_key")
-    shutil.copy(d / "client_key.pub", d / "authorized_keys")
-    port = _free_port()
-    (d / "sshd_config").write_text(
-        f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {d}/host_key
-PidFile {d}/sshd.pid
-AuthorizedKeysFile {d}/authorized_keys
-StrictModes no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-SetEnv PATH={d}/bin HOME={d}
-"""
-    )
-    server = Sshd(port, d, d / "client_key", d / "host_key.pub", d / "known_hosts")
-    server.start()
+    server = started_sshd(tmp_path_factory, "sshd-nopy", "SetEnv PATH={dir}/bin HOME={dir}\n")
+    (server.dir / "bin").mkdir()
+    os.symlink(shutil.which("sleep") or "/bin/sleep", server.dir / "bin" / "sleep")
     try:
         yield server
     finally:
