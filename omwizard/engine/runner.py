@@ -31,6 +31,7 @@ from omwizard.engine.step import (
     _fault_point,
     unified_diff,
 )
+from omwizard.engine.windows import apply_windows
 from omwizard.facts.base import StepData
 from omwizard.plan.model import Node, Plan
 from omwizard.remote.results import RemoteError, sha256
@@ -337,16 +338,19 @@ class Engine:
 
         await asyncio.gather(*(one(n) for n in wanted))
 
-    async def _gather_run(self, ctx: StepContext, steps: list[Step], node: Node) -> None:
+    async def _gather_run(self, ctx: StepContext, steps: list[Step], node: Node,
+                          run: list[Step] | None = None) -> None:
         """The node's declared facts and files of the whole run, in one round trip per sudo
         mode, as the first step there that declares any (its commands carry its name). A
-        failure is not said here: each step then reads its own and says what failed."""
+        failure is not said here: each step then reads its own and says what failed.
+        run: the steps to read ahead for, from that first one on (default: `steps`; an
+        apply's window reads for the rest of the run, as one step after another would)."""
         first = next((s for s in steps if (s.facts or s.files)
                       and s.applies(ctx, node) is None), None)
         if first is None:
             return
         mine = ctx.bind(first)
-        facts, paths = self._ahead(first, mine, node, steps)
+        facts, paths = self._ahead(first, mine, node, steps if run is None else run)
         try:
             await mine.gather(node, facts, paths)
         except Exception:  # noqa: BLE001 - each step reads its own again and says why not
@@ -355,9 +359,16 @@ class Engine:
     # -- apply ------------------------------------------------------------------------------
 
     async def apply_step(self, step: Step) -> list[Result]:
+        """One step: check, apply where needed, re-check (the TUI applies step by step)."""
         ctx = self.context().bind(step)
         nodes, results = self._split(step, ctx)
         found = await self._check(step, ctx, nodes)
+        return await self._apply_found(step, ctx, nodes, found, results)
+
+    async def _apply_found(self, step: Step, ctx: StepContext, nodes: list[Node],
+                           found: dict[str, Finding], results: list[Result]) -> list[Result]:
+        """What apply_step does once the step is checked on these nodes (`results`: the
+        nodes it skipped): apply on those that need a change, re-check, report."""
         todo = [n for n in nodes if found[n.name].status == NEEDS_CHANGE and step.has_apply]
         results += [self._result(step, n, found[n.name]) for n in nodes if n not in todo]
         if todo:
@@ -429,12 +440,78 @@ class Engine:
         return out
 
     async def apply(self) -> list[Result]:
+        """Changes left open by an interrupted run first; then the steps in order, each
+        window of proofs (steps without an apply) and the one changing step closing it
+        checked at once (engine/windows.py), each step then reported and applied in order."""
         self._touch("apply")
         results = await self.recover_interrupted()
-        for step in self.steps():
-            self._touch("apply", section=step.section, step=step.name)
-            results += await self.apply_step(step)
+        for window in apply_windows(self.steps(), lambda s: s.has_apply):
+            results += await self._apply_window(window)
         return results
+
+    async def _apply_window(self, window: list[Step]) -> list[Result]:
+        """These steps, all proofs but perhaps the last, as apply_step one after another
+        would run them, but checked at once (issue 21): a proof changes nothing, and the one
+        change comes after every check of the window. As check_steps: every node connected
+        first, one that cannot be reached said once (by the first step there); every node's
+        declared facts and files read in one round trip per sudo mode (ahead for the rest of
+        the run, as apply_step reads); `after` honoured. Then, in step order, each step is
+        reported (state saved, the resume point moved on) and the last one applied where its
+        check asked for it, exactly as apply_step does after its check."""
+        first = window[0]
+        self._touch("apply", section=first.section, step=first.name)
+        if len(window) == 1:
+            return await self.apply_step(first)
+        ctx = self.context()
+        await self._reach(ctx, window)
+        down = [n for n in self.nodes if self.pool.failure(n) is not None]
+        up = [n for n in self.nodes if n not in down]
+        bound = [self.context().bind(step) for step in window]
+        said: list[_Checked] = []
+        for step, mine in zip(window, bound, strict=True):  # no network: connect failed
+            said.append(await self._check_nodes(step, mine, down) if down else _NONE)
+        run = self.steps()
+        gathers = [asyncio.ensure_future(self._bounded(self._gather_run(ctx, window, n, run)))
+                   for n in up]  # before the steps: their reads wait for these, not redo them
+        tasks: list[asyncio.Future[_Checked]] = []
+        for i, (step, mine) in enumerate(zip(window, bound, strict=True)):
+            deps = [tasks[j] for j in self._after(step, window[:i])]
+            tasks.append(asyncio.ensure_future(
+                self._check_nodes(step, mine, up, deps, at_once=True)))
+        results: list[Result] = []
+        try:
+            for i, (step, mine, early, task) in enumerate(
+                    zip(window, bound, said, tasks, strict=True)):
+                late = await task
+                if i:
+                    self._touch("apply", section=step.section, step=step.name)
+                if i == len(window) - 1:  # its change (if any) only once no read is in flight
+                    await asyncio.gather(*gathers)
+                results += await self._apply_found(
+                    step, mine, early[0] + late[0], early[1] | late[1], early[2] + late[2])
+        finally:
+            for job in (*tasks, *gathers):
+                if not job.done():
+                    job.cancel()
+            await asyncio.gather(*tasks, *gathers, return_exceptions=True)
+        return results
+
+    async def _check_nodes(self, step: Step, ctx: StepContext, nodes: list[Node],
+                           deps: list[asyncio.Future[_Checked]] | None = None, *,
+                           at_once: bool = False) -> _Checked:
+        """The step's check on some nodes, once the steps it runs `after` are checked: the
+        nodes it ran on, what it found there, the results of the others (skipped, or not
+        checked: unreached), not yet reported. Checked one step after another (the nodes
+        whose connect failed), a node found unreachable is noted at once, so the next step
+        refers to it; checked at once, the steps note theirs in step order as reported."""
+        if deps:
+            await asyncio.wait(deps)
+        runnable, skipped = self._split(step, ctx, nodes)
+        found = await self._check(step, ctx, runnable, at_once=at_once)
+        if not at_once:
+            self._note_unreached(step, skipped + [self._result(step, n, found[n.name])
+                                                  for n in runnable])
+        return runnable, found, skipped
 
     async def recover_interrupted(self) -> list[Result]:
         """Changes whose start was journaled but not their end are checked first (CONTRACT)."""
@@ -667,6 +744,11 @@ class Engine:
 
 async def _read_or_none(remote: Any, path: str | None) -> bytes | None:
     return await remote.read_file(path) if path else None
+
+
+# a step's check on some nodes: the nodes it ran on, its findings there, the others' results
+_Checked = tuple[list[Node], dict[str, Finding], list[Result]]
+_NONE: _Checked = ([], {}, [])
 
 
 class _Conflict(Exception):

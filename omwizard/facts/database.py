@@ -22,7 +22,7 @@ from omwizard.facts.base import Fact, Files, StepData
 from omwizard.om.layout import OmLayout
 
 if TYPE_CHECKING:
-    from omwizard.plan.model import Database
+    from omwizard.plan.model import Database, Node, Plan
 
 _IDENT = re.compile(r"^[A-Za-z0-9_]{1,63}$")
 ALL_ADDRESSES = {"", "*", "0.0.0.0", "::", "null"}
@@ -627,4 +627,71 @@ class LoginWaits(LoginVerdict):
 # the node's persistence.xml (db-type, persistence-connection and the commit provider read it)
 PERSISTENCE_XML = Files(
     "persistence_xml", lambda plan, _node: [OmLayout(plan.cluster.om_home).persistence_xml]
+)
+
+
+# -- remote-user's admin probe as a declared fact (issue 21) -------------------------------------
+
+PROBE_STATUS_MARK = "\x1eOMW-RC "
+_SQL_END = "OMW_PROBE_SQL"
+
+
+def admin_probe_command(db: Database) -> str:
+    """remote-user's admin probe as a read with nothing on stdin, so a declared fact: root
+    over the socket (MySQL/MariaDB) or postgres by peer (PostgreSQL, then the pg_hba.conf it
+    names: with_hba), the SQL (names only, never a secret) in the command itself; the
+    client's error words with its output, its exit status on a marked last line. "true" when
+    the probe cannot be a fact: an admin password (it travels on stdin only, so
+    sections.database runs the probe itself then) or another database type."""
+    if db.admin_user is not None:
+        return "true"
+    if db.type in MYSQL_KINDS:
+        sql = mysql_probe_sql(db.user, db.name)
+        probe = f"mysql -N -B -e {shlex.quote(sql)} 2>&1"
+    elif db.type == "postgresql":
+        sql = pg_probe_sql(db.user, db.name)
+        assert _SQL_END not in sql
+        probe = with_hba(f"{{ {psql_script(db, '-f -')}; }} 2>&1 <<'{_SQL_END}'\n"
+                         f"{sql}{_SQL_END}\n")
+    else:
+        return "true"
+    return f"( {probe}\n); printf '\\n{PROBE_STATUS_MARK}%s\\n' \"$?\""
+
+
+@dataclass(frozen=True)
+class AdminProbe:
+    """What admin_probe_command printed: the client's exit status (None: not read this way)
+    and its output (the probe's rows, or why it failed; PostgreSQL's with the pg_hba.conf)."""
+
+    status: int | None
+    output: str
+
+
+def parse_admin_probe(output: str) -> AdminProbe:
+    body, mark, tail = output.rpartition("\n" + PROBE_STATUS_MARK)
+    word = tail.strip()
+    if not mark or not word.isdigit():
+        return AdminProbe(None, output)
+    return AdminProbe(int(word), body + "\n" if body else "")
+
+
+def admin_probe_fact_command(plan: Plan, _node: Node) -> str:
+    return admin_probe_command(plan.database)
+
+
+# remote-user's admin probe, read with the db node's other facts (and read back by the batch
+# that creates the user, so its re-check sends no command); with an admin password the step
+# reads it itself ("true" here)
+ADMIN_PROBE: Fact[AdminProbe] = Fact("db_admin_probe", admin_probe_fact_command,
+                                     parse_admin_probe)
+
+# the server config files whose bind-address remote-user's apply may set: the usual fixed
+# paths, read with the facts, so the edit needs no read of its own (another file, found by
+# MYSQL_CNF in a conf.d folder, is read by the edit itself)
+MYSQL_CNF_FILES = Files(
+    "mysql-cnf-files",
+    lambda plan, _node: ([
+        "/etc/my.cnf", "/etc/mysql/my.cnf", "/etc/mysql/mariadb.cnf",
+        "/etc/mysql/mariadb.conf.d/50-server.cnf", "/etc/mysql/mysql.conf.d/mysqld.cnf",
+    ] if plan.database.type in MYSQL_KINDS else []),
 )

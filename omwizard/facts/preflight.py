@@ -103,8 +103,11 @@ def parse_timezone(output: str) -> TimezoneState:
     return TimezoneState("unknown", None) if seen is None else TimezoneState(*seen)
 
 
+# through sudo like the node's other facts (root reads the same zone): a gather of them is one
+# command, and the batch that sets the zone reads it back for the re-check (a fact read as the
+# login user under sudo would need a command of its own)
 TIMEZONE: Fact[TimezoneState] = Fact(
-    "timezone", lambda _plan, _node: TIMEZONE_PROBE, parse_timezone, sudo=False
+    "timezone", lambda _plan, _node: TIMEZONE_PROBE, parse_timezone
 )
 def zoneinfo_path(zone: str) -> str:
     return f"/usr/share/zoneinfo/{zone}"
@@ -121,7 +124,7 @@ ZONEINFO: Fact[bool] = Fact(
     "zoneinfo",
     lambda plan, _node: (f"if [ -f {shlex.quote(zoneinfo_path(plan.cluster.timezone))} ]; "
                          "then echo present; else echo absent; fi"),
-    parse_zoneinfo, sudo=False, stable=True,
+    parse_zoneinfo, stable=True,
 )
 # the file the timezone apply rewrites: read with the facts, so its edit needs no read of its own
 TIMEZONE_FILE = Files("timezone-file", lambda _plan, _node: ["/etc/timezone"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,25 @@ TUNNEL_TIMEOUT = 5.0  # s for the node to connect to the DB (a dropped SYN waits
 UNANSWERED = Verdict(UNREACHABLE, "no answer within the timeout (a firewall or wrong address)")
 
 
+@functools.cache
+def _login_only() -> type[Any]:
+    """PyMySQL's Connection that ends at the login: after the server's OK it sends nothing
+    that waits (each of those is a round trip over the tunnel, and a query is no part of
+    the proof). `autocommit=None` drops its `SET AUTOCOMMIT`; `SET NAMES`, which connect()
+    sends unasked since PyMySQL 1.1, is skipped here: no text is exchanged after the login
+    (the charset of the handshake response, utf8mb4, is what the server uses anyway)."""
+    import pymysql
+    from pymysql.charset import charset_by_name
+
+    class LoginOnly(pymysql.connections.Connection):
+        def set_character_set(self, charset: str, collation: str | None = None) -> None:
+            self.encoding = charset_by_name(charset).encoding
+            self.charset = charset
+            self.collation = collation
+
+    return LoginOnly
+
+
 def login_blocking(kind: str, sock: socket.socket, user: str, password: str, database: str,
                    timeout: float = 8.0) -> Verdict:
     """Log in over `sock` (the tunnel); the login itself is the proof (the server's version
@@ -90,9 +110,9 @@ def login_blocking(kind: str, sock: socket.socket, user: str, password: str, dat
     if kind in MYSQL_KINDS:
         import pymysql
 
-        conn = pymysql.connect(user=user, password=password, database=database,
-                               connect_timeout=timeout, read_timeout=timeout,
-                               write_timeout=timeout, defer_connect=True)
+        conn = _login_only()(user=user, password=password, database=database,
+                             connect_timeout=timeout, read_timeout=timeout,
+                             write_timeout=timeout, defer_connect=True, autocommit=None)
         try:
             conn.connect(sock)
         except pymysql.err.MySQLError as exc:

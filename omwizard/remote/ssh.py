@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import asyncssh
 
 from omwizard.plan.model import Node
-from omwizard.remote import sshconfig
+from omwizard.remote import handshake, sshconfig
 from omwizard.remote.mux import CommandMux, MuxLost, MuxUnavailable
 from omwizard.remote.results import (  # re-exported: the public names of this module
     CommandTimeout,
@@ -299,7 +299,7 @@ class Remote:
         for attempt in range(CONNECT_RETRIES):
             try:
                 async with self._gate:
-                    conn = await asyncssh.connect(host, **options)
+                    conn = await handshake.connect(host, **options)  # fewer round trips
                 return conn
             except asyncssh.HostKeyNotVerifiable as exc:
                 await self._raise_changed_key(known_hosts, host, port, tunnel, exc)

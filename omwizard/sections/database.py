@@ -151,8 +151,11 @@ REMOTE_USER = "database.remote-user"
 class RemoteUserStep(DatabaseStep):
     serial = True
     skip_when = (managed, database_node, managed_kind)
-    # dbsql.MYSQL_CNF (the server config files) is read by the apply that moves bind-address,
-    # not declared: a declared fact would make the check's admin probe wait for the gather
+    # the admin probe (without an admin password), MySQL's server config files and their
+    # usual paths are read with the node's other facts; the batch that changes them reads
+    # them back, so neither this check nor its re-check sends a read of its own
+    facts = (dbsql.ADMIN_PROBE, dbsql.MYSQL_CNF)
+    files = (dbsql.MYSQL_CNF_FILES,)
 
     def _hosts(self, ctx: StepContext) -> list[str]:
         return [n.address for n in ctx.plan.om_nodes]
@@ -178,9 +181,17 @@ class RemoteUserStep(DatabaseStep):
             return await self._check_mysql(ctx, node, db)
         return await self._check_pg(ctx, node, db)
 
-    async def _check_mysql(self, ctx: StepContext, node: Node, db: Database) -> Finding:
+    async def _mysql_probe(self, ctx: StepContext, node: Node, db: Database) -> RunResult:
+        """The admin probe: the declared fact (socket login as root), or with an admin
+        password (stdin only) a command of its own."""
+        fact = await ctx.fact(node, dbsql.ADMIN_PROBE)
+        if fact.status is not None:
+            return RunResult(dbsql.admin_probe_command(db), fact.status, fact.output, "")
         cmd, prefix = mysql_client(db)
-        result = await ctx.run(node, cmd, input=prefix + dbsql.mysql_probe_sql(db.user, db.name))
+        return await ctx.run(node, cmd, input=prefix + dbsql.mysql_probe_sql(db.user, db.name))
+
+    async def _check_mysql(self, ctx: StepContext, node: Node, db: Database) -> Finding:
+        result = await self._mysql_probe(ctx, node, db)
         _probed(ctx)[node.name] = (result.stdout, None) if result.ok else None
         if not result.ok:
             return Finding.failed(
@@ -200,9 +211,14 @@ class RemoteUserStep(DatabaseStep):
                              "only if bind-address changes)", result.evidence())
 
     async def _check_pg(self, ctx: StepContext, node: Node, db: Database) -> Finding:
-        # one command: the probe, then the pg_hba.conf it names (dbsql.with_hba)
-        both = await ctx.run(node, dbsql.with_hba(psql_script(db, "-f -")),
-                             input=admin_prefix(db) + dbsql.pg_probe_sql(db.user, db.name))
+        # one read: the probe, then the pg_hba.conf it names (dbsql.with_hba); the declared
+        # fact, or with an admin password (stdin only) a command of its own
+        fact = await ctx.fact(node, dbsql.ADMIN_PROBE)
+        if fact.status is not None:
+            both = RunResult(dbsql.admin_probe_command(db), fact.status, fact.output, "")
+        else:
+            both = await ctx.run(node, dbsql.with_hba(psql_script(db, "-f -")),
+                                 input=admin_prefix(db) + dbsql.pg_probe_sql(db.user, db.name))
         probe_out, hba = dbsql.split_hba(both.stdout)
         result = RunResult(psql_script(db, "-f -"), both.exit_status, probe_out, both.stderr)
         _probed(ctx)[node.name] = (probe_out, hba) if result.ok else None
@@ -240,12 +256,11 @@ class RemoteUserStep(DatabaseStep):
         cmd, prefix = mysql_client(db)
         seen = _probed(ctx).get(node.name)  # what this run's check just read (no read again)
         if seen is None:
-            probe = await ctx.run(node, cmd,
-                                  input=prefix + dbsql.mysql_probe_sql(db.user, db.name))
-            seen = (probe.stdout, None)
+            seen = ((await self._mysql_probe(ctx, node, db)).stdout, None)
         facts = dbsql.parse_mysql_probe(seen[0])
         decision = dbsql.mysql_decide(facts, self._hosts(ctx), node.address)
-        # a declared fact, read with the node's others (before any change: one round trip)
+        # a declared fact, read with the node's others (the chosen file's text too, when it
+        # is at one of the usual paths: the edit below reads no file of its own then)
         cnf_found = None
         if decision.bind:
             cnf_found = await ctx.fact(node, dbsql.MYSQL_CNF)

@@ -12,6 +12,7 @@ import shlex
 
 from omwizard.configs import netconf
 from omwizard.engine.step import Finding, Step, StepContext
+from omwizard.facts.base import Files
 from omwizard.facts.network import (
     IPV4_ADDRESSES,
     LINKS,
@@ -334,9 +335,17 @@ def unknown_config_remedy(route: str, iface: str) -> str:
     )
 
 
+# the files route-persistent's apply edits at fixed paths (ifupdown's main file, omwizard's
+# netplan file): in the run's file cache, so the edit reads nothing of its own (its write
+# still refuses a file that changed since)
+ROUTE_EDIT_FILES = Files("route-edit-files",
+                         lambda _plan, _node: [netconf.IFUPDOWN_MAIN, netconf.NETPLAN_FILE])
+
+
 class RoutePersistentStep(MulticastStep):
     # the configuration files and NetworkManager's view, read with the node's other facts
     facts = (ROUTE_CONFIG_FILES, NM_DEVICE, IPV4_ADDRESSES)
+    files = (ROUTE_EDIT_FILES,)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         route = ctx.plan.network.route

@@ -178,3 +178,83 @@ def test_h2_node_is_refused_with_the_documentation_rule(fresh_lab, tmp_path):
     assert results[("db-type", "n1")]["status"] == "ok"
     assert results[("db-login", "n1")]["status"] == "failed"  # no server started: refused
     assert "refused" in results[("db-login", "n1")]["detail"]
+
+
+class _CountingTunnels:
+    """A node's Remote whose tunnels note every chunk the wizard's client writes to the DB
+    (the real tunnel underneath), so a test sees what the login sends after the greeting."""
+
+    def __init__(self, remote) -> None:
+        self.remote = remote
+        self.sent: list[bytes] = []
+
+    async def open_tunnel(self, host: str, port: int):
+        reader, writer = await self.remote.open_tunnel(host, port)
+        sent = self.sent
+
+        class Writer:
+            def write(self, data: bytes) -> None:
+                sent.append(bytes(data))
+                writer.write(data)
+
+            def __getattr__(self, name: str):
+                return getattr(writer, name)
+
+        return reader, Writer()
+
+
+def mysql_packets(chunks: list[bytes]) -> list[bytes]:
+    """The client's MySQL packets (3-byte length, sequence id, payload) in order: payloads."""
+    data, out = b"".join(chunks), []
+    while len(data) >= 4:
+        size = int.from_bytes(data[:3], "little")
+        out.append(data[4:4 + size])
+        data = data[4 + size:]
+    return out
+
+
+def test_mariadb_login_waits_on_one_answer_and_keeps_its_verdicts(fresh_lab, tmp_path):
+    """db-login through n1's tunnel to the real MariaDB: the login is the handshake response
+    and nothing after it waits on the server (no SET NAMES, no SET AUTOCOMMIT: one round trip
+    after the tunnel and its greeting), and the verdicts are still the server's own."""
+    import asyncio
+
+    from omwizard.plan.model import load_plan
+    from omwizard.remote import dblogin
+    from omwizard.remote.ssh import RemotePool
+
+    lab = fresh_lab
+    start_mariadb(lab.db)
+    plan = load_plan(lab.write_plan(tmp_path / "plan.yaml"))
+    n1 = plan.node("n1")
+    db = plan.database
+    conf = lab.db.run(["cat", MARIADB_CNF]).stdout
+    lab.db.write_file(MARIADB_CNF, conf.replace("= 127.0.0.1", f"= {db.host}"))
+    assert lab.db.run("service mariadb restart", timeout=120).returncode == 0
+    mysql(lab.db, f"CREATE DATABASE {db.name}; CREATE USER '{db.user}'@'{n1.address}' "
+          f"IDENTIFIED BY 'lab-pw-1'; GRANT ALL ON {db.name}.* TO '{db.user}'@'{n1.address}'; "
+          f"GRANT ALL ON nosuchdb.* TO '{db.user}'@'{n1.address}'")  # 1049, not 1044
+
+    async def logins() -> list[tuple[str, list[bytes]]]:
+        pool = RemotePool()
+        out = []
+        try:
+            for password, database, port in (("lab-pw-1", db.name, db.port),
+                                             ("wrong-pw", db.name, db.port),
+                                             ("lab-pw-1", "nosuchdb", db.port),
+                                             ("lab-pw-1", db.name, 3399)):
+                tunnels = _CountingTunnels(pool.get(n1))
+                verdict = await dblogin.login_through(tunnels, db.type, db.host, port,
+                                                      db.user, password, database)
+                out.append((verdict.verdict, mysql_packets(tunnels.sent)))
+        finally:
+            await pool.close()
+        return out
+
+    (ok, ok_sent), (bad, _), (nodb, _), (refused, none_sent) = asyncio.run(logins())
+    assert (ok, bad, nodb, refused) == (dblogin.OK, dblogin.BAD_CREDENTIALS,
+                                        dblogin.NO_DATABASE, dblogin.REFUSED)
+    # the handshake response, then COM_QUIT (0x01, answered by nobody): one round trip
+    assert len(ok_sent) == 2 and ok_sent[1] == b"\x01", ok_sent
+    assert b"lab-pw-1" not in b"".join(ok_sent)  # the scrambled password, never the text
+    assert none_sent == []

@@ -16,6 +16,7 @@ from omwizard.engine.events import CommandRun, Event
 from omwizard.engine.session import Session
 from omwizard.facts.storage import om_user_shell
 from omwizard.lab import Lab
+from omwizard.lab.services import start_mariadb
 from omwizard.plan.model import load_plan
 
 pytestmark = pytest.mark.lab
@@ -25,7 +26,7 @@ DECLARED_ONLY = (
     "preflight.timezone", "network.interface-multicast", "network.multicast-route",
     "database.db-type", "database.persistence-connection", "database.remote-commit-provider",
     "database.serialization", "storage.data-dir", "nodes.unique-names", "nodes.hazelcast-xml",
-    "verify.restart",
+    "verify.restart", "database.remote-user",
 )
 # ... and on a working cluster also these (verify.members' first read is declared; it reads
 # live only while a cluster settles)
@@ -84,9 +85,22 @@ def test_an_apply_reads_again_after_a_change_and_ends_right(
     """The route is added in network.multicast-route: route-persistent (after it) must see the
     route's node as it is after that change, and a second check finds nothing to do there."""
     monkeypatch.setenv("OMW_DB_PASSWORD", os.environ.get("OMW_DB_PASSWORD", "lab-unused-1"))
+    assert fresh_lab.db is not None
+    start_mariadb(fresh_lab.db)
     state = tmp_path / "state"
     _, _, results, commands, _ = asyncio.run(checked(lab_plan, apply=True, state=state))
     by_key = {f"{r.section}.{r.step}/{r.node}": r for r in results}
+    # remote-user: its probe is a declared fact (read in the run's first gather, read back by
+    # the batch that creates the user and moves bind-address), the config file it edits too:
+    # the step's one round trip is that batch: every command it shows is one of its changes
+    user = by_key["database.remote-user/db"]
+    assert user.status == "changed", user
+    made = sorted(c["target"] for c in user.changes if c["kind"] == "command")
+    assert sorted(c.command for c in commands if c.step == "database.remote-user") == made
+    assert len(made) >= 5  # the database, a user per OM node, the bind-address restart
+    for node in ("n1", "n2", "n3"):
+        login = by_key[f"database.db-login/{node}"]
+        assert login.status == "ok", login
     for node in ("n1", "n2", "n3"):
         assert by_key[f"network.multicast-route/{node}"].status == "changed"
         assert by_key[f"network.multicast-ping/{node}"].status == "ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -344,3 +345,46 @@ def test_pg_probe_and_its_hba_file_in_one_command(tmp_path):
                             capture_output=True, text=True)
     assert failed.returncode == 2 and "psql: refused" in failed.stderr
     assert split_hba(failed.stdout)[1] is None  # nothing read after a failed probe
+
+
+def test_the_admin_probe_is_a_fact_only_without_an_admin_password():
+    socket_db = Database(type="mariadb", host="198.18.0.10", port=3306, name="openmeetings",
+                         user="om", password=Secret("${OMW_DB_PASSWORD}", "p@ss"))
+    command = dbsql.admin_probe_command(socket_db)
+    words = shlex.split(command)
+    assert words[:5] == ["(", "mysql", "-N", "-B", "-e"]
+    assert words[5] == dbsql.mysql_probe_sql("om", "openmeetings")  # one argv word: quoted
+    assert "p@ss" not in command
+    pg = Database(type="postgresql", host="h", port=5432, name="openmeetings", user="om",
+                  password=Secret("${OMW_DB_PASSWORD}", "p@ss"))
+    pg_command = dbsql.admin_probe_command(pg)
+    assert dbsql.pg_probe_sql("om", "openmeetings") in pg_command  # a here-document, no stdin
+    assert "runuser -u postgres" in pg_command and "p@ss" not in pg_command
+    assert dbsql.HBA_MARK.strip("\x1e") in pg_command  # then the pg_hba.conf it names
+    assert dbsql.admin_probe_command(admin_db()) == "true"  # its password goes on stdin: no fact
+    assert dbsql.admin_probe_command(admin_db("postgresql")) == "true"
+    h2 = Database(type="h2", host="h", port=1, name="openmeetings", user="om")
+    assert dbsql.admin_probe_command(h2) == "true"
+
+
+@pytest.mark.parametrize("kind", ["mariadb", "postgresql"])
+def test_the_admin_probe_reports_its_status_from_a_real_shell(kind):
+    """Whatever the machine has (a server, a client without one, no client): the wrapper's
+    status line arrives and parses, with the client's words in the output."""
+    db = Database(type=kind, host="h", port=5999, name="openmeetings", user="om")
+    run = subprocess.run(["sh", "-c", dbsql.admin_probe_command(db)], capture_output=True,
+                         text=True, timeout=60, cwd="/")
+    got = dbsql.parse_admin_probe(run.stdout)
+    assert got.status is not None, run.stdout
+    assert got.status == 0 or got.output.strip(), run.stdout
+
+
+def test_the_admin_probe_fact_parses_status_and_output():
+    rows = "user\t198.18.0.11\nbind\t127.0.0.1\n"
+    got = dbsql.parse_admin_probe(rows + "\n" + dbsql.PROBE_STATUS_MARK + "0\n")
+    assert got.status == 0 and dbsql.parse_mysql_probe(got.output).bind == "127.0.0.1"
+    failed = dbsql.parse_admin_probe("ERROR 2002 (HY000): Can't connect\n\n"
+                                     + dbsql.PROBE_STATUS_MARK + "1\n")
+    assert failed.status == 1 and "Can't connect" in failed.output
+    assert dbsql.parse_admin_probe("true's empty output").status is None  # not read this way
+    assert dbsql.parse_admin_probe("").status is None

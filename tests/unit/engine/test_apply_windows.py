@@ -1,0 +1,279 @@
+"""An apply checks each window of proofs (steps without an apply) and the one changing step
+that closes it at once (issue 21, engine/windows.py), then reports and applies in step order.
+
+The grouping is a pure function, tested on data and on the real catalogue. The engine's
+scheduling is tested with this machine's shell as the nodes (tests/unit/engine/
+test_apply_batch.py's ShellPool: the change really runs, through its batch): the window's
+checks overlap, the change starts after all of them and the next window after its re-check,
+and what is reported (results, their order, the events of each step, the resume point,
+an unreachable node said once) is what one step after another (apply_step) reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omwizard.engine.catalog import SECTIONS, steps_for
+from omwizard.engine.events import ChangeMade, Event, StepFinished, StepStarted
+from omwizard.engine.runner import Engine
+from omwizard.engine.state import StateStore
+from omwizard.engine.step import Finding, Result, Step, StepContext
+from omwizard.engine.windows import apply_windows
+from omwizard.plan.model import Node
+from omwizard.remote.results import RemoteError
+from tests.unit.engine.test_apply_batch import ShellPool, ShellRemote, local_dirs
+from tests.unit.engine.test_step_data import make_plan
+
+__all__ = ["local_dirs"]  # its autouse fixture: backups and progress files under tmp_path
+
+
+# -- the grouping, on data ----------------------------------------------------------------------
+
+def windows(word: str) -> list[str]:
+    """Steps as letters, upper case = has an apply: "abCdE" -> ["abC", "dE"]."""
+    return ["".join(w) for w in apply_windows(list(word), str.isupper)]
+
+
+@pytest.mark.parametrize(("steps", "expected"), [
+    ("", []),
+    ("abc", ["abc"]),  # proofs only: one window, no change in it
+    ("ABC", ["A", "B", "C"]),  # changes only: one at a time, as before
+    ("abCdE", ["abC", "dE"]),
+    ("Ab", ["A", "b"]),  # proofs after the last change: their own window
+    ("abCDefGh", ["abC", "D", "efG", "h"]),
+])
+def test_windows_end_at_each_change(steps: str, expected: list[str]) -> None:
+    got = windows(steps)
+    assert got == expected
+    assert "".join(got) == steps  # nothing dropped, nothing reordered
+    for window in got:  # a change only last
+        assert not any(c.isupper() for c in window[:-1]), window
+
+
+def test_the_pages_windows() -> None:
+    """On the real catalogue: every window is proofs and at most one change, last; the
+    ones issue 21 counts on are there (preflight's first proofs with timezone, verify's
+    five proofs after the restart in one window of their own)."""
+    steps = [s for section in SECTIONS for s in steps_for(section)]
+    got = apply_windows(steps, lambda s: s.has_apply)
+    assert [s for w in got for s in w] == steps
+    for window in got:
+        assert not any(s.has_apply for s in window[:-1]), [s.id for s in window]
+    ids = [[s.id for s in w] for w in got]
+    assert ["preflight.ssh", "preflight.om-installed", "preflight.timezone"] in ids
+    assert ["verify.restart"] in ids  # a change right after a change: alone
+    assert ids[-1] == ["verify.members", "verify.health", "verify.shared-files",
+                       "verify.db-login", "verify.ports"]
+
+
+# -- the engine, with this machine's shell as the nodes ------------------------------------------
+
+LOG: list[tuple[str, str, float]] = []  # (step, what, when)
+
+
+def when(step: str, what: str, last: bool = False) -> float:
+    times = [t for s, w, t in LOG if s == step and w == what]
+    return max(times) if last else min(times)
+
+
+class Proof(Step):
+    """Changes nothing: runs a command and sleeps `secs` (so the window's checks overlap)."""
+
+    section = "preflight"
+
+    def __init__(self, name: str, secs: float, after: tuple[str, ...] = ()) -> None:
+        super().__init__(name, name)
+        self.secs = secs
+        self.after = after
+
+    async def check(self, ctx: StepContext, node: Node) -> Finding:
+        LOG.append((self.name, "start", time.monotonic()))
+        await ctx.run(node, f"echo {self.name}")
+        await asyncio.sleep(self.secs)
+        LOG.append((self.name, "end", time.monotonic()))
+        return Finding.ok(f"{self.name} holds on {node.name}")
+
+
+class Flag(Step):
+    """A change: needs-change until the node's flag file says `set`; its apply sets it."""
+
+    section = "preflight"
+
+    def __init__(self, name: str, root: Path) -> None:
+        super().__init__(name, name)
+        self.root = root
+
+    def path(self, node: Node) -> str:
+        return shlex.quote(str(self.root / f"{self.name}-{node.name}"))
+
+    async def check(self, ctx: StepContext, node: Node) -> Finding:
+        LOG.append((self.name, "check", time.monotonic()))
+        seen = (await ctx.run(node, f"cat {self.path(node)} 2>/dev/null || echo none")).stdout
+        LOG.append((self.name, "checked", time.monotonic()))
+        if seen.strip() == "set":
+            return Finding.ok("set")
+        return Finding.needs(f"{self.name} is {seen.strip()}", "set it")
+
+    async def apply(self, ctx: StepContext, node: Node, finding: Finding) -> None:
+        LOG.append((self.name, "apply", time.monotonic()))
+        await ctx.change_command(node, ["sh", "-c", f"echo set > {self.path(node)}"], None)
+
+
+class DownRemote(ShellRemote):
+    """A node whose connect fails, and stays failed (as Remote: no retry)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.connects = 0
+        self.name = name
+        self.failure: RemoteError | None = None
+
+    async def connect(self) -> None:
+        if self.failure is None:  # as Remote: a failed node stays failed, not tried again
+            self.connects += 1
+            self.failure = RemoteError(self.name, f"cannot connect to {self.name}",
+                                       "fix the network")
+        raise self.failure
+
+    async def run(self, argv: list[str] | str, **_: Any) -> Any:
+        await self.connect()
+
+    async def sudo_mode(self) -> str:
+        await self.connect()
+        return "none"
+
+
+class Pool(ShellPool):
+    def __init__(self, down: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.down = down
+
+    def get(self, node: Node) -> ShellRemote:
+        if node.name in self.down:
+            return self.remotes.setdefault(node.name, DownRemote(node.name))
+        return super().get(node)
+
+    def failure(self, node: Node) -> RemoteError | None:  # type: ignore[override]
+        remote = self.remotes.get(node.name)
+        return remote.failure if isinstance(remote, DownRemote) else None
+
+
+def the_steps(root: Path) -> list[Step]:
+    """Windows [a, b, Flag c] and [d, e]: b runs after a (declared)."""
+    return [Proof("a", 0.2), Proof("b", 0.05, after=("preflight.a",)), Proof("x", 0.05),
+            Flag("c", root), Proof("d", 0.1), Proof("e", 0.1)]
+
+
+def run(tmp_path: Path, name: str, *, windowed: bool, down: tuple[str, ...] = (),
+        dry_run: bool = False) -> tuple[list[Result], list[tuple[str, ...]], Pool]:
+    """An apply of the_steps on a fresh flag folder: through Engine.apply (windowed) or
+    as one step after another (apply_step, the way apply ran before). Also returns what
+    was seen: every event and resume point, in order."""
+    root = tmp_path / name
+    root.mkdir()
+    store = StateStore(root / "state")
+    seen: list[tuple[str, ...]] = []
+    touch = store.touch
+
+    def touched(**meta: Any) -> None:
+        seen.append(("touch", str(meta.get("step"))))
+        touch(**meta)
+
+    store.touch = touched  # type: ignore[method-assign]
+    pool = Pool(down)
+    engine = Engine(make_plan(root / "om"), pool=pool, state=store,  # type: ignore[arg-type]
+                    dry_run=dry_run)
+    steps = the_steps(root)
+    engine.steps = lambda section=None: list(steps)  # type: ignore[method-assign]
+
+    def event(e: Event) -> None:
+        if isinstance(e, StepStarted):
+            seen.append(("started", e.step, e.node, e.phase))
+        elif isinstance(e, ChangeMade):
+            seen.append(("change", e.step, e.node))
+        elif isinstance(e, StepFinished):
+            r = e.result
+            seen.append(("finished", r.step, r.node, r.status, r.detail))
+
+    engine.bus.subscribe(event)
+
+    async def sequential() -> list[Result]:
+        engine._touch("apply")
+        results = await engine.recover_interrupted()
+        for step in engine.steps():
+            engine._touch("apply", section=step.section, step=step.name)
+            results += await engine.apply_step(step)
+        return results
+
+    LOG.clear()
+    results = asyncio.run(engine.apply() if windowed else sequential())
+    return results, seen, pool
+
+
+def said(results: list[Result]) -> list[tuple[str, str, str, str]]:
+    return [(r.step, r.node, r.status, r.detail) for r in results]
+
+
+def per_step(seen: list[tuple[str, ...]]) -> dict[str, list[tuple[str, ...]]]:
+    """Each step's events, in the order they came (the steps' interleaving left out)."""
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for item in seen:
+        if item[0] != "touch":
+            out.setdefault(item[1], []).append(item)
+    return out
+
+
+def reports(seen: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The resume points and the results, in the order they came."""
+    return [s for s in seen if s[0] in ("touch", "finished")]
+
+
+def test_a_window_is_checked_at_once_and_its_change_comes_after_every_check(
+        tmp_path: Path) -> None:
+    results, _, _ = run(tmp_path, "w", windowed=True)
+    # a, x and c's check started together; b waited for a, as it declares
+    assert when("x", "start") < when("a", "end")
+    assert when("c", "check") < when("a", "end")
+    assert when("b", "start") >= when("a", "end", last=True)
+    # the change only after every check of its window, the next window after its re-check
+    window_over = max(when(s, "end", last=True) for s in ("a", "b", "x"))
+    assert when("c", "apply") >= max(window_over, when("c", "checked"))
+    recheck_over = when("c", "checked", last=True)
+    assert when("d", "start") >= recheck_over and when("e", "start") >= recheck_over
+    assert when("e", "start") < when("d", "end")  # d and e at once
+    assert {(r.step, r.status) for r in results if r.step == "c"} == {("c", "changed")}
+
+
+def test_what_is_reported_is_what_one_step_after_another_reports(tmp_path: Path) -> None:
+    before, seen_before, _ = run(tmp_path, "seq", windowed=False)
+    now, seen_now, _ = run(tmp_path, "win", windowed=True)
+    assert said(now) == said(before)
+    assert [r.step for r in now] == [s for s in "abxcde" for _ in range(3)]
+    assert reports(seen_now) == reports(seen_before)  # results and resume points in order
+    assert per_step(seen_now) == per_step(seen_before)  # each step's events as before
+
+
+def test_a_dry_run_reports_as_before(tmp_path: Path) -> None:
+    before, seen_before, _ = run(tmp_path, "seq", windowed=False, dry_run=True)
+    now, seen_now, _ = run(tmp_path, "win", windowed=True, dry_run=True)
+    assert said(now) == said(before)
+    assert {r.status for r in now if r.step == "c"} == {"would-change"}
+    assert per_step(seen_now) == per_step(seen_before)
+
+
+def test_an_unreachable_node_is_said_once_as_before(tmp_path: Path) -> None:
+    before, _, _ = run(tmp_path, "seq", windowed=False, down=("om2",))
+    now, _, pool = run(tmp_path, "win", windowed=True, down=("om2",))
+    assert said(now) == said(before)
+    om2 = [r for r in now if r.node == "om2"]
+    assert [r.status for r in om2] == ["failed"] * 6
+    assert om2[0].detail == "cannot connect to om2"  # the first step says it
+    assert all("see preflight.a" in r.detail for r in om2[1:])  # the later ones refer to it
+    assert [r.status for r in now if r.node != "om2" and r.step != "c"] == ["ok"] * 10
+    assert pool.remotes["om2"].connects == 1  # type: ignore[attr-defined]
