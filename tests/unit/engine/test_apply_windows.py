@@ -27,6 +27,7 @@ from omwizard.engine.step import Finding, Result, Step, StepContext
 from omwizard.engine.windows import apply_windows
 from omwizard.plan.model import Node
 from omwizard.remote.results import RemoteError
+from tests.lab.test_apply_windows import one_after_another
 from tests.unit.engine.test_apply_batch import ShellPool, ShellRemote, local_dirs
 from tests.unit.engine.test_step_data import make_plan
 
@@ -203,16 +204,8 @@ def run(tmp_path: Path, name: str, *, windowed: bool, down: tuple[str, ...] = ()
 
     engine.bus.subscribe(event)
 
-    async def sequential() -> list[Result]:
-        engine._touch("apply")
-        results = await engine.recover_interrupted()
-        for step in engine.steps():
-            engine._touch("apply", section=step.section, step=step.name)
-            results += await engine.apply_step(step)
-        return results
-
     LOG.clear()
-    results = asyncio.run(engine.apply() if windowed else sequential())
+    results = asyncio.run(engine.apply() if windowed else one_after_another(engine))
     return results, seen, pool
 
 
