@@ -2,7 +2,9 @@
 """Where an apply's round trips go: a full apply on a fresh 3-node lab through the delaying
 relay at 0 ms and at 100 ms RTT, each step's wall time side by side (needs root).
 
-    sudo python3 benchmarks/apply_trace.py            # fresh lab, full apply, both links
+    sudo python3 benchmarks/apply_trace.py            # fresh lab, full apply, both links,
+                                                      # one pair in each order (4 applies)
+    sudo python3 benchmarks/apply_trace.py --order fast-first   # one pair (2 applies)
     sudo python3 benchmarks/apply_trace.py --commands # also every command, per node and step
 
 A step's round trips on the critical path are (its time at 100 ms - its time at 0 ms) / 0.1 s;
@@ -18,6 +20,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from statistics import mean
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -28,54 +31,76 @@ import run as bench  # noqa: E402
 from omwizard.plan.model import load_plan  # noqa: E402
 
 
-def trace(nodes: int, show: bool) -> int:
+def trace(nodes: int, show: bool, orders: list[tuple[float, float]]) -> int:
     os.environ.setdefault("OMW_DB_PASSWORD", bench.DB_PASSWORD)
     sections = bench.available_sections()
-    runs = {}
+    runs: dict[float, list[bench.CheckRun]] = {0.0: [], bench.RTT_S: []}
     with bench.lab_of(nodes) as lab, tempfile.TemporaryDirectory(prefix="omwtrace-") as tmp:
         work = Path(tmp)
         plan_path = lab.write_plan(work / "plan.yaml")
         load_plan(plan_path)
-        for rtt in (0.0, bench.RTT_S):
-            bench.log(f"reset lab (db up: {bench.restart_lab(lab)}); apply at {rtt * 1000:g} ms")
-            with bench.relayed(lab, plan_path, work, rtt) as link:
-                runs[rtt] = asyncio.run(bench.run_check(
-                    link, sections, record=True, apply=True,
-                    state_dir=work / f"state-{int(rtt * 1000)}"))
-            bench.log(f"apply at {rtt * 1000:g} ms: {runs[rtt].wall_s:.3f}s")
+        for i, order in enumerate(orders):
+            for rtt in order:
+                bench.log(f"reset lab (db up: {bench.restart_lab(lab)}); apply at "
+                          f"{rtt * 1000:g} ms (pair {i + 1})")
+                with bench.relayed(lab, plan_path, work, rtt) as link:
+                    run = asyncio.run(bench.run_check(
+                        link, sections, record=True, apply=True,
+                        state_dir=work / f"state-{i}-{int(rtt * 1000)}"))
+                runs[rtt].append(run)
+                bench.log(f"apply at {rtt * 1000:g} ms (pair {i + 1}): {run.wall_s:.3f}s")
     fast, slow = runs[0.0], runs[bench.RTT_S]
-    bad = [r for r in slow.results if r.status == "failed"]
+    bad = [r for run in slow + fast for r in run.results if r.status == "failed"]
     for r in bad:
         bench.log(f"FAILED {r.section}.{r.step} {r.node}: {r.detail[:200]}")
-    steps = list(dict.fromkeys(list(slow.step_s) + list(fast.step_s)))
+    last = slow[-1]  # its commands are listed
+    steps = list(dict.fromkeys([s for run in slow + fast for s in run.step_s]))
     total = 0.0
     print(f"{'step':40} {'0ms':>7} {'100ms':>7} {'RT':>6}  commands per node (100 ms run)")
     for step in steps:
-        a, b = fast.step_s.get(step, 0.0), slow.step_s.get(step, 0.0)
+        a = mean(run.step_s.get(step, 0.0) for run in fast)
+        b = mean(run.step_s.get(step, 0.0) for run in slow)
         rt = (b - a) / bench.RTT_S
         total += rt
-        per = {n: sum(1 for c in cmds if c.step == step) for n, cmds in slow.commands.items()}
+        per = {n: sum(1 for c in cmds if c.step == step) for n, cmds in last.commands.items()}
         print(f"{step:40} {a:7.2f} {b:7.2f} {rt:6.1f}  "
               + " ".join(f"{n}={k}" for n, k in per.items() if k))
         if show:
-            for node, cmds in slow.commands.items():
+            for node, cmds in last.commands.items():
                 for c in cmds:
                     if c.step == step:
                         text = c.command.replace("\n", "; ")
                         print(f"    {node} {c.end - c.start:6.2f}s {text[:150]}")
-    print(f"apply: {fast.wall_s:.2f}s at 0 ms, {slow.wall_s:.2f}s at 100 ms: "
-          f"apply_round_trips {(slow.wall_s - fast.wall_s) / bench.RTT_S:.1f} "
-          f"(steps sum {total:.1f}); failed results {len(bad)}")
-    print("channels " + " ".join(f"{n}={k}" for n, k in slow.channels.items()))
+    for i, order in enumerate(orders):
+        f, s = fast[i].wall_s, slow[i].wall_s
+        first = "100 ms" if order[0] else "0 ms"
+        print(f"pair {i + 1} ({first} first): {f:.2f}s at 0 ms, {s:.2f}s at 100 ms: "
+              f"{(s - f) / bench.RTT_S:.1f} round trips")
+    f, s = mean(r.wall_s for r in fast), mean(r.wall_s for r in slow)
+    print(f"apply (means of {len(orders)} pair(s)): {f:.2f}s at 0 ms, {s:.2f}s at 100 ms: "
+          f"apply_round_trips {(s - f) / bench.RTT_S:.1f} (steps sum {total:.1f}); "
+          f"failed results {len(bad)}")
+    print("channels " + " ".join(f"{n}={k}" for n, k in last.channels.items()))
     return 0
+
+
+ORDERS = {
+    "both": [(0.0, bench.RTT_S), (bench.RTT_S, 0.0)],
+    "fast-first": [(0.0, bench.RTT_S)],
+    "slow-first": [(bench.RTT_S, 0.0)],
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--commands", action="store_true", help="list every command")
+    parser.add_argument("--order", choices=sorted(ORDERS), default="both",
+                        help="which apply runs first on its reset lab (default both: one pair "
+                             "each way, times averaged, so a lab's drift between its applies "
+                             "does not count as round trips)")
     args = parser.parse_args(argv)
-    return trace(args.nodes, args.commands)
+    return trace(args.nodes, args.commands, ORDERS[args.order])
 
 
 if __name__ == "__main__":

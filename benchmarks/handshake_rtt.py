@@ -15,8 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,47 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from omwizard.lab.loopback_sshd import LoopbackSshd, start_sshd  # noqa: E402
 from omwizard.remote import handshake  # noqa: E402
-
-SSHD = "/usr/sbin/sshd"
-
-
-def _keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def sshd(work: Path) -> Iterator[int]:
-    """A loopback sshd accepting work/client_key for root; yields its port."""
-    Path("/run/sshd").mkdir(exist_ok=True)
-    _keygen(work / "host_key")
-    _keygen(work / "client_key")
-    shutil.copy(work / "client_key.pub", work / "authorized_keys")
-    port = _free_port()
-    (work / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {work}/host_key\nPidFile {work}/sshd.pid\n"
-        f"AuthorizedKeysFile {work}/authorized_keys\nStrictModes no\n"
-        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nUsePAM no\nMaxStartups 100\n")
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(work / "sshd_config")],
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @contextmanager
@@ -89,12 +48,11 @@ def relay(port: int, delay_ms: float) -> Iterator[int]:
         proc.wait(10)
 
 
-async def _login(port: int, work: Path, command: bool) -> float:
-    known = work / "known_hosts"
+async def _login(port: int, server: LoopbackSshd, command: bool) -> float:
     start = time.perf_counter()
     conn = await handshake.connect(
-        "127.0.0.1", port=port, username="root", known_hosts=str(known), config=None,
-        client_keys=[str(work / "client_key")])
+        "127.0.0.1", port=port, username="root", known_hosts=str(server.known_hosts),
+        config=None, client_keys=[str(server.client_key)])
     if command:
         await conn.run("true", check=True)
     took = time.perf_counter() - start
@@ -103,16 +61,14 @@ async def _login(port: int, work: Path, command: bool) -> float:
     return took
 
 
-def measure(sshd_port: int, work: Path, rtt_ms: float, reps: int, command: bool) -> float:
+def measure(server: LoopbackSshd, rtt_ms: float, reps: int, command: bool) -> float:
     """Round trips of one login (and one command when asked) through the relay."""
     times: dict[float, float] = {}
     for delay in (0.0, rtt_ms / 2):
-        with relay(sshd_port, delay) as port:
-            (work / "known_hosts").write_text(
-                f"[127.0.0.1]:{port} " + " ".join(
-                    (work / "host_key.pub").read_text().split()[:2]) + "\n")
+        with relay(server.port, delay) as port:
+            server.known_hosts.write_text(server.pinned_line(port))
             times[delay] = statistics.median(
-                asyncio.run(_login(port, work, command)) for _ in range(reps))
+                asyncio.run(_login(port, server, command)) for _ in range(reps))
     return (times[rtt_ms / 2] - times[0.0]) / (rtt_ms / 1000)
 
 
@@ -121,11 +77,12 @@ def main() -> int:
     parser.add_argument("--rtt-ms", type=float, default=100)
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="omw-hs-") as tmp, sshd(Path(tmp)) as port:
+    with (tempfile.TemporaryDirectory(prefix="omw-hs-") as tmp,
+          start_sshd(Path(tmp), "MaxStartups 100\n") as server):
         for label, switch in (("plain (OMW_FAST_AUTH=0)", "0"), ("fast", "1")):
             os.environ["OMW_FAST_AUTH"] = switch
-            login = measure(port, Path(tmp), args.rtt_ms, args.reps, command=False)
-            first = measure(port, Path(tmp), args.rtt_ms, args.reps, command=True)
+            login = measure(server, args.rtt_ms, args.reps, command=False)
+            first = measure(server, args.rtt_ms, args.reps, command=True)
             print(f"{label}: login {login:.1f} round trips (TCP included); "
                   f"login + one command {first:.1f}")
     return 0

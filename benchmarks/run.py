@@ -21,7 +21,10 @@ Round trips over a real link: benchmarks/relay.py (started here, on loopback, in
 each node's sshd) holds every chunk a fixed delay each way; `check_round_trips` and
 `apply_round_trips` are (time at 100 ms RTT - time at 0 ms RTT) / 0.1 s, through the relay both
 times, on the 3-node lab (fresh, then the working cluster its apply formed); medians of the
-repetitions, the fresh applies too (each on a reset lab, 0 ms and 100 ms alternating).
+repetitions; the fresh applies' figure the medians of 5 pairs (`--apply-pairs`), each apply on a
+reset lab, 0 ms and 100 ms first alternating, after an unmeasured warm-up apply (each pair and
+its verify.restart times are printed: that step waits on the nodes for the members' JVMs, the
+spread between runs).
 `check_network_vs_openssh_6`: the network section's check on a formed 6-node cluster against
 fresh OpenSSH connections (one per node, opened inside the timing) running the same commands.
 
@@ -102,6 +105,7 @@ TARGETS = {
 LAB_WAIT_S = 900  # how long to wait for another engineer's lab to go away
 DB_PASSWORD = "bench-throwaway-1"
 RTT_S = 0.1  # the slow link's round trip (the relay holds RTT_S / 2 each way)
+RESTART_STEP = "verify.restart"  # the step that waits on the nodes for the members' starts
 
 
 # -- capture: what one check runs, per node and step ---------------------------------------------
@@ -492,6 +496,60 @@ def restart_lab(lab: Lab) -> bool:
 
 
 @dataclass
+class ApplyPair:
+    """One pair of full applies on a reset lab, at 0 ms and at RTT_S (in the order run)."""
+
+    fast_s: float
+    slow_s: float
+    fast_restart_s: float  # verify.restart's time in each: it waits on the nodes for every
+    slow_restart_s: float  # member's JVM to start and join, which is where the spread comes from
+    slow_first: bool
+
+    def round_trips(self) -> float:
+        return (self.slow_s - self.fast_s) / RTT_S
+
+
+def fresh_applies(lab: Lab, plan_path: Path, work: Path, sections: list[str], pairs: int,
+                  label: str) -> tuple[tuple[float, float], CheckRun, list[ApplyPair]]:
+    """Full applies, each on a reset lab, at 0 ms and at RTT_S through the relay: the medians
+    of `pairs` pairs, the order alternating (0 ms first, then RTT_S first, ...). With more than
+    one pair an apply at 0 ms runs first, unmeasured: the lab's first apply after it is built
+    is the one whose members start coldest (jar and classes not yet in the page cache), and
+    each member's start is waited for on the node, so a cold one would count as round trips.
+    Also: the first measured apply at 0 ms (its commands and channels are reported)."""
+    def one(rtt: float, tag: str) -> CheckRun:
+        with relayed(lab, plan_path, work, rtt) as link:
+            log(f"{label}: full apply at {rtt * 1000:g} ms RTT on the reset lab "
+                f"(db up: {restart_lab(lab)}){tag}")
+            return asyncio.run(run_check(link, sections, apply=True,
+                                         state_dir=work / f"apply-fresh{tag.strip()}-{rtt}"))
+
+    if pairs > 1:
+        warm = one(0.0, " warm-up")
+        log(f"{label}, fresh apply warm-up (not counted): {warm.wall_s:.3f}s")
+    done: list[ApplyPair] = []
+    first: CheckRun | None = None
+    for rep in range(pairs):
+        slow_first = rep % 2 == 1
+        runs: dict[float, CheckRun] = {}
+        for rtt in (RTT_S, 0.0) if slow_first else (0.0, RTT_S):
+            runs[rtt] = one(rtt, f" {rep + 1}")
+            log(f"{label}, fresh apply, {rtt * 1000:g} ms RTT, pair {rep + 1}: "
+                f"{runs[rtt].wall_s:.3f}s (verify.restart "
+                f"{runs[rtt].step_s.get(RESTART_STEP, 0.0):.3f}s)")
+        first = first or runs[0.0]
+        pair = ApplyPair(runs[0.0].wall_s, runs[RTT_S].wall_s,
+                         runs[0.0].step_s.get(RESTART_STEP, 0.0),
+                         runs[RTT_S].step_s.get(RESTART_STEP, 0.0), slow_first)
+        done.append(pair)
+        log(f"{label}, fresh apply pair {rep + 1}: {pair.round_trips():.1f} round trips")
+    assert first is not None
+    medians = (statistics.median(p.fast_s for p in done),
+               statistics.median(p.slow_s for p in done))
+    return medians, first, done
+
+
+@dataclass
 class Sample:
     """What one lab size gave: medians and counters."""
 
@@ -509,6 +567,8 @@ class Sample:
     rt_apply_fresh: tuple[float, float] | None = None
     rt_check_working: tuple[float, float] | None = None
     rt_apply_working: tuple[float, float] | None = None
+    # the fresh applies' pairs: (time at 0 ms, time at RTT_S) and verify.restart's share of each
+    apply_pairs: list[ApplyPair] = field(default_factory=list)
 
 
 def compare(plan: Plan, addresses: dict[str, str], lab: Lab, work: Path, sections: list[str],
@@ -554,7 +614,8 @@ def compare(plan: Plan, addresses: dict[str, str], lab: Lab, work: Path, section
     return statistics.median(checks), statistics.median(bases), first, dict(ssh.step_s)
 
 
-def measure(n_nodes: int, reps: int, sections: list[str], *, cli: bool, apply: bool) -> Sample:
+def measure(n_nodes: int, reps: int, sections: list[str], *, cli: bool, apply: bool,
+            apply_pairs: int = 1) -> Sample:
     with lab_of(n_nodes) as lab, tempfile.TemporaryDirectory(prefix="omwbench-") as tmp:
         work = Path(tmp)
         plan_path = lab.write_plan(work / "plan.yaml")
@@ -579,24 +640,8 @@ def measure(n_nodes: int, reps: int, sections: list[str], *, cli: bool, apply: b
         if apply:
             sample.rt_check_fresh = over_links(lab, plan_path, work, reps,
                                                f"{n_nodes} nodes, fresh check", check_over)
-            # full applies on a fresh lab at 0 ms and (fresh again) at RTT_S, alternating, the
-            # medians of reps pairs (one pair is noisy: each restart waits for its member's
-            # start); the last one forms the working cluster the rest measures
-            fresh: dict[float, list[float]] = {0.0: [], RTT_S: []}
-            for rep in range(reps):
-                for rtt in (0.0, RTT_S) if rep % 2 == 0 else (RTT_S, 0.0):
-                    with relayed(lab, plan_path, work, rtt) as link:
-                        log(f"{n_nodes} nodes: full apply at {rtt * 1000:g} ms RTT on the reset "
-                            f"lab (db up: {restart_lab(lab)})")
-                        run = asyncio.run(run_check(link, sections, apply=True,
-                                                    state_dir=work / f"apply-fresh-{rep}-{rtt}"))
-                    if rtt == 0.0 and sample.apply is None:
-                        sample.apply = run  # its commands and channels are reported
-                    fresh[rtt].append(run.wall_s)
-                    log(f"{n_nodes} nodes, fresh apply, {rtt * 1000:g} ms RTT, repetition "
-                        f"{rep + 1}: {run.wall_s:.3f}s")
-            sample.rt_apply_fresh = (statistics.median(fresh[0.0]),
-                                     statistics.median(fresh[RTT_S]))
+            sample.rt_apply_fresh, sample.apply, sample.apply_pairs = fresh_applies(
+                lab, plan_path, work, sections, apply_pairs, f"{n_nodes} nodes")
             # the troubleshooting case: check a cluster that works (multicast answers at once,
             # so the floor is the commands themselves, not a capture's timeout)
             sample.applied = compare(plan, addresses, lab, work, sections, reps,
@@ -723,10 +768,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=None, help="repetitions (median of N)")
     parser.add_argument("--nodes", type=int, action="append", choices=range(2, 10),
                         metavar="N", help="only labs of N OM nodes (repeatable; diagnosis)")
+    parser.add_argument("--apply-pairs", type=int, default=None, metavar="N",
+                        help="pairs of fresh applies (0 ms, 100 ms) for apply_round_trips "
+                             "(default 5; quick: 1), after an unmeasured warm-up apply")
     parser.add_argument("--show-commands", action="store_true",
                         help="also list the commands one check ran, per node and step (stderr)")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 5)
+    apply_pairs = args.apply_pairs or (1 if args.quick else 5)
+    if reps < 1 or apply_pairs < 1:
+        parser.error("--reps and --apply-pairs take a whole number of at least 1")
     sizes = tuple(args.nodes) if args.nodes else (2, 3) if args.quick else (2, 3, 8)
     os.environ.setdefault("OMW_DB_PASSWORD", DB_PASSWORD)
     sections = available_sections()
@@ -746,7 +797,8 @@ def main(argv: list[str] | None = None) -> int:
     six = None if args.quick or args.nodes else network_vs_openssh(6, reps, sections)
     samples: dict[int, Sample] = {}
     for n in sizes:
-        samples[n] = measure(n, reps, sections, cli=(n == 3), apply=(n == 3))
+        samples[n] = measure(n, reps, sections, cli=(n == 3), apply=(n == 3),
+                             apply_pairs=apply_pairs)
         s = samples[n]
         if args.show_commands:
             show_commands(s.first)
@@ -797,6 +849,11 @@ def main(argv: list[str] | None = None) -> int:
             if times is not None:
                 notes.append(f"{name}: {times[0]:.3f}s at 0 ms RTT, {times[1]:.3f}s at "
                              f"{RTT_S * 1000:g} ms RTT (3 nodes, through the relay)")
+        for i, pair in enumerate(three.apply_pairs, 1):
+            notes.append(
+                f"fresh apply pair {i} ({'100 ms' if pair.slow_first else '0 ms'} first): "
+                f"{pair.fast_s:.2f}s / {pair.slow_s:.2f}s, {pair.round_trips():.1f} round trips; "
+                f"verify.restart {pair.fast_restart_s:.2f}s / {pair.slow_restart_s:.2f}s")
         if three.applied is not None:
             figures["check_fresh_vs_formed_3"] = f"{three.check_s / three.applied[0]:.2f}"
     if six is not None:

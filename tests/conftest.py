@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from omwizard.lab import Lab, build_lab, missing_requirements, shared_dir
+from tests.needs import skip_or_fail
 
 SESSION_NODES = 3
 SESSION_VERSION = "9.1.0"
@@ -45,9 +46,7 @@ def require_lab() -> None:
     """Skip (or, with OMW_LAB=required, fail) when the lab cannot be built here."""
     reason = missing_requirements()
     if reason:
-        if os.environ.get("OMW_LAB") == "required":
-            pytest.fail(f"OMW_LAB=required but {reason}", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail(reason)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -7,8 +7,8 @@ reports progress as events (omwizard.engine.events) and returns results in the c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from omwizard.engine.batch import apply_node, decide_records
 from omwizard.engine.catalog import SECTIONS, steps_for
@@ -41,6 +41,24 @@ if TYPE_CHECKING:
     from omwizard.remote.ssh import RemotePool
 
 NODES_AT_ONCE = 10
+
+
+class _Checked(NamedTuple):
+    """A step's check on some nodes, not yet reported: the nodes it ran on, what it found
+    there, the others' results (skipped, or not checked: unreached), and every node's
+    result once made (in a check, or where a node's connect failed: to note it unreached)."""
+
+    ran: list[Node]
+    found: dict[str, Finding]
+    skipped: list[Result]
+    made: list[Result]
+
+
+_NONE = _Checked([], {}, [], [])
+# what check_steps and an apply's window do with each step's check, in step order (`reads`:
+# the reads ahead still in flight): the step's results, reported
+_Report = Callable[[int, Step, StepContext, _Checked, list["asyncio.Future[Any]"]],
+                   Awaitable[list[Result]]]
 
 
 def summarize(results: Iterable[Result]) -> dict[str, int]:
@@ -261,40 +279,93 @@ class Engine:
         every node's declared facts and files of the whole run read in one round trip per
         sudo mode while every step's check starts; a step waits only for the steps it
         declares in `after`. Results are reported (StepFinished) and returned in step order.
+        Only a check puts up CHECKING (ctx.checked, ctx.found_in_run): an apply reads live.
         """
         steps = list(steps)
         if not steps:
             return []
+        loop = asyncio.get_running_loop()
+        checking: dict[str, asyncio.Future[None]] = {s.id: loop.create_future() for s in steps}
+
+        async def report(i: int, step: Step, ctx: StepContext, checked: _Checked,
+                         reads: list[asyncio.Future[Any]]) -> list[Result]:
+            return [self.finish(r) for r in self._ordered(checked.made)]
+
+        try:
+            return await self._check_together(steps, report, checking=checking)
+        finally:
+            if self.shared.get(CHECKING) is checking:  # a later run of this engine waits on none
+                self.shared.pop(CHECKING)
+                self.shared.pop(FOUND, None)
+
+    async def _check_together(self, steps: list[Step], report: _Report, *,
+                              run: list[Step] | None = None,
+                              checking: dict[str, asyncio.Future[None]] | None = None,
+                              ) -> list[Result]:
+        """What check_steps and an apply's window share: these steps checked at once, as
+        check_steps says, each step's check on all nodes handed to `report` in step order
+        (its results returned). The steps on nodes whose connect failed (no network) are
+        checked first, one after another; the reads ahead (for `run`, default these steps;
+        `reads`: those still in flight) start before the steps. checking: check_steps'
+        futures, put up as CHECKING for the checks at once. All left running is cancelled."""
         ctx = self.context()
         await self._reach(ctx, steps)
         down = [n for n in self.nodes if self.pool.failure(n) is not None]
         up = [n for n in self.nodes if n not in down]
-        said: list[list[Result]] = []
-        for step in steps:  # no network: their connect failed already
-            said.append(await self._check_part(step, down) if down else [])
-        gathers = [asyncio.ensure_future(self._bounded(self._gather_run(ctx, steps, n)))
-                   for n in up]  # before the steps: their reads wait for these, not redo them
-        loop = asyncio.get_running_loop()
-        checking: dict[str, asyncio.Future[None]] = {s.id: loop.create_future() for s in steps}
-        self.shared[CHECKING] = checking  # StepContext.checked waits on these
-        tasks: list[asyncio.Future[list[Result]]] = []
-        for i, step in enumerate(steps):
+        bound = [self.context().bind(step) for step in steps]
+        said: list[_Checked] = []
+        for step, mine in zip(steps, bound, strict=True):  # no network: their connect failed
+            said.append(await self._check_nodes(step, mine, down) if down else _NONE)
+        reads: list[asyncio.Future[Any]] = [  # before the steps: theirs wait for these
+            asyncio.ensure_future(self._bounded(self._gather_run(ctx, steps, n, run)))
+            for n in up]
+        if checking is not None:  # only now: the checks above, one after another, wait on none
+            self.shared[CHECKING] = checking  # StepContext.checked waits on these
+        tasks: list[asyncio.Future[_Checked]] = []
+        for i, (step, mine) in enumerate(zip(steps, bound, strict=True)):
             deps = [tasks[j] for j in self._after(step, steps[:i])]
+            over = None if checking is None else checking[step.id]
             tasks.append(asyncio.ensure_future(
-                self._check_after(step, up, deps, checking[step.id])))
+                self._check_nodes(step, mine, up, deps, at_once=True, over=over)))
         results: list[Result] = []
         try:
-            for early, task in zip(said, tasks, strict=True):
-                mine = self._ordered(early + await task)
-                results += [self.finish(r) for r in mine]
+            for i, (step, mine, early, task) in enumerate(
+                    zip(steps, bound, said, tasks, strict=True)):
+                late = await task
+                checked = _Checked(early.ran + late.ran, early.found | late.found,
+                                   early.skipped + late.skipped, early.made + late.made)
+                results += await report(i, step, mine, checked, reads)
         finally:
-            for task in (*tasks, *gathers):
-                if not task.done():
-                    task.cancel()
-            await asyncio.gather(*tasks, *gathers, return_exceptions=True)
-            self.shared.pop(CHECKING, None)  # a later run of this engine waits on none
-            self.shared.pop(FOUND, None)
+            for job in (*tasks, *reads):
+                if not job.done():
+                    job.cancel()
+            await asyncio.gather(*tasks, *reads, return_exceptions=True)
         return results
+
+    async def _check_nodes(self, step: Step, ctx: StepContext, nodes: list[Node],
+                           deps: list[asyncio.Future[_Checked]] | None = None, *,
+                           at_once: bool = False,
+                           over: asyncio.Future[None] | None = None) -> _Checked:
+        """The step's check on some nodes, once the steps it runs `after` are checked, not
+        yet reported. Checked one step after another (the nodes whose connect failed), or at
+        once in a check (`over`: its CHECKING future), its results are made and its nodes
+        found unreachable noted as it ends, so a later step refers to them; checked at once
+        in an apply's window, they are made and noted as the step is reported, in order."""
+        try:
+            if deps:
+                await asyncio.wait(deps)
+            runnable, skipped = self._split(step, ctx, nodes)
+            found = await self._check(step, ctx, runnable, at_once=at_once)
+            if over is not None:
+                self.shared.setdefault(FOUND, {})[step.id] = found
+            elif at_once:
+                return _Checked(runnable, found, skipped, [])
+            made = skipped + [self._result(step, n, found[n.name]) for n in runnable]
+            self._note_unreached(step, made)
+            return _Checked(runnable, found, skipped, made)
+        finally:
+            if over is not None and not over.done():  # (two steps of one id: the first over)
+                over.set_result(None)
 
     @staticmethod
     def _after(step: Step, earlier: list[Step]) -> list[int]:
@@ -302,29 +373,6 @@ class Engine:
         it (others are not waited for: not selected, or later in the run, which would wait
         for ever)."""
         return [i for i, s in enumerate(earlier) if s.id in step.after]
-
-    async def _check_after(self, step: Step, nodes: list[Node],
-                           deps: list[asyncio.Future[list[Result]]],
-                           over: asyncio.Future[None]) -> list[Result]:
-        try:
-            if deps:
-                await asyncio.wait(deps)
-            return await self._check_part(step, nodes, at_once=True)
-        finally:
-            if not over.done():  # (two steps of one id: the first over)
-                over.set_result(None)
-
-    async def _check_part(self, step: Step, nodes: list[Node], *,
-                          at_once: bool = False) -> list[Result]:
-        """check_step on some of the nodes, not yet reported."""
-        ctx = self.context().bind(step)
-        runnable, results = self._split(step, ctx, nodes)
-        found = await self._check(step, ctx, runnable, at_once=at_once)
-        if at_once:
-            self.shared.setdefault(FOUND, {})[step.id] = found
-        results += [self._result(step, n, found[n.name]) for n in runnable]
-        self._note_unreached(step, results)
-        return results
 
     async def _reach(self, ctx: StepContext, steps: list[Step]) -> None:
         """Connect every node a step runs on, all at once (a failure is kept by the pool)."""
@@ -451,67 +499,26 @@ class Engine:
 
     async def _apply_window(self, window: list[Step]) -> list[Result]:
         """These steps, all proofs but perhaps the last, as apply_step one after another
-        would run them, but checked at once (issue 21): a proof changes nothing, and the one
-        change comes after every check of the window. As check_steps: every node connected
-        first, one that cannot be reached said once (by the first step there); every node's
-        declared facts and files read in one round trip per sudo mode (ahead for the rest of
-        the run, as apply_step reads); `after` honoured. Then, in step order, each step is
-        reported (state saved, the resume point moved on) and the last one applied where its
-        check asked for it, exactly as apply_step does after its check."""
+        would run them, but checked at once (issue 21, _check_together): a proof changes
+        nothing, and the one change comes after every check of the window (and every read
+        ahead, ahead for the rest of the run, as apply_step reads). Then, in step order, each
+        step is reported (state saved, the resume point moved on) and the last one applied
+        where its check asked for it, exactly as apply_step does after its check."""
         first = window[0]
         self._touch("apply", section=first.section, step=first.name)
         if len(window) == 1:
             return await self.apply_step(first)
-        ctx = self.context()
-        await self._reach(ctx, window)
-        down = [n for n in self.nodes if self.pool.failure(n) is not None]
-        up = [n for n in self.nodes if n not in down]
-        bound = [self.context().bind(step) for step in window]
-        said: list[_Checked] = []
-        for step, mine in zip(window, bound, strict=True):  # no network: connect failed
-            said.append(await self._check_nodes(step, mine, down) if down else _NONE)
-        run = self.steps()
-        gathers = [asyncio.ensure_future(self._bounded(self._gather_run(ctx, window, n, run)))
-                   for n in up]  # before the steps: their reads wait for these, not redo them
-        tasks: list[asyncio.Future[_Checked]] = []
-        for i, (step, mine) in enumerate(zip(window, bound, strict=True)):
-            deps = [tasks[j] for j in self._after(step, window[:i])]
-            tasks.append(asyncio.ensure_future(
-                self._check_nodes(step, mine, up, deps, at_once=True)))
-        results: list[Result] = []
-        try:
-            for i, (step, mine, early, task) in enumerate(
-                    zip(window, bound, said, tasks, strict=True)):
-                late = await task
-                if i:
-                    self._touch("apply", section=step.section, step=step.name)
-                if i == len(window) - 1:  # its change (if any) only once no read is in flight
-                    await asyncio.gather(*gathers)
-                results += await self._apply_found(
-                    step, mine, early[0] + late[0], early[1] | late[1], early[2] + late[2])
-        finally:
-            for job in (*tasks, *gathers):
-                if not job.done():
-                    job.cancel()
-            await asyncio.gather(*tasks, *gathers, return_exceptions=True)
-        return results
 
-    async def _check_nodes(self, step: Step, ctx: StepContext, nodes: list[Node],
-                           deps: list[asyncio.Future[_Checked]] | None = None, *,
-                           at_once: bool = False) -> _Checked:
-        """The step's check on some nodes, once the steps it runs `after` are checked: the
-        nodes it ran on, what it found there, the results of the others (skipped, or not
-        checked: unreached), not yet reported. Checked one step after another (the nodes
-        whose connect failed), a node found unreachable is noted at once, so the next step
-        refers to it; checked at once, the steps note theirs in step order as reported."""
-        if deps:
-            await asyncio.wait(deps)
-        runnable, skipped = self._split(step, ctx, nodes)
-        found = await self._check(step, ctx, runnable, at_once=at_once)
-        if not at_once:
-            self._note_unreached(step, skipped + [self._result(step, n, found[n.name])
-                                                  for n in runnable])
-        return runnable, found, skipped
+        async def report(i: int, step: Step, ctx: StepContext, checked: _Checked,
+                         reads: list[asyncio.Future[Any]]) -> list[Result]:
+            if i:
+                self._touch("apply", section=step.section, step=step.name)
+            if i == len(window) - 1:  # its change (if any) only once no read is in flight
+                await asyncio.gather(*reads)
+            return await self._apply_found(step, ctx, checked.ran, checked.found,
+                                           checked.skipped)
+
+        return await self._check_together(window, report, run=self.steps())
 
     async def recover_interrupted(self) -> list[Result]:
         """Changes whose start was journaled but not their end are checked first (CONTRACT)."""
@@ -744,11 +751,6 @@ class Engine:
 
 async def _read_or_none(remote: Any, path: str | None) -> bytes | None:
     return await remote.read_file(path) if path else None
-
-
-# a step's check on some nodes: the nodes it ran on, its findings there, the others' results
-_Checked = tuple[list[Node], dict[str, Finding], list[Result]]
-_NONE: _Checked = ([], {}, [])
 
 
 class _Conflict(Exception):

@@ -12,6 +12,8 @@ from omwizard.configs.firewall import tag
 from omwizard.facts.firewall_paths import (
     Opening,
     Packet,
+    Verdict,
+    after_jump,
     judge_ports,
 )
 
@@ -126,8 +128,7 @@ def _ipt_ports(spec: str, port: int) -> bool | None:
     return False
 
 
-def _ipt_eval(rs: IptRuleset, chain: str, pkt: Packet, depth: int = 0
-              ) -> tuple[str, str, set[str]]:
+def _ipt_eval(rs: IptRuleset, chain: str, pkt: Packet, depth: int = 0) -> Verdict:
     maybe: set[str] = set()
     for words in rs.rules.get(chain, ()):
         matched, target = _ipt_rule(words, pkt)
@@ -137,13 +138,9 @@ def _ipt_eval(rs: IptRuleset, chain: str, pkt: Packet, depth: int = 0
             if depth > 16:
                 maybe.add("unknown")
                 continue
-            got, where, more = _ipt_eval(rs, target, pkt, depth + 1)
-            if matched is None:
-                maybe.update({got, *more} - {"continue"})
-                continue
-            maybe |= more
-            if got != "continue":
-                return got, where, maybe
+            decided = after_jump(matched, _ipt_eval(rs, target, pkt, depth + 1), maybe)
+            if decided is not None:
+                return decided
             continue
         outcome = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "drop",
                    "RETURN": "continue"}.get(target)

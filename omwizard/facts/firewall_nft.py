@@ -14,6 +14,8 @@ from omwizard.facts.firewall_paths import (
     PASS,
     Opening,
     Packet,
+    Verdict,
+    after_jump,
     judge_ports,
     settle,
 )
@@ -192,8 +194,7 @@ def _nft_rule(expr: list[dict[str, Any]], pkt: Packet) -> tuple[bool | None, str
     return matched, verdict, arg
 
 
-def _nft_eval(rs: NftRuleset, chain: NftChain, pkt: Packet, depth: int = 0
-              ) -> tuple[str, str, set[str]]:
+def _nft_eval(rs: NftRuleset, chain: NftChain, pkt: Packet, depth: int = 0) -> Verdict:
     """(accept | drop | continue, where, outcomes an unreadable rule could have led to)."""
     maybe: set[str] = set()
     for rule in chain.rules:
@@ -205,13 +206,9 @@ def _nft_eval(rs: NftRuleset, chain: NftChain, pkt: Packet, depth: int = 0
             if target is None or depth > 16:
                 maybe.add("unknown")
                 continue
-            got, where, more = _nft_eval(rs, target, pkt, depth + 1)
-            if matched is None:
-                maybe.update({got, *more} - {"continue"})
-                continue
-            maybe |= more
-            if got != "continue":
-                return got, where, maybe
+            decided = after_jump(matched, _nft_eval(rs, target, pkt, depth + 1), maybe)
+            if decided is not None:
+                return decided
             continue
         outcome = {"accept": "accept", "return": "continue"}.get(verdict, "drop")
         if matched is None:

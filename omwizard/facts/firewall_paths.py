@@ -98,6 +98,23 @@ def in_source(source: str, address: str) -> bool | None:
         return None  # a MAC address or an ipset of another kind
 
 
+# (accept | drop | continue, where it was decided, outcomes an unreadable rule could have
+# led to): one packet through one chain of a filter
+Verdict = tuple[str, str, set[str]]
+
+
+def after_jump(matched: bool | None, sub: Verdict, maybe: set[str]) -> Verdict | None:
+    """A jump to a sub-chain, every tool's way: the sub-chain's decision when the jump surely
+    matched and the sub-chain decided; else None (walk on), its outcomes added to `maybe`
+    (all of them but "continue" when the jump's rule could not be read)."""
+    got, where, more = sub
+    if matched is None:
+        maybe.update({got, *more} - {"continue"})
+        return None
+    maybe |= more
+    return (got, where, maybe) if got != "continue" else None
+
+
 # (outcome accept | drop, where it was decided, outcomes an unreadable rule could have led
 # to, where to say "unknown") for one packet through one of the node's filters
 Walked = tuple[str, str, set[str], str]

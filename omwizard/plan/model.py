@@ -386,6 +386,13 @@ class _Checker:
     def add(self, path: str, message: str, fix: str) -> None:
         self.problems.append(PlanProblem(path, message, fix))
 
+    def nonempty_list(self, value: Any, path: str, fix: str) -> bool:
+        """Whether value is a non-empty list; the problem is recorded when it is not."""
+        if isinstance(value, list) and value:
+            return True
+        self.add(path, f"must be a non-empty list, not {_show(value)}", fix)
+        return False
+
     def keys(self, data: Mapping[Any, Any], path: str, known: tuple[str, ...]) -> None:
         for key in data:
             if isinstance(key, str) and key in known:
@@ -718,8 +725,7 @@ def _read_roles(c: _Checker, raw: Mapping[str, Any], path: str) -> tuple[str, ..
     if value is None:
         return ("om",)
     fix = "write roles: [om], [om, storage] or [database]; roles are om, storage, database"
-    if not isinstance(value, list) or not value:
-        c.add(where, f"must be a non-empty list, not {_show(value)}", fix)
+    if not c.nonempty_list(value, where, fix):
         return None
     roles: list[str] = []
     for j, role in enumerate(value):
@@ -911,8 +917,7 @@ def _read_interfaces(c: _Checker, data: Mapping[str, Any]) -> tuple[str, ...] | 
         return ()
     where = "network.interfaces"
     fix = 'write a list like interfaces: ["10.1.1.*"] (parts: number, * or range 4-18)'
-    if not isinstance(value, list) or not value:
-        c.add(where, f"must be a non-empty list, not {_show(value)}", fix)
+    if not c.nonempty_list(value, where, fix):
         return None
     out: list[str] = []
     for j, item in enumerate(value):

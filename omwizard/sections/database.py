@@ -142,6 +142,25 @@ def _probed(ctx: StepContext) -> dict[str, tuple[str, str | None] | None]:
     return probed
 
 
+async def _admin_probe(ctx: StepContext, node: Node, db: Database, command: str | list[str],
+                       stdin: str) -> RunResult:
+    """remote-user's admin probe, either kind: the declared fact (ADMIN_PROBE, read with the
+    node's other facts) when no admin password is set, else `command` run with the admin
+    password and the probe's SQL on `stdin` (never argv)."""
+    fact = await ctx.fact(node, dbsql.ADMIN_PROBE)
+    if fact.status is not None:
+        return RunResult(dbsql.admin_probe_command(db), fact.status, fact.output, "")
+    return await ctx.run(node, command, input=stdin)
+
+
+def _cannot_query(result: RunResult, server: str, login: str) -> Finding:
+    """remote-user's check when the admin probe failed (`login`: how omwizard logs in)."""
+    return Finding.failed(
+        f"cannot query {server} as admin: {result.output[-300:]}",
+        f"make sure the server runs; omwizard {login}, or set "
+        "database.admin_user/admin_password", result.evidence())
+
+
 # ctx.shared: database nodes whose remote-user check in THIS run found needs-change (the
 # latest check wins, so the re-check after apply clears it): db-login waits on them
 REMOTE_USER_PENDING = "database.remote-user-pending"
@@ -182,23 +201,17 @@ class RemoteUserStep(DatabaseStep):
         return await self._check_pg(ctx, node, db)
 
     async def _mysql_probe(self, ctx: StepContext, node: Node, db: Database) -> RunResult:
-        """The admin probe: the declared fact (socket login as root), or with an admin
-        password (stdin only) a command of its own."""
-        fact = await ctx.fact(node, dbsql.ADMIN_PROBE)
-        if fact.status is not None:
-            return RunResult(dbsql.admin_probe_command(db), fact.status, fact.output, "")
+        """The admin probe as root over the socket, or as admin_user (_admin_probe)."""
         cmd, prefix = mysql_client(db)
-        return await ctx.run(node, cmd, input=prefix + dbsql.mysql_probe_sql(db.user, db.name))
+        return await _admin_probe(ctx, node, db, cmd,
+                                  prefix + dbsql.mysql_probe_sql(db.user, db.name))
 
     async def _check_mysql(self, ctx: StepContext, node: Node, db: Database) -> Finding:
         result = await self._mysql_probe(ctx, node, db)
         _probed(ctx)[node.name] = (result.stdout, None) if result.ok else None
         if not result.ok:
-            return Finding.failed(
-                f"cannot query the MySQL/MariaDB server as admin: {result.output[-300:]}",
-                "make sure the server runs; omwizard logs in as root over the socket "
-                "(`mysql` as root), or set database.admin_user/admin_password",
-                result.evidence())
+            return _cannot_query(result, "the MySQL/MariaDB server", "logs in as root over "
+                                 "the socket (`mysql` as root)")
         facts = dbsql.parse_mysql_probe(result.stdout)
         decision = dbsql.mysql_decide(facts, self._hosts(ctx), node.address)
         problems = dbsql.mysql_problems(facts, decision, db.user, db.name, node.address)
@@ -211,23 +224,15 @@ class RemoteUserStep(DatabaseStep):
                              "only if bind-address changes)", result.evidence())
 
     async def _check_pg(self, ctx: StepContext, node: Node, db: Database) -> Finding:
-        # one read: the probe, then the pg_hba.conf it names (dbsql.with_hba); the declared
-        # fact, or with an admin password (stdin only) a command of its own
-        fact = await ctx.fact(node, dbsql.ADMIN_PROBE)
-        if fact.status is not None:
-            both = RunResult(dbsql.admin_probe_command(db), fact.status, fact.output, "")
-        else:
-            both = await ctx.run(node, dbsql.with_hba(psql_script(db, "-f -")),
-                                 input=admin_prefix(db) + dbsql.pg_probe_sql(db.user, db.name))
+        # one read: the probe, then the pg_hba.conf it names (dbsql.with_hba)
+        both = await _admin_probe(ctx, node, db, dbsql.with_hba(psql_script(db, "-f -")),
+                                  admin_prefix(db) + dbsql.pg_probe_sql(db.user, db.name))
         probe_out, hba = dbsql.split_hba(both.stdout)
         result = RunResult(psql_script(db, "-f -"), both.exit_status, probe_out, both.stderr)
         _probed(ctx)[node.name] = (probe_out, hba) if result.ok else None
         if not result.ok:
-            return Finding.failed(
-                f"cannot query PostgreSQL as admin: {result.output[-300:]}",
-                "make sure the server runs; omwizard uses `runuser -u postgres -- psql` "
-                "(peer auth), or set database.admin_user/admin_password",
-                result.evidence())
+            return _cannot_query(result, "PostgreSQL",
+                                 "uses `runuser -u postgres -- psql` (peer auth)")
         facts = dbsql.parse_pg_probe(result.stdout)
         decision = dbsql.pg_decide(facts, hba or "", db.user, db.name, self._hosts(ctx),
                                    node.address)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shlex
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from omwizard.engine.step import Finding, Step, StepContext
@@ -93,13 +94,21 @@ class ClusterDoctorStep(DoctorStep):
         return self.healthy
 
 
-class VersionsStep(ClusterDoctorStep):
+class ComparedStep(ClusterDoctorStep):
+    """A doctor step whose judgement is one pure comparison of the nodes' rows
+    (facts/doctor.py); `healthy` words the ok line of a node it found nothing wrong on."""
+
+    def __init__(self, name: str, title: str, doc: str,
+                 judge: Callable[[dict[str, NodeView]], Problems],
+                 healthy: Callable[[NodeView], str]) -> None:
+        super().__init__(name, title, doc)
+        self._judge, self._healthy = judge, healthy
+
     def judge_all(self, ctx: StepContext, rows: dict[str, NodeView]) -> Problems:
-        return dx.judge_versions(rows)
+        return self._judge(rows)
 
     def healthy_for(self, view: NodeView) -> str:
-        return (f"OpenMeetings {view.om_version or '?'}, Hazelcast {view.hazelcast_version or '?'}"
-                " as the others")
+        return self._healthy(view)
 
 
 class JoinStep(DoctorStep):
@@ -114,22 +123,6 @@ class InterfacesStep(DoctorStep):
 
     def judge(self, ctx: StepContext, view: NodeView) -> list[Problem]:
         return dx.judge_interfaces(view)
-
-
-class IdentityStep(ClusterDoctorStep):
-    def judge_all(self, ctx: StepContext, rows: dict[str, NodeView]) -> Problems:
-        return dx.judge_identity(rows)
-
-    def healthy_for(self, view: NodeView) -> str:
-        return f"instance-name {view.instance_name!r}, unique, as its name attribute"
-
-
-class ClusterNameStep(ClusterDoctorStep):
-    def judge_all(self, ctx: StepContext, rows: dict[str, NodeView]) -> Problems:
-        return dx.judge_cluster_name(rows)
-
-    def healthy_for(self, view: NodeView) -> str:
-        return f"cluster-name {view.cluster_name!r} as the others"
 
 
 def url_probe_parts(url: str) -> dict[str, str]:
@@ -190,32 +183,6 @@ class OverridesStep(DoctorStep):
         return dx.judge_overrides(view, ctx.plan.cluster.om_home)
 
 
-class DatabaseStep(ClusterDoctorStep):
-    def judge_all(self, ctx: StepContext, rows: dict[str, NodeView]) -> Problems:
-        return dx.judge_database(rows)
-
-    def healthy_for(self, view: NodeView) -> str:
-        return f"database {view.db_url or '?'} as the others; no database error in the log"
-
-
-class DataDirStep(ClusterDoctorStep):
-    def judge_all(self, ctx: StepContext, rows: dict[str, NodeView]) -> Problems:
-        return dx.judge_data_dir(rows)
-
-    def healthy_for(self, view: NodeView) -> str:
-        return f"DATA_DIR {view.data_dir_live or view.data_dir_configured or '(default)'}"
-
-
-class KurentoStep(ClusterDoctorStep):
-    def judge_all(self, ctx: StepContext, rows: dict[str, NodeView]) -> Problems:
-        return dx.judge_kurento(rows)
-
-    def healthy_for(self, view: NodeView) -> str:
-        if not view.kurento_url:
-            return "no Kurento settings found (openmeetings.properties)"
-        return f"Kurento {view.kurento_url}, kuid {view.kuid}: its own"
-
-
 class PortsStep(ClusterDoctorStep):
     healthy = (f"TCP {dx.HAZELCAST_PORT} and {dx.OPENJPA_PORT} reachable from the other "
                "nodes")
@@ -244,16 +211,6 @@ class PortsStep(ClusterDoctorStep):
         return {n: finding(v, problems.get(n, []), self.healthy) for n, v in rows.items()}
 
 
-class MembersStep(ClusterDoctorStep):
-    def judge_all(self, ctx: StepContext, rows: dict[str, NodeView]) -> Problems:
-        return dx.judge_members(rows)
-
-    def healthy_for(self, view: NodeView) -> str:
-        if not view.running:
-            return "not running (see doctor.live-jvm)"
-        return f"sees {', '.join(view.members_seen) or 'no one yet'}"
-
-
 class MatrixStep(ClusterDoctorStep):
     """The node-by-node matrix (every row, with what the probes of this run added)."""
 
@@ -275,19 +232,26 @@ class MatrixStep(ClusterDoctorStep):
 DOC = "Read-only: {what} (not in the documentation; see `omwizard doctor`)."
 
 STEPS: list[Step] = [
-    VersionsStep("versions", "Same OpenMeetings and Hazelcast everywhere",
+    ComparedStep("versions", "Same OpenMeetings and Hazelcast everywhere",
                  DOC.format(what="OpenMeetings releases and Hazelcast jars agree between nodes "
-                            "(Hazelcast refuses members of another minor version)")),
+                            "(Hazelcast refuses members of another minor version)"),
+                 dx.judge_versions,
+                 lambda v: (f"OpenMeetings {v.om_version or '?'}, Hazelcast "
+                            f"{v.hazelcast_version or '?'} as the others")),
     JoinStep("join", "A join method is enabled",
              DOC.format(what="hazelcast.xml enables a join method (OM 4.0.1+ ships all off)")),
     InterfacesStep("interfaces", "The interface pattern picks the cluster address",
                    DOC.format(what="<interfaces> matches this node's cluster address, not "
                               "nothing, not Docker's bridge, not IPv6")),
-    IdentityStep("identity", "Unique instance-name, equal to the name attribute",
+    ComparedStep("identity", "Unique instance-name, equal to the name attribute",
                  DOC.format(what="instance-names are set, unique, and equal to the member "
-                            "attribute name")),
-    ClusterNameStep("cluster-name", "One cluster-name of its own",
-                    DOC.format(what="one cluster-name, not Hazelcast's default 'dev'")),
+                            "attribute name"),
+                 dx.judge_identity,
+                 lambda v: f"instance-name {v.instance_name!r}, unique, as its name attribute"),
+    ComparedStep("cluster-name", "One cluster-name of its own",
+                 DOC.format(what="one cluster-name, not Hazelcast's default 'dev'"),
+                 dx.judge_cluster_name,
+                 lambda v: f"cluster-name {v.cluster_name!r} as the others"),
     ServerUrlStep("server-url", "server.url names this node and answers",
                   DOC.format(what="server.url is this node's, answers, and its certificate "
                              "fits")),
@@ -297,18 +261,29 @@ STEPS: list[Step] = [
     OverridesStep("overrides", "Nothing overrides hazelcast.xml",
                   DOC.format(what="no stray hazelcast.xml where OM starts, no "
                              "-Dhazelcast.config naming another file")),
-    DatabaseStep("database", "One database, reachable",
+    ComparedStep("database", "One database, reachable",
                  DOC.format(what="every node's persistence.xml names the same database; the "
-                            "log has no \"DB seems to be down\"")),
-    DataDirStep("data-dir", "One DATA_DIR", DOC.format(what="every node uses the same "
-                                                        "DATA_DIR")),
-    KurentoStep("kurento", "A Kurento server and kuid per node",
-                DOC.format(what="no two nodes share a Kurento media server or a kurento.kuid")),
+                            "log has no \"DB seems to be down\""),
+                 dx.judge_database,
+                 lambda v: f"database {v.db_url or '?'} as the others; no database error in "
+                           "the log"),
+    ComparedStep("data-dir", "One DATA_DIR", DOC.format(what="every node uses the same "
+                                                         "DATA_DIR"),
+                 dx.judge_data_dir,
+                 lambda v: f"DATA_DIR {v.data_dir_live or v.data_dir_configured or '(default)'}"),
+    ComparedStep("kurento", "A Kurento server and kuid per node",
+                 DOC.format(what="no two nodes share a Kurento media server or a kurento.kuid"),
+                 dx.judge_kurento,
+                 lambda v: f"Kurento {v.kurento_url}, kuid {v.kuid}: its own" if v.kurento_url
+                 else "no Kurento settings found (openmeetings.properties)"),
     PortsStep("ports", "Hazelcast's and OpenJPA's ports between the nodes",
               DOC.format(what="TCP 5701 (Hazelcast) and 5636 (OpenJPA's remote commits) of "
                          "each node are reachable from the others")),
-    MembersStep("members", "Every member sees the others",
-                DOC.format(what="Hazelcast's latest member list in each node's log")),
+    ComparedStep("members", "Every member sees the others",
+                 DOC.format(what="Hazelcast's latest member list in each node's log"),
+                 dx.judge_members,
+                 lambda v: f"sees {', '.join(v.members_seen) or 'no one yet'}" if v.running
+                 else "not running (see doctor.live-jvm)"),
     MatrixStep("matrix", "The nodes side by side",
                DOC.format(what="each node's versions, names, URLs, database, DATA_DIR, live "
                           "JVM flags, Kurento and members")),

@@ -117,6 +117,15 @@ async def ensure_folder(ctx: StepContext, node: Node, path: str) -> None:
     )
 
 
+async def ensure_nfs_basics(ctx: StepContext, node: Node, seen: sf.NfsState) -> None:
+    """An NFS step's first changes, where its check found them missing: the package, then
+    the folder (the server's export, the client's mount point)."""
+    if not seen.package.installed:
+        await ensure_package(ctx, node, seen.package)
+    if not seen.folder:
+        await ensure_folder(ctx, node, ctx.plan.storage.path)
+
+
 async def edit_then_run(
     ctx: StepContext,
     node: Node,
@@ -309,10 +318,7 @@ class NfsServerStep(StorageStep):
         st = ctx.plan.storage
         clients = sf.client_addresses(ctx.plan, node)
         seen = finding.typed(sf.NfsServerState)
-        if not seen.package.installed:
-            await ensure_package(ctx, node, seen.package)
-        if not seen.folder:
-            await ensure_folder(ctx, node, st.path)
+        await ensure_nfs_basics(ctx, node, seen)
         current = await ctx.read_text(node, EXPORTS)
         try:
             wanted = sf.exports_text(current, st.path, clients, st.export_options)
@@ -415,10 +421,7 @@ class NfsClientStep(StorageStep):
         assert server is not None
         line = sf.client_line(ctx.plan)
         seen = finding.typed(sf.NfsClientState)
-        if not seen.package.installed:
-            await ensure_package(ctx, node, seen.package)
-        if not seen.folder:
-            await ensure_folder(ctx, node, st.path)
+        await ensure_nfs_basics(ctx, node, seen)
         mount = ["timeout", str(MOUNT_TIMEOUT), "mount", st.path]
         umount = ["umount", st.path]
         if not seen.edit:

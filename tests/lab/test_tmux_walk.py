@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 import uuid
@@ -21,9 +20,9 @@ from omwizard.cli.rehearse import REHEARSAL_DIR, SESSION_FILE
 from omwizard.engine.catalog import SECTIONS
 from omwizard.engine.state import StateStore
 from omwizard.lab import netns as lab_netns
+from tests.needs import need_tool
 
-pytestmark = [pytest.mark.lab_build,
-              pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
+pytestmark = pytest.mark.lab_build
 
 ROOT = Path(__file__).resolve().parents[2]
 # 120x40 here; OMW_WALK_SIZE=80x24 walks the smallest terminal the wizard is made for
@@ -130,6 +129,7 @@ def apply_section(term: Terminal, n: int) -> str:
 
 
 def test_walk_rehearse_to_a_green_verify_with_the_keys_shown(own_lab_slot, tmp_path) -> None:
+    need_tool("tmux", "tmux")
     term = Terminal(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "OMW_DB_PASSWORD"}
     env.update({"TERM": "xterm-256color", "OMW_LAB_WAIT": LAB_WAIT})

@@ -23,6 +23,7 @@ import pytest
 from omwizard.plan.model import Node, SSHConfig
 from omwizard.remote import handshake
 from omwizard.remote.ssh import RemoteError, RemotePool
+from tests.needs import need_tool
 from tests.remote.conftest import Sshd, started_sshd
 
 pytestmark = pytest.mark.lab
@@ -30,12 +31,9 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    sshd = started_sshd(tmp_path_factory, "handshake",
-                        "LogLevel DEBUG3\nMaxStartups 100\nTrustedUserCAKeys {dir}/user_ca.pub\n")
-    try:
+    with started_sshd(tmp_path_factory, "handshake", "LogLevel DEBUG3\nMaxStartups 100\n"
+                      "TrustedUserCAKeys {dir}/user_ca.pub\n") as sshd:
         yield sshd
-    finally:
-        sshd.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -174,8 +172,7 @@ async def test_without_any_key_asyncssh_asks_the_servers_methods_as_before(
 @pytest.fixture
 def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A real ssh-agent of our own (ended by its pid), its socket in SSH_AUTH_SOCK."""
-    if shutil.which("ssh-agent") is None:
-        pytest.skip("needs ssh-agent (openssh-client)")
+    need_tool("ssh-agent", "openssh-client")
     sock = tmp_path / "agent.sock"
     proc = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
     try:

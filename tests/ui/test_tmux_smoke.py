@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
-import pytest
+from tests.needs import need_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_welcome_in_tmux_and_quit(tmp_path: Path) -> None:
+    need_tool("tmux", "tmux")
     session = f"omw-smoke-{uuid.uuid4().hex[:8]}"
     status = tmp_path / "status"
     env = {**os.environ, "HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state"),

@@ -6,11 +6,9 @@ documentation's procedure touches, and be a fixed point of the transform.
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from functools import cache
-from pathlib import Path
 
 import pytest
 import xmlschema
@@ -27,12 +25,11 @@ from omwizard.configs.hazelcast import (
     transform,
     warnings,
 )
+from omwizard.lab import shared_dir
+from tests.unit.configs.releases import OM, VERSIONS
 
-SHARED = Path(os.environ.get("OMW_SHARED") or Path(__file__).resolve().parents[3].parent / "shared")
-OM = SHARED / "fixtures" / "openmeetings"
-XSD = SHARED / "fixtures" / "hazelcast"
+XSD = shared_dir() / "fixtures" / "hazelcast"
 
-VERSIONS = ["4.0.11", "5.0.0", "6.3.0", "7.0.0", "8.1.0", "9.1.0"]
 SCHEMAS = {"4.0.11": (3, 9), "5.0.0": (4, 1), "6.3.0": (5, 0), "7.0.0": (5, 1),
            "8.1.0": (5, 5), "9.1.0": (5, 5)}
 H = f"{{{NS}}}"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,9 +14,8 @@ from omwizard.configs.javaopts import (
     parse_unit_java_opts,
     setenv_with_opts,
 )
+from tests.unit.configs.releases import OM
 
-SHARED = Path(os.environ.get("OMW_SHARED") or Path(__file__).resolve().parents[3].parent / "shared")
-OM = SHARED / "fixtures" / "openmeetings"
 SERIAL = list(SERIALIZATION_OPTS)
 DATA_DIR = "-DDATA_DIR=/opt/omdata"
 BASE = ["-Djava.awt.headless=true", "-Djava.security.egd=file:/dev/./urandom"]

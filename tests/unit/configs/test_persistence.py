@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from pathlib import Path
 
@@ -24,10 +23,8 @@ from omwizard.configs.persistence import (
     problems,
     set_connection,
 )
+from tests.unit.configs.releases import OM, VERSIONS
 
-SHARED = Path(os.environ.get("OMW_SHARED") or Path(__file__).resolve().parents[3].parent / "shared")
-OM = SHARED / "fixtures" / "openmeetings"
-VERSIONS = ["4.0.11", "5.0.0", "6.3.0", "7.0.0", "8.1.0", "9.1.0"]
 JAKARTA = {"8.1.0", "9.1.0"}
 NASTY = "p&<>\";'=x y&amp;"  # everything XML cares about, plus '=' and an entity look-alike
 

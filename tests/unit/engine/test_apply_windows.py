@@ -23,13 +23,14 @@ from omwizard.engine.catalog import SECTIONS, steps_for
 from omwizard.engine.events import ChangeMade, Event, StepFinished, StepStarted
 from omwizard.engine.runner import Engine
 from omwizard.engine.state import StateStore
-from omwizard.engine.step import Finding, Result, Step, StepContext
+from omwizard.engine.step import CHECKING, Finding, Result, Step, StepContext
 from omwizard.engine.windows import apply_windows
 from omwizard.plan.model import Node
 from omwizard.remote.results import RemoteError
 from tests.lab.test_apply_windows import one_after_another
 from tests.unit.engine.test_apply_batch import ShellPool, ShellRemote, local_dirs
 from tests.unit.engine.test_step_data import make_plan
+from tests.unit.engine.timed import LOG, Timed, when
 
 __all__ = ["local_dirs"]  # its autouse fixture: backups and progress files under tmp_path
 
@@ -74,32 +75,6 @@ def test_the_pages_windows() -> None:
 
 
 # -- the engine, with this machine's shell as the nodes ------------------------------------------
-
-LOG: list[tuple[str, str, float]] = []  # (step, what, when)
-
-
-def when(step: str, what: str, last: bool = False) -> float:
-    times = [t for s, w, t in LOG if s == step and w == what]
-    return max(times) if last else min(times)
-
-
-class Proof(Step):
-    """Changes nothing: runs a command and sleeps `secs` (so the window's checks overlap)."""
-
-    section = "preflight"
-
-    def __init__(self, name: str, secs: float, after: tuple[str, ...] = ()) -> None:
-        super().__init__(name, name)
-        self.secs = secs
-        self.after = after
-
-    async def check(self, ctx: StepContext, node: Node) -> Finding:
-        LOG.append((self.name, "start", time.monotonic()))
-        await ctx.run(node, f"echo {self.name}")
-        await asyncio.sleep(self.secs)
-        LOG.append((self.name, "end", time.monotonic()))
-        return Finding.ok(f"{self.name} holds on {node.name}")
-
 
 class Flag(Step):
     """A change: needs-change until the node's flag file says `set`; its apply sets it."""
@@ -167,8 +142,8 @@ class Pool(ShellPool):
 
 def the_steps(root: Path) -> list[Step]:
     """Windows [a, b, Flag c] and [d, e]: b runs after a (declared)."""
-    return [Proof("a", 0.2), Proof("b", 0.05, after=("preflight.a",)), Proof("x", 0.05),
-            Flag("c", root), Proof("d", 0.1), Proof("e", 0.1)]
+    return [Timed("a", 0.2), Timed("b", 0.05, after=("preflight.a",)), Timed("x", 0.05),
+            Flag("c", root), Timed("d", 0.1), Timed("e", 0.1)]
 
 
 def run(tmp_path: Path, name: str, *, windowed: bool, down: tuple[str, ...] = (),
@@ -270,3 +245,33 @@ def test_an_unreachable_node_is_said_once_as_before(tmp_path: Path) -> None:
     assert all("see preflight.a" in r.detail for r in om2[1:])  # the later ones refer to it
     assert [r.status for r in now if r.node != "om2" and r.step != "c"] == ["ok"] * 10
     assert pool.remotes["om2"].connects == 1  # type: ignore[attr-defined]
+
+
+class Marked(Timed):
+    """A proof that says whether it is checked in a check run (CHECKING up) or live."""
+
+    def says(self, ctx: StepContext, node: Node) -> str:
+        run = "a check run" if self.id in ctx.shared.get(CHECKING, {}) else "live"
+        return f"{self.name} on {node.name}: {run}"
+
+
+def test_only_a_check_puts_up_checking(tmp_path: Path) -> None:
+    """An apply's window is checked at once as a check is, but reads live: verify.members
+    takes a check run's declared reads only where CHECKING is up, and after a restart in an
+    apply they would be stale. So a window never puts it up; a check does, and takes it down."""
+    steps: list[Step] = [Marked("a", 0.01), Marked("b", 0.01), Flag("c", tmp_path)]
+    engine = Engine(make_plan(tmp_path / "om"), pool=Pool(),  # type: ignore[arg-type]
+                    state=StateStore(tmp_path / "state"))
+    engine.steps = lambda section=None: list(steps)  # type: ignore[method-assign]
+
+    applied = asyncio.run(engine.apply())
+    checked = asyncio.run(engine.check())
+
+    def proofs(results: list[Result]) -> set[str]:
+        return {r.detail for r in results if r.step in ("a", "b")}
+
+    nodes = {r.node for r in applied}
+    assert nodes, applied
+    assert proofs(applied) == {f"{s} on {n}: live" for s in "ab" for n in nodes}
+    assert proofs(checked) == {f"{s} on {n}: a check run" for s in "ab" for n in nodes}
+    assert CHECKING not in engine.shared  # taken down: a later apply of this engine reads live

@@ -20,7 +20,9 @@ from omwizard.facts.base import Files
 from omwizard.plan.model import Node
 from omwizard.remote.results import RemoteError, RunResult
 from omwizard.remote.ssh import SUDO_PROBE_EXIT, SUDO_PROBE_MARK, Remote, _Output
+from tests.unit.engine import timed
 from tests.unit.engine.test_step_data import make_plan
+from tests.unit.engine.timed import LOG, when
 
 DELAY = 0.02
 
@@ -69,37 +71,19 @@ def plan() -> Any:
     return make_plan(Path("/opt/om"))
 
 
-LOG: list[tuple[str, str, float]] = []  # (step, "start" | "end", time)
-
-
-class Timed(Step):
+class Timed(timed.Timed):
     """Runs a command and sleeps `secs`, noting its start and end; says what ran before."""
 
-    section = "preflight"
-
-    def __init__(self, name: str, secs: float, after: tuple[str, ...] = ()) -> None:
-        super().__init__(name, name)
-        self.secs = secs
-        self.after = after
-
-    async def check(self, ctx: StepContext, node: Node) -> Finding:
-        LOG.append((self.name, "start", time.monotonic()))
-        await ctx.run(node, f"echo {self.name}")
-        await asyncio.sleep(self.secs)
+    def says(self, ctx: StepContext, node: Node) -> str:
         seen = sorted(ctx.shared.get("ran", ()))
         ctx.shared.setdefault("ran", set()).add(self.name)
-        LOG.append((self.name, "end", time.monotonic()))
-        return Finding.ok(f"{self.name} saw {seen}")
+        return f"{self.name} saw {seen}"
 
 
 def engine(steps: list[Step], pool: FakePool | None = None) -> Engine:
     eng = Engine(plan(), pool=pool or FakePool())  # type: ignore[arg-type]
     eng.steps = lambda section=None: steps  # type: ignore[method-assign]
     return eng
-
-
-def when(step: str, what: str) -> float:
-    return min(t for s, w, t in LOG if s == step and w == what)
 
 
 def test_steps_run_at_once_but_after_waits_and_results_keep_step_order() -> None:
@@ -269,16 +253,23 @@ def test_concurrent_sudo_mode_calls_share_one_probe() -> None:
     assert [w for w, _ in wires] == ["sudo -n true"]
 
 
-def test_a_nopasswd_node_pays_no_probe_and_gets_no_password() -> None:
+def two_sudo_commands(password_needed: bool
+                      ) -> tuple[Remote, list[RunResult], list[tuple[str, Any]], list[str]]:
+    """Two sudo commands at once on a fresh node (one with input): the node, what they got,
+    the channels opened (wire, stdin), and the prompts the password was asked with."""
     asked: list[str] = []
     remote = Remote(sudo_node(), ask_password=lambda n, p: asked.append(p) or "pw")
-    wires = scripted(remote, password_needed=False)
+    wires = scripted(remote, password_needed=password_needed)
 
     async def run() -> list[RunResult]:
         return list(await asyncio.gather(remote.run("id -u", sudo=True),
                                          remote.run("cat", sudo=True, input="data")))
 
-    got = asyncio.run(run())
+    return remote, asyncio.run(run()), wires, asked
+
+
+def test_a_nopasswd_node_pays_no_probe_and_gets_no_password() -> None:
+    remote, got, wires, asked = two_sudo_commands(password_needed=False)
     assert [r.stdout for r in got] == ["ran\n", "ran\n"]
     assert len(wires) == 2  # each command its own channel, no probe of its own
     assert all(w.startswith("m=$(sudo -n true") for w, _ in wires)
@@ -287,15 +278,7 @@ def test_a_nopasswd_node_pays_no_probe_and_gets_no_password() -> None:
 
 
 def test_a_password_node_is_asked_once_and_the_commands_run_again_with_it() -> None:
-    asked: list[str] = []
-    remote = Remote(sudo_node(), ask_password=lambda n, p: asked.append(p) or "pw")
-    wires = scripted(remote, password_needed=True)
-
-    async def run() -> list[RunResult]:
-        return list(await asyncio.gather(remote.run("id -u", sudo=True),
-                                         remote.run("cat", sudo=True, input="data")))
-
-    got = asyncio.run(run())
+    _, got, wires, asked = two_sudo_commands(password_needed=True)
     assert [r.stdout for r in got] == ["ran\n", "ran\n"]
     assert len(asked) == 1
     again = [(w, s) for w, s in wires if w.startswith("sudo -S -p '' -- ")]
