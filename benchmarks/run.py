@@ -24,7 +24,10 @@ times, on the 3-node lab (fresh, then the working cluster its apply formed); med
 repetitions; the fresh applies' figure the medians of 5 pairs (`--apply-pairs`), each apply on a
 reset lab, 0 ms and 100 ms first alternating, after an unmeasured warm-up apply (each pair and
 its verify.restart times are printed: that step waits on the nodes for the members' JVMs, the
-spread between runs).
+spread between runs). `apply_round_trips_net` is the same with each apply's member start-ups
+taken out (from each startup.sh line to the member's `is STARTED`, read from the members' own
+logs on the lab: node-side time whatever the link, which varies by a second or two between
+applies: JVM start, master election, Hazelcast's 1 s join-retry sleep).
 `check_network_vs_openssh_6`: the network section's check on a formed 6-node cluster against
 fresh OpenSSH connections (one per node, opened inside the timing) running the same commands.
 
@@ -46,6 +49,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +76,7 @@ FIGURES = (
     "check_round_trips",
     "check_round_trips_fresh",
     "apply_round_trips",
+    "apply_round_trips_net",
     "apply_round_trips_working",
     "check_fresh_vs_formed_3",
     "check_network_vs_openssh_6",
@@ -91,6 +96,8 @@ TARGETS = {
     "check_round_trips": "target <= 8, SSH handshake included; working 3-node cluster",
     "check_round_trips_fresh": "information; fresh 3-node lab",
     "apply_round_trips": "target <= 25; full apply on a fresh 3-node lab",
+    "apply_round_trips_net": "target <= 25; the same, each apply's member start-ups (their "
+                             "own logs) taken out",
     "apply_round_trips_working": "information; apply on the working cluster (nothing to do)",
     "check_fresh_vs_formed_3": "target <= 2.0; full check, fresh lab / working cluster",
     "check_network_vs_openssh_6": "target <= 1.50; formed 6-node cluster, fresh connections",
@@ -106,6 +113,8 @@ LAB_WAIT_S = 900  # how long to wait for another engineer's lab to go away
 DB_PASSWORD = "bench-throwaway-1"
 RTT_S = 0.1  # the slow link's round trip (the relay holds RTT_S / 2 each way)
 RESTART_STEP = "verify.restart"  # the step that waits on the nodes for the members' starts
+MEMBER_LOG = "/opt/om/logs/openmeetings.log"  # the lab's stand-in member logs here
+STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) ")
 
 
 # -- capture: what one check runs, per node and step ---------------------------------------------
@@ -496,57 +505,113 @@ def restart_lab(lab: Lab) -> bool:
 
 
 @dataclass
+class Apply:
+    """One full apply on a reset lab: its wall time, verify.restart's share, and the time its
+    members spent starting (by their own logs: node-side, whatever the link)."""
+
+    wall_s: float
+    restart_s: float
+    members_s: float
+
+    @property
+    def net_s(self) -> float:
+        return self.wall_s - self.members_s
+
+
+@dataclass
 class ApplyPair:
     """One pair of full applies on a reset lab, at 0 ms and at RTT_S (in the order run)."""
 
-    fast_s: float
-    slow_s: float
-    fast_restart_s: float  # verify.restart's time in each: it waits on the nodes for every
-    slow_restart_s: float  # member's JVM to start and join, which is where the spread comes from
+    fast: Apply
+    slow: Apply
     slow_first: bool
 
     def round_trips(self) -> float:
-        return (self.slow_s - self.fast_s) / RTT_S
+        return (self.slow.wall_s - self.fast.wall_s) / RTT_S
+
+    def net_round_trips(self) -> float:
+        return (self.slow.net_s - self.fast.net_s) / RTT_S
+
+
+def member_log_sizes(lab: Lab) -> dict[str, int]:
+    """Each OM node's member log size now (where this apply's lines will start)."""
+    sizes = {}
+    for name, node in lab.nodes.items():
+        out = node.run(["stat", "-c", "%s", MEMBER_LOG]).stdout.strip()
+        sizes[name] = int(out) if out.isdigit() else 0
+    return sizes
+
+
+def member_starts_s(lab: Lab, since: dict[str, int]) -> float:
+    """The seconds the OM nodes' members spent starting since `since` (member_log_sizes), by
+    their own logs: each start from its startup.sh line to the member's `is STARTED` (JVM
+    start, master election, join, and Hazelcast's own 1 s retry sleep when a join answer
+    comes just after its first look: 0 or 1 s a member, by chance). The restarts run one
+    after another, so these are all on the apply's critical path, and none of it is the link."""
+    total = 0.0
+    for name, node in lab.nodes.items():
+        text = node.run(["tail", "-c", f"+{since.get(name, 0) + 1}", MEMBER_LOG]).stdout
+        began: float | None = None
+        for line in text.splitlines():
+            stamp = STAMP.match(line)
+            if stamp is None:
+                continue
+            when = datetime.fromisoformat(stamp.group(1)).timestamp()
+            if "startup.sh: starting" in line:
+                began = when
+            elif began is not None and "is STARTED" in line:
+                total += when - began
+                began = None
+    return total
 
 
 def fresh_applies(lab: Lab, plan_path: Path, work: Path, sections: list[str], pairs: int,
-                  label: str) -> tuple[tuple[float, float], CheckRun, list[ApplyPair]]:
-    """Full applies, each on a reset lab, at 0 ms and at RTT_S through the relay: the medians
-    of `pairs` pairs, the order alternating (0 ms first, then RTT_S first, ...). With more than
-    one pair an apply at 0 ms runs first, unmeasured: the lab's first apply after it is built
-    is the one whose members start coldest (jar and classes not yet in the page cache), and
-    each member's start is waited for on the node, so a cold one would count as round trips.
-    Also: the first measured apply at 0 ms (its commands and channels are reported)."""
-    def one(rtt: float, tag: str) -> CheckRun:
+                  label: str) -> tuple[CheckRun, list[ApplyPair]]:
+    """Full applies, each on a reset lab, at 0 ms and at RTT_S through the relay: `pairs`
+    pairs, the order alternating (0 ms first, then RTT_S first, ...). With more than one pair
+    an apply at 0 ms runs first, unmeasured: the lab's first apply after it is built is the
+    one whose members start coldest (jar and classes not yet in the page cache). Also: the
+    first measured apply at 0 ms (its commands and channels are reported)."""
+    def one(rtt: float, tag: str) -> tuple[CheckRun, Apply]:
         with relayed(lab, plan_path, work, rtt) as link:
             log(f"{label}: full apply at {rtt * 1000:g} ms RTT on the reset lab "
                 f"(db up: {restart_lab(lab)}){tag}")
-            return asyncio.run(run_check(link, sections, apply=True,
-                                         state_dir=work / f"apply-fresh{tag.strip()}-{rtt}"))
+            since = member_log_sizes(lab)
+            run = asyncio.run(run_check(link, sections, apply=True,
+                                        state_dir=work / f"apply-fresh{tag.strip()}-{rtt}"))
+        return run, Apply(run.wall_s, run.step_s.get(RESTART_STEP, 0.0),
+                          member_starts_s(lab, since))
 
     if pairs > 1:
-        warm = one(0.0, " warm-up")
+        _, warm = one(0.0, " warm-up")
         log(f"{label}, fresh apply warm-up (not counted): {warm.wall_s:.3f}s")
     done: list[ApplyPair] = []
     first: CheckRun | None = None
     for rep in range(pairs):
         slow_first = rep % 2 == 1
-        runs: dict[float, CheckRun] = {}
+        runs: dict[float, tuple[CheckRun, Apply]] = {}
         for rtt in (RTT_S, 0.0) if slow_first else (0.0, RTT_S):
             runs[rtt] = one(rtt, f" {rep + 1}")
+            got = runs[rtt][1]
             log(f"{label}, fresh apply, {rtt * 1000:g} ms RTT, pair {rep + 1}: "
-                f"{runs[rtt].wall_s:.3f}s (verify.restart "
-                f"{runs[rtt].step_s.get(RESTART_STEP, 0.0):.3f}s)")
-        first = first or runs[0.0]
-        pair = ApplyPair(runs[0.0].wall_s, runs[RTT_S].wall_s,
-                         runs[0.0].step_s.get(RESTART_STEP, 0.0),
-                         runs[RTT_S].step_s.get(RESTART_STEP, 0.0), slow_first)
+                f"{got.wall_s:.3f}s (verify.restart {got.restart_s:.3f}s, members starting "
+                f"{got.members_s:.3f}s)")
+        first = first or runs[0.0][0]
+        pair = ApplyPair(runs[0.0][1], runs[RTT_S][1], slow_first)
         done.append(pair)
-        log(f"{label}, fresh apply pair {rep + 1}: {pair.round_trips():.1f} round trips")
+        log(f"{label}, fresh apply pair {rep + 1}: {pair.round_trips():.1f} round trips, "
+            f"{pair.net_round_trips():.1f} without the members' starts")
     assert first is not None
-    medians = (statistics.median(p.fast_s for p in done),
-               statistics.median(p.slow_s for p in done))
-    return medians, first, done
+    return first, done
+
+
+def medians(pairs: list[ApplyPair], net: bool = False) -> tuple[float, float]:
+    """(time at 0 ms, time at RTT_S): medians over the pairs (net: members' starts out)."""
+    if net:
+        return (statistics.median(p.fast.net_s for p in pairs),
+                statistics.median(p.slow.net_s for p in pairs))
+    return (statistics.median(p.fast.wall_s for p in pairs),
+            statistics.median(p.slow.wall_s for p in pairs))
 
 
 @dataclass
@@ -567,6 +632,7 @@ class Sample:
     rt_apply_fresh: tuple[float, float] | None = None
     rt_check_working: tuple[float, float] | None = None
     rt_apply_working: tuple[float, float] | None = None
+    rt_apply_net: tuple[float, float] | None = None  # fresh, the members' starts taken out
     # the fresh applies' pairs: (time at 0 ms, time at RTT_S) and verify.restart's share of each
     apply_pairs: list[ApplyPair] = field(default_factory=list)
 
@@ -640,8 +706,10 @@ def measure(n_nodes: int, reps: int, sections: list[str], *, cli: bool, apply: b
         if apply:
             sample.rt_check_fresh = over_links(lab, plan_path, work, reps,
                                                f"{n_nodes} nodes, fresh check", check_over)
-            sample.rt_apply_fresh, sample.apply, sample.apply_pairs = fresh_applies(
+            sample.apply, sample.apply_pairs = fresh_applies(
                 lab, plan_path, work, sections, apply_pairs, f"{n_nodes} nodes")
+            sample.rt_apply_fresh = medians(sample.apply_pairs)
+            sample.rt_apply_net = medians(sample.apply_pairs, net=True)
             # the troubleshooting case: check a cluster that works (multicast answers at once,
             # so the floor is the commands themselves, not a capture's timeout)
             sample.applied = compare(plan, addresses, lab, work, sections, reps,
@@ -844,16 +912,20 @@ def main(argv: list[str] | None = None) -> int:
         for name, times in (("check_round_trips", three.rt_check_working),
                             ("check_round_trips_fresh", three.rt_check_fresh),
                             ("apply_round_trips", three.rt_apply_fresh),
+                            ("apply_round_trips_net", three.rt_apply_net),
                             ("apply_round_trips_working", three.rt_apply_working)):
             figures[name] = round_trips(times)
             if times is not None:
                 notes.append(f"{name}: {times[0]:.3f}s at 0 ms RTT, {times[1]:.3f}s at "
                              f"{RTT_S * 1000:g} ms RTT (3 nodes, through the relay)")
         for i, pair in enumerate(three.apply_pairs, 1):
+            fast, slow = pair.fast, pair.slow
             notes.append(
                 f"fresh apply pair {i} ({'100 ms' if pair.slow_first else '0 ms'} first): "
-                f"{pair.fast_s:.2f}s / {pair.slow_s:.2f}s, {pair.round_trips():.1f} round trips; "
-                f"verify.restart {pair.fast_restart_s:.2f}s / {pair.slow_restart_s:.2f}s")
+                f"{fast.wall_s:.2f}s / {slow.wall_s:.2f}s, {pair.round_trips():.1f} round trips; "
+                f"verify.restart {fast.restart_s:.2f}s / {slow.restart_s:.2f}s; members starting "
+                f"{fast.members_s:.2f}s / {slow.members_s:.2f}s, "
+                f"{pair.net_round_trips():.1f} round trips without them")
         if three.applied is not None:
             figures["check_fresh_vs_formed_3"] = f"{three.check_s / three.applied[0]:.2f}"
     if six is not None:

@@ -112,6 +112,8 @@ class Change:
     undo: str
     record_id: str | None = None
     diff: str = ""
+    # what a command printed (stdout), for the step that ran it: never journaled or reported
+    output: str = field(default="", repr=False, compare=False)
 
     def as_json(self) -> dict[str, str]:
         return {"kind": self.kind, "target": self.target, "undo": self.undo}
@@ -762,7 +764,7 @@ class StepContext:
             self._end(rec_id, "aborted", note="already in place")
             return Change("command", command, "nothing (it was already in place)")
         self._end(rec_id, "done")
-        return self._note(node, Change("command", command, undo, rec_id))
+        return self._note(node, Change("command", command, undo, rec_id, output=result.stdout))
 
 
 @dataclass(frozen=True)

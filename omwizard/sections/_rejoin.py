@@ -20,6 +20,7 @@ from omwizard.plan.model import Node
 from omwizard.remote.results import RemoteError
 
 PENDING = "verify.restart.pending"  # ctx.shared: nodes this run still has to restart
+BACK = "verify.restart.back"  # ctx.shared: nodes this run restarted and saw back as members
 HALTED = "verify.restart.halted"  # ctx.shared: the node that did not come back
 MEMBER_WAIT = 120  # seconds a restarted node has to show up in its cluster's members list
 POLL_S = 2.0  # a members read waits at most this long on the node for the log to grow
@@ -37,6 +38,7 @@ def order_restarts(ctx: StepContext, nodes: list[Node], found: dict[str, Finding
         serving[node.name] = running and member
     names = restart_order([n.name for n in nodes], serving)
     ctx.shared[PENDING] = set(names)
+    ctx.shared[BACK] = set()
     by_name = {n.name: n for n in nodes}
     return [by_name[name] for name in names]
 
@@ -72,24 +74,36 @@ def refuse_if_halted(ctx: StepContext, node: Node) -> None:
             f"fix {halted} (verify.members says why), then apply --section verify again")
 
 
-async def wait_member(ctx: StepContext, node: Node, log: str) -> None:
+async def wait_member(ctx: StepContext, node: Node, log: str, said: str = "") -> None:
     """Bounded wait until the node's latest members list holds itself and every OM node that
-    runs the current configuration (not the ones this run has still to restart)."""
+    runs the current configuration (not the ones this run has still to restart).
+    said: what the restart printed of this start (its lifecycle and members lines): a node
+    back at once is seen there, and its peers restarted before it are known to run, so it
+    costs no read (the step's re-check reads every node's process at once afterwards)."""
     pending = ctx.shared.setdefault(PENDING, set())
     pending.discard(node.name)
+    back = ctx.shared.setdefault(BACK, set())
     expected = {node.address}
     for peer in ctx.plan.om_nodes:
         if peer.name == node.name or peer.name in pending:
+            continue
+        if peer.name in back:  # restarted by this run and seen back as a member
+            expected.add(peer.address)
             continue
         try:
             if (await ctx.fact(peer, OM_PROCESS))["pids"]:
                 expected.add(peer.address)
         except RemoteError:
             continue  # an unreachable peer is not waited for
+    if said:
+        facts = verifyfacts.read_log(said)
+        if facts.standalone or seen_as_member(facts, expected):
+            back.add(node.name)
+            return
     deadline = time.monotonic() + MEMBER_WAIT
     home = ctx.plan.cluster.om_home
-    # The first read is the step's declared facts (read again after the restart): it fills
-    # what the step's re-check reads, so a node that is back at once costs this one read.
+    # Not seen back in what the restart printed: the first read is the step's declared facts
+    # (read again after the restart), which fills what the step's re-check reads.
     await ctx.gather(node, [OM_PROCESS, MEMBERS_LOG])
     first = await ctx.fact(node, MEMBERS_LOG)
     tail, sizes = first.text, first.sizes
@@ -97,6 +111,7 @@ async def wait_member(ctx: StepContext, node: Node, log: str) -> None:
     while True:
         facts = verifyfacts.read_log(tail)
         if facts.standalone or seen_as_member(facts, expected):
+            back.add(node.name)
             return  # alone by configuration: verify.members says so; nothing to wait for
         if time.monotonic() > deadline:
             ctx.shared[HALTED] = node.name

@@ -37,6 +37,7 @@ from omwizard.sections._rejoin import order_restarts, refuse_if_halted, wait_mem
 
 RESTART_WAIT = 300  # seconds: Tomcat with OpenMeetings takes one to three minutes
 STARTED_MARKS = ("is STARTED", verifyfacts.STANDALONE)
+SAID_LINES = 200  # at most this many of a start's lines printed (a log replaced: read from 0)
 MEMBERS_SETTLE = 10  # seconds the members check waits for a forming cluster to settle
 STARTING_SETTLE = 60  # ... and for a running member that has not logged its start yet
 
@@ -105,9 +106,9 @@ class RestartStep(VerifyStep):
         refuse_if_halted(ctx, node)
         seen = finding.typed(RestartState)
         # The restart and its wait for the start in the log are one command (one round trip
-        # over a slow link): the change is done when OpenMeetings has started again. The
-        # members read after it is the step's declared facts, so the re-check reads nothing.
-        await ctx.change_command(
+        # over a slow link): the change is done when OpenMeetings has started again, and its
+        # output has the start's members lines: a node back at once costs no other read.
+        change = await ctx.change_command(
             node, restart_argv(ctx.plan.cluster.om_home, seen), None,
             timeout=180 + RESTART_WAIT + 30, stream=True,
             remedy=f"OpenMeetings did not come back within {RESTART_WAIT} s or its restart "
@@ -116,7 +117,8 @@ class RestartStep(VerifyStep):
         )
         if ctx.dry_run:
             return
-        await wait_member(ctx, node, seen.log)  # back in the cluster before the next restart
+        # back in the cluster before the next restart
+        await wait_member(ctx, node, seen.log, said=change.output)
 
 
 def restart_argv(om_home: str, seen: RestartState, seconds: int = RESTART_WAIT) -> list[str]:
@@ -138,10 +140,12 @@ def started_wait(log: str, offset: int | str, seconds: int = RESTART_WAIT) -> st
     """Shell that waits (bounded) until the log shows a start after `offset` (a number, or
     `$off` set by the caller's script; from 0 when the log shrank: rotated or replaced),
     looking every 0.2 s (a start is seen at most 0.2 s after it is logged), printing a
-    progress line every 5 s and the start's lines at the end; exit 1 with the log's last
-    lines when none came in time."""
+    progress line every 5 s and at the end the lines of this start that read_log reads (its
+    lifecycle and members lines: the operator sees whom it joined, and wait_member needs no
+    read of its own for a node back at once); exit 1 with the log's last lines when none
+    came in time."""
     q = shlex.quote
-    marks = " ".join(f"-e {q(m)}" for m in (*STARTED_MARKS, "Members {size"))
+    said = f"grep -E -- {q(verifyfacts.LOG_LINES_READ)} | tail -n {int(SAID_LINES)}"
     started = " ".join(f"-e {q(m)}" for m in STARTED_MARKS)
     start = offset if offset == "$off" else int(offset)
     return (
@@ -149,7 +153,7 @@ def started_wait(log: str, offset: int | str, seconds: int = RESTART_WAIT) -> st
         "s=$(stat -c %s \"$log\" 2>/dev/null || echo 0); [ \"$s\" -lt \"$off\" ] && off=0; "
         f"l=$(tail -c +$((off + 1)) \"$log\" 2>/dev/null | grep -F {started} | tail -n 1); "
         "if [ -n \"$l\" ]; then "
-        f"tail -c +$((off + 1)) \"$log\" | grep -F {marks} | tail -n 3; exit 0; fi; "
+        f"tail -c +$((off + 1)) \"$log\" | {said}; exit 0; fi; "
         f"i=$((i + 1)); [ $i -ge {int(seconds) * 5} ] && {{ "
         f"echo \"no start in $log after {int(seconds)} s\"; "
         "tail -n 5 \"$log\" 2>/dev/null; exit 1; }; "

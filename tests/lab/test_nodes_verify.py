@@ -7,6 +7,7 @@ section reads its log exactly as it reads OpenMeetings'.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,9 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from omwizard.engine.events import CommandRun
+from omwizard.engine.session import Session
+from omwizard.engine.step import Result
 from omwizard.lab import hazelcast as hz
 from omwizard.lab import services
 from omwizard.om.layout import OmLayout
+from omwizard.plan.model import load_plan
 
 pytestmark = pytest.mark.lab
 
@@ -149,6 +154,34 @@ def test_health_through_the_forward(om_lab, tmp_path: Path) -> None:
     assert '"dbOk":false' in health["n2"]["detail"] and "database" in health["n2"]["remedy"]
     assert health["n3"]["status"] == "failed"  # nothing listens: seen through the forward
     assert "no HTTP answer" in health["n3"]["detail"]
+
+
+def test_each_restart_says_its_node_is_back_without_a_read(om_lab, tmp_path: Path) -> None:
+    """A rolling restart over a slow link (issue 21): each node's restart prints its start's
+    members lines, so a node back in the cluster at once needs no read before the next
+    node's restart (none at all between the first restart and the last); the step's
+    re-check reads every node afterwards, and each node ends changed and a member."""
+    lab = om_lab
+    plan = load_plan(lab.write_plan(tmp_path / "plan.yaml"))
+    session = Session.open(plan, tmp_path / "state")
+    commands: list[CommandRun] = []
+    session.bus.subscribe(lambda e: commands.append(e) if isinstance(e, CommandRun) else None)
+
+    async def apply() -> list[Result]:
+        async with session:
+            return await session.engine(["network", "nodes", "verify"]).apply()
+
+    results = {(r.step, r.node): r for r in asyncio.run(apply())}
+    assert {results["restart", n].status for n in lab.nodes} == {"changed"}, results
+    assert {results["members", n].status for n in lab.nodes} == {"ok"}, results
+    begun = [i for i, c in enumerate(commands) if c.step == "verify.restart"
+             and c.command.startswith("sh -c 'off=")]  # restart_argv, one a node
+    assert len(begun) == len(lab.nodes), [c.command[:80] for c in commands]
+    between = [(c.step, c.node, c.command[:60]) for c in commands[begun[0]:begun[-1]]
+               if not c.command.startswith("sh -c 'off=")]
+    assert not between, between
+    after = {c.node for c in commands[begun[-1] + 1:] if c.step == "verify.restart"}
+    assert after == set(lab.nodes), after  # the re-check's read of each node
 
 
 def test_reruns_resolve_to_their_sections() -> None:

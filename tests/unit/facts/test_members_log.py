@@ -122,3 +122,19 @@ def test_the_restart_command_is_the_same_text_at_any_log_size(tmp_path: Path) ->
     log = str(tmp_path / "openmeetings.log")
     assert restart_argv("/opt/om", RestartState(log, 10, systemd=False)) == restart_argv(
         "/opt/om", RestartState(log, 99_999, systemd=False))
+
+
+def test_the_wait_prints_what_read_log_needs_of_this_start(tmp_path: Path) -> None:
+    """The restart's own output (verify.restart, wait_member's `said`): this start's lifecycle
+    and members lines, read as the whole log's lines after the offset read, noise left out,
+    so a node back at once needs no read of its own."""
+    log = tmp_path / "openmeetings.log"
+    old = START + block(2, 2, ["198.18.0.11", "198.18.0.12"]) + STARTED
+    new = START + NOISE + block(3, 3, list(EXPECTED.values())) + NOISE + STARTED
+    log.write_text(old + new)
+    got = sh(started_wait(str(log), len(old), seconds=3))
+    assert got.returncode == 0
+    assert same_facts(vf.read_log(got.stdout), vf.read_log(new))
+    assert vf.read_log(got.stdout).block is not None
+    assert {a for a, _ in vf.read_log(got.stdout).block.members} == set(EXPECTED.values())
+    assert "some line with Member" not in got.stdout  # the noise is not printed
