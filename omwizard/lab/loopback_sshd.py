@@ -31,9 +31,10 @@ UsePAM no
 """
 
 
-def keygen(path: Path) -> None:
-    """A passphrase-less ed25519 key pair at path and path.pub."""
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+def keygen(path: Path, kind: str = "ed25519") -> Path:
+    """A passphrase-less key pair of that kind at path and path.pub; path."""
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(path)], check=True)
+    return path
 
 
 def free_port() -> int:
@@ -64,11 +65,10 @@ class LoopbackSshd:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(self.dir / "sshd_config")],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.dir / "sshd.log", "ab"),  # noqa: SIM115
-        )
+        with open(self.dir / "sshd.log", "ab") as log:  # sshd keeps its own copy of the fd
+            self.proc = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(self.dir / "sshd_config")],
+                stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with socket.socket() as s:

@@ -20,6 +20,7 @@ from typing import Any
 import asyncssh
 import pytest
 
+from omwizard.lab.loopback_sshd import keygen
 from omwizard.plan.model import Node, SSHConfig
 from omwizard.remote import handshake
 from omwizard.remote.ssh import RemoteError, RemotePool
@@ -63,11 +64,6 @@ class ServerLog:
 
     def said(self, words: str) -> int:
         return sum(words in line for line in self.lines())
-
-
-def keygen(path: Path, kind: str = "ed25519") -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(path)], check=True)
-    return path
 
 
 def known(sshd: Sshd, tmp: Path) -> Path:
