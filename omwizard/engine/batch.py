@@ -392,6 +392,15 @@ async def apply_node(ctx: StepContext, step: Step, node: Node, finding: Finding,
         planned = []
     except Exception:  # noqa: BLE001 - the live apply raises it again, in its own words
         planned = []
+    async with ctx.node_guard(node).changing():  # no read fills the caches meanwhile
+        await _apply_planned(ctx, step, node, finding, ahead, planned, reads, edits)
+
+
+async def _apply_planned(ctx: StepContext, step: Step, node: Node, finding: Finding,
+                         ahead: Ahead | None, planned: list[Planned],
+                         reads: list[tuple[tuple, RunResult]],
+                         edits: list[tuple[str, str | None]]) -> None:
+    """apply_node once planned: the batch, its replay and read back, or one at a time."""
     refresh = None
     if planned and BATCH_CHANGES and ahead is not None:
         refresh = await _refresh(ctx, node, ahead)

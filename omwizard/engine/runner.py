@@ -7,13 +7,14 @@ reports progress as events (omwizard.engine.events) and returns results in the c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from omwizard.engine.batch import apply_node, decide_records
 from omwizard.engine.catalog import SECTIONS, steps_for
 from omwizard.engine.events import ChangeMade, EventBus, StepFinished, StepStarted
 from omwizard.engine.redact import Redactor, redactor_for
+from omwizard.engine.schedule import waits
 from omwizard.engine.state import StateStore
 from omwizard.engine.step import (
     CHANGED,
@@ -31,7 +32,6 @@ from omwizard.engine.step import (
     _fault_point,
     unified_diff,
 )
-from omwizard.engine.windows import apply_windows
 from omwizard.facts.base import StepData
 from omwizard.plan.model import Node, Plan
 from omwizard.remote.results import RemoteError, sha256
@@ -55,10 +55,6 @@ class _Checked(NamedTuple):
 
 
 _NONE = _Checked([], {}, [], [])
-# what check_steps and an apply's window do with each step's check, in step order (`reads`:
-# the reads ahead still in flight): the step's results, reported
-_Report = Callable[[int, Step, StepContext, _Checked, list["asyncio.Future[Any]"]],
-                   Awaitable[list[Result]]]
 
 
 def summarize(results: Iterable[Result]) -> dict[str, int]:
@@ -287,60 +283,55 @@ class Engine:
         loop = asyncio.get_running_loop()
         checking: dict[str, asyncio.Future[None]] = {s.id: loop.create_future() for s in steps}
 
-        async def report(i: int, step: Step, ctx: StepContext, checked: _Checked,
-                         reads: list[asyncio.Future[Any]]) -> list[Result]:
-            return [self.finish(r) for r in self._ordered(checked.made)]
-
         try:
-            return await self._check_together(steps, report, checking=checking)
+            return await self._check_together(steps, checking)
         finally:
             if self.shared.get(CHECKING) is checking:  # a later run of this engine waits on none
                 self.shared.pop(CHECKING)
                 self.shared.pop(FOUND, None)
 
-    async def _check_together(self, steps: list[Step], report: _Report, *,
-                              run: list[Step] | None = None,
-                              checking: dict[str, asyncio.Future[None]] | None = None,
-                              ) -> list[Result]:
-        """What check_steps and an apply's window share: these steps checked at once, as
-        check_steps says, each step's check on all nodes handed to `report` in step order
-        (its results returned). The steps on nodes whose connect failed (no network) are
-        checked first, one after another; the reads ahead (for `run`, default these steps;
-        `reads`: those still in flight) start before the steps. checking: check_steps'
-        futures, put up as CHECKING for the checks at once. All left running is cancelled."""
+    async def _check_together(self, steps: list[Step],
+                              checking: dict[str, asyncio.Future[None]]) -> list[Result]:
+        """check_steps' run: the steps on nodes whose connect failed (no network) checked
+        first, one after another; the reads for the whole run started; then every step's
+        check at once, each after the steps it runs `after`, with check_steps' futures put
+        up as CHECKING; each step's results reported in step order. All left running is
+        cancelled."""
         ctx = self.context()
-        await self._reach(ctx, steps)
-        down = [n for n in self.nodes if self.pool.failure(n) is not None]
-        up = [n for n in self.nodes if n not in down]
+        down, up = await self._reached(ctx, steps)
         bound = [self.context().bind(step) for step in steps]
-        said: list[_Checked] = []
-        for step, mine in zip(steps, bound, strict=True):  # no network: their connect failed
-            said.append(await self._check_nodes(step, mine, down) if down else _NONE)
-        reads: list[asyncio.Future[Any]] = [  # before the steps: theirs wait for these
-            asyncio.ensure_future(self._bounded(self._gather_run(ctx, steps, n, run)))
-            for n in up]
-        if checking is not None:  # only now: the checks above, one after another, wait on none
-            self.shared[CHECKING] = checking  # StepContext.checked waits on these
+        said = [await self._check_nodes(step, mine, down) if down else _NONE
+                for step, mine in zip(steps, bound, strict=True)]
+        reads = self._read_run(ctx, steps, up)
+        self.shared[CHECKING] = checking  # only now: the checks above waited on none
         tasks: list[asyncio.Future[_Checked]] = []
         for i, (step, mine) in enumerate(zip(steps, bound, strict=True)):
             deps = [tasks[j] for j in self._after(step, steps[:i])]
-            over = None if checking is None else checking[step.id]
             tasks.append(asyncio.ensure_future(
-                self._check_nodes(step, mine, up, deps, at_once=True, over=over)))
+                self._check_nodes(step, mine, up, deps, at_once=True, over=checking[step.id])))
         results: list[Result] = []
         try:
-            for i, (step, mine, early, task) in enumerate(
-                    zip(steps, bound, said, tasks, strict=True)):
+            for early, task in zip(said, tasks, strict=True):
                 late = await task
-                checked = _Checked(early.ran + late.ran, early.found | late.found,
-                                   early.skipped + late.skipped, early.made + late.made)
-                results += await report(i, step, mine, checked, reads)
+                results += [self.finish(r) for r in self._ordered(early.made + late.made)]
         finally:
-            for job in (*tasks, *reads):
-                if not job.done():
-                    job.cancel()
-            await asyncio.gather(*tasks, *reads, return_exceptions=True)
+            await _cancelled([*tasks, *reads])
         return results
+
+    async def _reached(self, ctx: StepContext, steps: list[Step]
+                       ) -> tuple[list[Node], list[Node]]:
+        """Every node the steps run on connected at once: (those whose connect failed, the
+        others)."""
+        await self._reach(ctx, steps)
+        down = [n for n in self.nodes if self.pool.failure(n) is not None]
+        return down, [n for n in self.nodes if n not in down]
+
+    def _read_run(self, ctx: StepContext, steps: list[Step], up: list[Node]
+                  ) -> list[asyncio.Future[None]]:
+        """Each reachable node's declared reads of the whole run, started (steps' own reads
+        wait for these)."""
+        return [asyncio.ensure_future(self._bounded(self._gather_run(ctx, steps, n)))
+                for n in up]
 
     async def _check_nodes(self, step: Step, ctx: StepContext, nodes: list[Node],
                            deps: list[asyncio.Future[_Checked]] | None = None, *,
@@ -350,7 +341,7 @@ class Engine:
         yet reported. Checked one step after another (the nodes whose connect failed), or at
         once in a check (`over`: its CHECKING future), its results are made and its nodes
         found unreachable noted as it ends, so a later step refers to them; checked at once
-        in an apply's window, they are made and noted as the step is reported, in order."""
+        in an apply (no `over`), they are made and noted once the step is applied."""
         try:
             if deps:
                 await asyncio.wait(deps)
@@ -386,19 +377,16 @@ class Engine:
 
         await asyncio.gather(*(one(n) for n in wanted))
 
-    async def _gather_run(self, ctx: StepContext, steps: list[Step], node: Node,
-                          run: list[Step] | None = None) -> None:
+    async def _gather_run(self, ctx: StepContext, steps: list[Step], node: Node) -> None:
         """The node's declared facts and files of the whole run, in one round trip per sudo
         mode, as the first step there that declares any (its commands carry its name). A
-        failure is not said here: each step then reads its own and says what failed.
-        run: the steps to read ahead for, from that first one on (default: `steps`; an
-        apply's window reads for the rest of the run, as one step after another would)."""
+        failure is not said here: each step then reads its own and says what failed."""
         first = next((s for s in steps if (s.facts or s.files)
                       and s.applies(ctx, node) is None), None)
         if first is None:
             return
         mine = ctx.bind(first)
-        facts, paths = self._ahead(first, mine, node, steps if run is None else run)
+        facts, paths = self._ahead(first, mine, node, steps)
         try:
             await mine.gather(node, facts, paths)
         except Exception:  # noqa: BLE001 - each step reads its own again and says why not
@@ -417,6 +405,11 @@ class Engine:
                            found: dict[str, Finding], results: list[Result]) -> list[Result]:
         """What apply_step does once the step is checked on these nodes (`results`: the
         nodes it skipped): apply on those that need a change, re-check, report."""
+        return [self.finish(r) for r in await self._applied(step, ctx, nodes, found, results)]
+
+    async def _applied(self, step: Step, ctx: StepContext, nodes: list[Node],
+                       found: dict[str, Finding], results: list[Result]) -> list[Result]:
+        """_apply_found's results in node order, not yet reported."""
         todo = [n for n in nodes if found[n.name].status == NEEDS_CHANGE and step.has_apply]
         results += [self._result(step, n, found[n.name]) for n in nodes if n not in todo]
         if todo:
@@ -425,7 +418,7 @@ class Engine:
             else:
                 results += await self._apply(step, ctx, todo, found)
         self._note_unreached(step, results)
-        return [self.finish(r) for r in self._ordered(results)]
+        return self._ordered(results)
 
     async def _dry(
         self, step: Step, ctx: StepContext, todo: list[Node], found: dict[str, Finding]
@@ -488,37 +481,66 @@ class Engine:
         return out
 
     async def apply(self) -> list[Result]:
-        """Changes left open by an interrupted run first; then the steps in order, each
-        window of proofs (steps without an apply) and the one changing step closing it
-        checked at once (engine/windows.py), each step then reported and applied in order."""
+        """Changes left open by an interrupted run first; then every step as apply_step
+        runs it, each as soon as the steps before it allow (engine/schedule.py), reported in
+        step order."""
         self._touch("apply")
         results = await self.recover_interrupted()
-        for window in apply_windows(self.steps(), lambda s: s.has_apply):
-            results += await self._apply_window(window)
+        steps = self.steps()
+        if steps:
+            results += await self._apply_run(steps)
         return results
 
-    async def _apply_window(self, window: list[Step]) -> list[Result]:
-        """These steps, all proofs but perhaps the last, as apply_step one after another
-        would run them, but checked at once (issue 21, _check_together): a proof changes
-        nothing, and the one change comes after every check of the window (and every read
-        ahead, ahead for the rest of the run, as apply_step reads). Then, in step order, each
-        step is reported (state saved, the resume point moved on) and the last one applied
-        where its check asked for it, exactly as apply_step does after its check."""
-        first = window[0]
-        self._touch("apply", section=first.section, step=first.name)
-        if len(window) == 1:
-            return await self.apply_step(first)
-
-        async def report(i: int, step: Step, ctx: StepContext, checked: _Checked,
-                         reads: list[asyncio.Future[Any]]) -> list[Result]:
-            if i:
+    async def _apply_run(self, steps: list[Step]) -> list[Result]:
+        """The steps of an apply, at once where they may be (issue 21). Each is checked,
+        changed where its check asks and re-checked, as apply_step does, but its check starts
+        once no earlier step is still to change what it reads, and its change once no
+        earlier step is still to read or change what it changes (schedule.waits; `after`
+        as a check has it); a node's cached reads and its changes are kept apart by its
+        guard (engine/node_guard.py), and no change starts before the run's first reads are
+        over. The nodes whose connect failed are checked first, one step after another (they
+        fail without the network, said once, as one step after another says it). Each step
+        is then reported in step order: the resume point moved to it, its results saved and
+        said, so what is reported is what one step after another reports."""
+        ctx = self.context()
+        down, up = await self._reached(ctx, steps)
+        bound = [self.context().bind(step) for step in steps]
+        said = [await self._check_nodes(step, mine, down) if down else _NONE
+                for step, mine in zip(steps, bound, strict=True)]
+        reads = self._read_run(ctx, steps, up)
+        plan = waits(steps, reads=lambda s: s.reads, writes=lambda s: s.writes,
+                     changes=lambda s: s.has_apply)
+        tasks: list[asyncio.Future[list[Result]]] = []
+        for i, (step, mine, early) in enumerate(zip(steps, bound, said, strict=True)):
+            check = plan[i].check | set(self._after(step, steps[:i]))
+            tasks.append(asyncio.ensure_future(self._apply_one(
+                step, mine, up, early, [tasks[j] for j in sorted(check)],
+                [tasks[j] for j in sorted(plan[i].change - check)], reads)))
+        results: list[Result] = []
+        try:
+            for step, task in zip(steps, tasks, strict=True):
                 self._touch("apply", section=step.section, step=step.name)
-            if i == len(window) - 1:  # its change (if any) only once no read is in flight
-                await asyncio.gather(*reads)
-            return await self._apply_found(step, ctx, checked.ran, checked.found,
-                                           checked.skipped)
+                results += [self.finish(r) for r in await task]
+        finally:
+            await _cancelled([*tasks, *reads])
+        return results
 
-        return await self._check_together(window, report, run=self.steps())
+    async def _apply_one(self, step: Step, ctx: StepContext, up: list[Node], early: _Checked,
+                         check_after: list[asyncio.Future[list[Result]]],
+                         change_after: list[asyncio.Future[list[Result]]],
+                         reads: list[asyncio.Future[None]]) -> list[Result]:
+        """One step of _apply_run on the reachable nodes (`early`: its check where the
+        connect failed), not yet reported."""
+        if check_after:
+            await asyncio.wait(check_after)
+        runnable, skipped = self._split(step, ctx, up)
+        found = early.found | await self._check(step, ctx, runnable, at_once=True)
+        ran = early.ran + runnable
+        if step.has_apply and any(found[n.name].status == NEEDS_CHANGE for n in ran):
+            if change_after:
+                await asyncio.wait(change_after)
+            await asyncio.gather(*reads)
+        return await self._applied(step, ctx, ran, found, early.skipped + skipped)
 
     async def recover_interrupted(self) -> list[Result]:
         """Changes whose start was journaled but not their end are checked first (CONTRACT)."""
@@ -758,3 +780,10 @@ class _Conflict(Exception):
         super().__init__(message)
         self.diff = diff
 
+
+async def _cancelled(jobs: list[asyncio.Future[Any]]) -> None:
+    """Cancel what is still running of these, and let each end."""
+    for job in jobs:
+        if not job.done():
+            job.cancel()
+    await asyncio.gather(*jobs, return_exceptions=True)

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from omwizard.engine.events import CommandRun, EventBus, OutputLine
+from omwizard.engine.node_guard import NodeGuard
 from omwizard.engine.redact import Redactor
+from omwizard.engine.schedule import Resource
 from omwizard.facts.base import Fact, Files, StepData
 from omwizard.remote.parts import part_results, parts_script
 from omwizard.remote.results import RemoteError, RunResult, quote_argv, sha256
@@ -212,6 +214,11 @@ class Step:
     # ctx.shared, or the two must not overlap (the same listening ports). Steps not in the
     # run are not waited for.
     after: tuple[str, ...] = ()
+    # what on a node the check reads and the apply can change (engine/schedule.py): an apply
+    # runs a step as soon as no earlier step is still to change what it reads, or to read or
+    # change what it changes. None: everything (it waits for, and holds back, every change).
+    reads: ClassVar[frozenset[Resource] | None] = None
+    writes: ClassVar[frozenset[Resource] | None] = None
 
     def __init__(self, name: str = "", title: str = "", doc: str = "") -> None:
         """A section lists its steps with their words: STEPS = [XStep("x", "Title", DOC)]."""
@@ -403,6 +410,12 @@ class StepContext:
     def _file_cache(self, node: Node) -> dict[str, str | None]:
         return self.shared.setdefault("_files", {}).setdefault(node.name, {})
 
+    def node_guard(self, node: Node) -> NodeGuard:
+        """The node's guard for this run (engine/node_guard.py): reads that fill the caches
+        share it, a change has it alone."""
+        guards: dict[str, NodeGuard] = self.shared.setdefault("_guards", {})
+        return guards.setdefault(node.name, NodeGuard(node.name))
+
     def forget_files(self, node: Node) -> None:
         """After a change the wizard cannot see into (a command), read files afresh."""
         self.shared.setdefault("_files", {}).pop(node.name, None)
@@ -480,8 +493,10 @@ class StepContext:
         a concurrent read (another step's, or the run's gather) is reading already is waited
         for, not read twice; when that read failed, this one reads it itself.
         """
-        facts = list(facts)
-        paths = list(dict.fromkeys(paths))
+        async with self.node_guard(node).reading():
+            await self._gather(node, list(facts), list(dict.fromkeys(paths)))
+
+    async def _gather(self, node: Node, facts: list[Fact[Any]], paths: list[str]) -> None:
         cache = self._fact_cache(node)
         files = self._file_cache(node)
 
@@ -566,14 +581,16 @@ class StepContext:
 
     async def fact(self, node: Node, fact: Fact[T]) -> T:
         """The fact's parsed value for this node; gathered once per run (cached)."""
-        await self.gather(node, [fact])
-        value: T = self._fact_cache(node)[fact.name].value
+        async with self.node_guard(node).reading():  # no change drops it between the two
+            await self.gather(node, [fact])
+            value: T = self._fact_cache(node)[fact.name].value
         return value
 
     async def fact_evidence(self, node: Node, fact: Fact[Any]) -> str:
         """The command and output the fact was read from, for a finding's evidence."""
-        await self.gather(node, [fact])
-        return self._fact_cache(node)[fact.name].result.evidence()
+        async with self.node_guard(node).reading():
+            await self.gather(node, [fact])
+            return self._fact_cache(node)[fact.name].result.evidence()
 
     async def read_text(self, node: Node, path: str) -> str | None:
         """The file's text or None; read once per engine run (later reads come from memory).
@@ -587,6 +604,10 @@ class StepContext:
     async def read_texts(self, node: Node, paths: list[str]) -> dict[str, str | None]:
         """Several files in one round trip (base64 between markers), cached like read_text;
         a file another read is fetching already is waited for, not read twice."""
+        async with self.node_guard(node).reading():
+            return await self._read_texts(node, paths)
+
+    async def _read_texts(self, node: Node, paths: list[str]) -> dict[str, str | None]:
         cache = self._file_cache(node)
         wanted: list[str] = await self._await_pending(
             node, lambda: [p for p in dict.fromkeys(paths) if p not in cache],
@@ -673,14 +694,18 @@ class StepContext:
             before_hash=None if raw is None else sha256(raw),
             after_hash=sha256(new),
         )
-        try:
-            written = await remote.write_file(
-                path, new, backup=backup, mode=mode,
-                expect=ABSENT if raw is None else sha256(raw))
-        except RemoteError as exc:
-            # The write is atomic: the file is as it was; the journal says so.
-            self._end(rec_id, "failed", error=exc.message)
-            raise
+        async with self.node_guard(node).changing():
+            try:
+                written = await remote.write_file(
+                    path, new, backup=backup, mode=mode,
+                    expect=ABSENT if raw is None else sha256(raw))
+            except RemoteError as exc:
+                # The write is atomic: the file is as it was; the journal says so.
+                self._end(rec_id, "failed", error=exc.message)
+                raise
+            if written:
+                self._file_cache(node)[path] = after
+                self._forget_facts(node)
         if not written:
             # Not as read: nothing was backed up or written. Once more from a fresh read.
             self._end(rec_id, "aborted", note="the file changed since it was read")
@@ -692,8 +717,6 @@ class StepContext:
             return await self.edit_file(node, path, transform, mode=mode)
         _fault_point("after-write")
         self._end(rec_id, "done")
-        self._file_cache(node)[path] = after
-        self._forget_facts(node)
         return self._note(node, Change("file", path, undo, rec_id, diff))
 
     async def change_command(
@@ -740,8 +763,9 @@ class StepContext:
             **({"undo_step": undo_step, "undo_data": undo_data.to_json()}
                if undo_step and undo_data is not None else {}),
         )
-        result = await self.run(node, argv, timeout=timeout, stream=stream, input=input)
-        self.forget_files(node)
+        async with self.node_guard(node).changing():
+            result = await self.run(node, argv, timeout=timeout, stream=stream, input=input)
+            self.forget_files(node)
         _fault_point("after-write")
         already = not result.ok and any(t in result.output for t in ok_text)
         if result.exit_status is None:

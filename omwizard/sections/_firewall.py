@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from omwizard.configs import firewall as rules
+from omwizard.engine.schedule import Resource as R
 from omwizard.engine.step import Finding, Step, StepContext
 from omwizard.facts.firewall import (
     FIREWALLD_STATE,
@@ -61,6 +62,8 @@ def _line(p: PathCheck, node: Node) -> str:
 
 
 class FirewallStep(Step):
+    reads = frozenset({R.FIREWALL})
+    writes = frozenset({R.FIREWALL})
     section = "network"
     skip_when = (firewall_off, nothing_inbound)
     facts = (NFT_RULESET, IPTABLES_RULES, FIREWALLD_STATE, UFW_STATUS)

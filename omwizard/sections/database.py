@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from omwizard.configs import persistence
 from omwizard.configs.javaopts import SERIALIZATION_OPTS
+from omwizard.engine.schedule import Resource as R
 from omwizard.engine.step import FAILED, NEEDS_CHANGE, Finding, Step, StepContext
 from omwizard.facts import database as dbsql
 from omwizard.facts.base import StepData
@@ -89,6 +90,7 @@ class DatabaseStep(Step):
 
 
 class DbTypeStep(DatabaseStep):
+    reads = frozenset({R.PERSISTENCE})
     only_om = True
     files = (dbsql.PERSISTENCE_XML,)
 
@@ -168,6 +170,8 @@ REMOTE_USER = "database.remote-user"
 
 
 class RemoteUserStep(DatabaseStep):
+    reads = frozenset({R.DB_SERVER})
+    writes = frozenset({R.DB_SERVER})
     serial = True
     skip_when = (managed, database_node, managed_kind)
     # the admin probe (without an admin password), MySQL's server config files and their
@@ -414,6 +418,8 @@ async def edit_persistence(ctx: StepContext, node: Node, edit: Callable[[str], s
 
 
 class PersistenceConnectionStep(DatabaseStep):
+    reads = frozenset({R.PERSISTENCE})
+    writes = frozenset({R.PERSISTENCE})
     only_om = True
     files = (dbsql.PERSISTENCE_XML,)
 
@@ -438,6 +444,8 @@ class PersistenceConnectionStep(DatabaseStep):
 
 
 class RemoteCommitProviderStep(DatabaseStep):
+    reads = frozenset({R.PERSISTENCE})
+    writes = frozenset({R.PERSISTENCE})
     only_om = True
     files = (dbsql.PERSISTENCE_XML,)
 
@@ -458,6 +466,8 @@ class RemoteCommitProviderStep(DatabaseStep):
 
 
 class SerializationStep(DatabaseStep):
+    reads = frozenset({R.JAVA_OPTS, R.OM_PROCESS})
+    writes = frozenset({R.JAVA_OPTS})
     only_om = True
     facts = (SYSTEMD_RUNNING,)
     files = (JAVA_OPTS_FILES,)
@@ -492,6 +502,7 @@ REMOTE_USER_FIXES = frozenset({dblogin.REFUSED, dblogin.BAD_CREDENTIALS, dblogin
 
 
 class DbLoginStep(DatabaseStep):
+    reads = frozenset({R.DB_SERVER, R.PERSISTENCE, R.FIREWALL, R.LINKS, R.ROUTE})
     only_om = True
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:

@@ -11,6 +11,7 @@ import asyncio
 import shlex
 
 from omwizard.configs import netconf
+from omwizard.engine.schedule import Resource as R
 from omwizard.engine.step import Finding, Step, StepContext
 from omwizard.facts.base import Files
 from omwizard.facts.network import (
@@ -116,6 +117,7 @@ DOC_ROUTE_PERSISTENT = (
 
 
 class InterfaceMulticastStep(MulticastStep):
+    reads = frozenset({R.LINKS})
     facts = (LINKS, IPV4_ADDRESSES)  # the interface, when the plan names none, in the same trip
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
@@ -145,6 +147,8 @@ class InterfaceMulticastStep(MulticastStep):
 
 
 class MulticastRouteStep(MulticastStep):
+    reads = frozenset({R.LINKS, R.ROUTE})
+    writes = frozenset({R.ROUTE})
     facts = (MULTICAST_ROUTE, IPV4_ADDRESSES)
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
@@ -293,6 +297,7 @@ async def ping_from_each(ctx: StepContext, nodes: list[Node]) -> dict[str, dict[
 
 
 class MulticastPingStep(MulticastStep):
+    reads = frozenset({R.LINKS, R.ROUTE, R.FIREWALL})
     cluster_wide = True
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
@@ -343,6 +348,8 @@ ROUTE_EDIT_FILES = Files("route-edit-files",
 
 
 class RoutePersistentStep(MulticastStep):
+    reads = frozenset({R.LINKS, R.ROUTE_CONFIG})
+    writes = frozenset({R.ROUTE_CONFIG})
     # the configuration files and NetworkManager's view, read with the node's other facts
     facts = (ROUTE_CONFIG_FILES, NM_DEVICE, IPV4_ADDRESSES)
     files = (ROUTE_EDIT_FILES,)

@@ -11,6 +11,7 @@ anything while the planned instance names would clash (OpenMeetings keys its ser
 from __future__ import annotations
 
 from omwizard.configs import hazelcast
+from omwizard.engine.schedule import Resource as R
 from omwizard.engine.step import Finding, Step, StepContext
 from omwizard.facts.nodes import (
     HAZELCAST_XML,
@@ -51,6 +52,7 @@ class NodesStep(Step):
 
 
 class UniqueNamesStep(NodesStep):
+    reads = frozenset({R.HAZELCAST})
     cluster_wide = True
     only_om = True
     files = (HAZELCAST_XML,)
@@ -86,6 +88,8 @@ class UniqueNamesStep(NodesStep):
 
 
 class HazelcastXmlStep(NodesStep):
+    reads = frozenset({R.HAZELCAST, R.LINKS})
+    writes = frozenset({R.HAZELCAST})
     only_om = True
     files = (HAZELCAST_XML,)
 

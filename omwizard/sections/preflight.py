@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from omwizard.engine.schedule import Resource as R
 from omwizard.engine.step import Finding, Step, StepContext
 from omwizard.facts.network import (
     ClockSample,
@@ -89,6 +90,8 @@ class PreflightStep(Step):
 
 
 class SshStep(PreflightStep):
+    reads = frozenset[R]()  # the login itself: nothing a change makes
+
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         remote = ctx.pool.get(node)
         await remote.connect()
@@ -106,6 +109,7 @@ class SshStep(PreflightStep):
 
 
 class OmInstalledStep(PreflightStep):
+    reads = frozenset({R.OM_INSTALL})
     only_om = True
     facts = (OM_INSTALL,)
 
@@ -141,6 +145,8 @@ class OmInstalledStep(PreflightStep):
 
 
 class TimezoneStep(PreflightStep):
+    reads = frozenset({R.TIMEZONE})
+    writes = frozenset({R.TIMEZONE})
     facts = (TIMEZONE, ZONEINFO)
     files = (TIMEZONE_FILE,)
 
@@ -194,6 +200,7 @@ class TimezoneStep(PreflightStep):
 # -- beyond: clock ----------------------------------------------------------------------------
 
 class ClockStep(PreflightStep):
+    reads = frozenset({R.CLOCK})
     cluster_wide = True
 
     async def check_all(self, ctx: StepContext, nodes: list[Node]) -> dict[str, Finding]:
@@ -244,6 +251,7 @@ class ClockStep(PreflightStep):
 
 
 class StrayConfigStep(PreflightStep):
+    reads = frozenset({R.OM_INSTALL, R.JAVA_OPTS, R.HAZELCAST})
     only_om = True
     facts = (STRAY_LOOKS, STRAY_UNITS)
 
@@ -295,6 +303,7 @@ PORTS_LOCK = "_preflight.ports.lock"
 
 
 class PortsStep(PreflightStep):
+    reads = frozenset({R.FIREWALL, R.LINKS, R.OM_PROCESS})
     cluster_wide = True
     skip_when = (om_or_db_host,)
 

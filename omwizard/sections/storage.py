@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from omwizard.configs.exports import ExportsConflict
 from omwizard.configs.fstab import FstabConflict, fstab_ensure
+from omwizard.engine.schedule import Resource as R
 from omwizard.engine.step import Finding, Step, StepContext, only_om
 from omwizard.facts import storage as sf
 from omwizard.facts.javaopts import JAVA_OPTS_FILES, SYSTEMD_RUNNING
@@ -186,6 +187,8 @@ class StorageStep(Step):
 
 
 class DataDirStep(StorageStep):
+    reads = frozenset({R.JAVA_OPTS, R.DATA_DIR, R.OM_PROCESS})
+    writes = frozenset({R.JAVA_OPTS, R.DATA_DIR})
     only_om = True
     # the folder's owner, who OM runs as, what is left in the default data dir: all declared,
     # so a check reads them with the node's other facts (no round trip of its own)
@@ -270,6 +273,8 @@ class DataDirStep(StorageStep):
 
 
 class NfsServerStep(StorageStep):
+    reads = frozenset({R.DATA_DIR, R.NFS_EXPORTS, R.PACKAGES})
+    writes = frozenset({R.DATA_DIR, R.NFS_EXPORTS, R.PACKAGES})
     skip_when = (nfs_only, storage_server)
     facts = (sf.NFS_SERVER_PACKAGE, sf.DATA_FOLDER, sf.LIVE_EXPORTS)
     files = (sf.EXPORTS_FILE,)
@@ -348,6 +353,8 @@ class NfsServerStep(StorageStep):
 
 
 class NfsClientStep(StorageStep):
+    reads = frozenset({R.DATA_DIR, R.NFS_EXPORTS, R.NFS_MOUNT, R.PACKAGES, R.FIREWALL})
+    writes = frozenset({R.DATA_DIR, R.NFS_MOUNT, R.PACKAGES})
     skip_when = (nfs_only, only_om, not_storage_server)
     facts = (sf.NFS_CLIENT_PACKAGE, sf.DATA_FOLDER, sf.DATA_MOUNT)
     files = (sf.FSTAB_FILE,)
@@ -449,6 +456,7 @@ class NfsClientStep(StorageStep):
 
 
 class SharedStep(StorageStep):
+    reads = frozenset({R.DATA_DIR, R.NFS_EXPORTS, R.NFS_MOUNT, R.FIREWALL, R.LINKS})
     cluster_wide = True
     only_om = True
     # The OM user and its numbers (sf.OM_USER) are read by ctx.fact, not declared here: a

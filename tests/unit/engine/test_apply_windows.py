@@ -1,7 +1,8 @@
-"""An apply checks each window of proofs (steps without an apply) and the one changing step
-that closes it at once (issue 21, engine/windows.py), then reports and applies in step order.
+"""An apply runs each step as soon as the steps before it allow (issue 21, engine/schedule.py),
+and reports in step order. Steps that declare nothing run as windows of proofs closed by one
+change, checked at once.
 
-The grouping is a pure function, tested on data and on the real catalogue. The engine's
+The waits are a pure function, tested on data and on the real catalogue. The engine's
 scheduling is tested with this machine's shell as the nodes (tests/unit/engine/
 test_apply_batch.py's ShellPool: the change really runs, through its batch): the window's
 checks overlap, the change starts after all of them and the next window after its re-check,
@@ -17,14 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from omwizard.engine.catalog import SECTIONS, steps_for
 from omwizard.engine.events import ChangeMade, Event, StepFinished, StepStarted
 from omwizard.engine.runner import Engine
+from omwizard.engine.schedule import Resource, waits
 from omwizard.engine.state import StateStore
 from omwizard.engine.step import CHECKING, Finding, Result, Step, StepContext
-from omwizard.engine.windows import apply_windows
 from omwizard.plan.model import Node
 from omwizard.remote.results import RemoteError
 from tests.lab.test_apply_windows import one_after_another
@@ -35,43 +34,76 @@ from tests.unit.engine.timed import LOG, Timed, when
 __all__ = ["local_dirs"]  # its autouse fixture: backups and progress files under tmp_path
 
 
-# -- the grouping, on data ----------------------------------------------------------------------
+# -- the waits, on data ---------------------------------------------------------------------------
 
-def windows(word: str) -> list[str]:
-    """Steps as letters, upper case = has an apply: "abCdE" -> ["abC", "dE"]."""
-    return ["".join(w) for w in apply_windows(list(word), str.isupper)]
+NONE = frozenset[Resource]()
 
 
-@pytest.mark.parametrize(("steps", "expected"), [
-    ("", []),
-    ("abc", ["abc"]),  # proofs only: one window, no change in it
-    ("ABC", ["A", "B", "C"]),  # changes only: one at a time, as before
-    ("abCdE", ["abC", "dE"]),
-    ("Ab", ["A", "b"]),  # proofs after the last change: their own window
-    ("abCDefGh", ["abC", "D", "efG", "h"]),
-])
-def test_windows_end_at_each_change(steps: str, expected: list[str]) -> None:
-    got = windows(steps)
-    assert got == expected
-    assert "".join(got) == steps  # nothing dropped, nothing reordered
-    for window in got:  # a change only last
-        assert not any(c.isupper() for c in window[:-1]), window
+def plan_of(*steps: tuple[str, frozenset[Resource] | None, frozenset[Resource] | None]
+            ) -> list[tuple[set[str], set[str]]]:
+    """Steps as (name, reads, writes), upper-case name = has an apply: for each, the names
+    its check and its change wait for."""
+    got = waits(steps, reads=lambda s: s[1], writes=lambda s: s[2],
+                changes=lambda s: s[0][0].isupper())
+    return [({steps[j][0] for j in w.check}, {steps[j][0] for j in w.change}) for w in got]
 
 
-def test_the_pages_windows() -> None:
-    """On the real catalogue: every window is proofs and at most one change, last; the
-    ones issue 21 counts on are there (preflight's first proofs with timezone, verify's
-    five proofs after the restart in one window of their own)."""
+def test_undeclared_steps_wait_as_windows_did() -> None:
+    """Nothing declared: a proof waits for every change before it, a change for every step
+    before it: the windows of proofs closed by one change (abC | dE)."""
+    steps = [(n, None, None) for n in "abCdE"]
+    assert plan_of(*steps) == [
+        (set(), set()), (set(), set()), (set(), {"a", "b"}),
+        ({"C"}, {"C"}), ({"C"}, {"a", "b", "C", "d"})]
+
+
+def test_declared_steps_wait_only_for_what_they_share() -> None:
+    T, F, R_, D = (frozenset({r}) for r in (Resource.TIMEZONE, Resource.FIREWALL,
+                                            Resource.ROUTE, Resource.DB_SERVER))
+    steps = [("Tz", T, T), ("ports", F, None), ("Fw", F, F), ("Route", R_, R_),
+             ("ping", F | R_, None), ("User", D, D), ("login", D | F, None)]
+    got = dict(zip([s[0] for s in steps], plan_of(*steps), strict=True))
+    assert got["ports"] == (set(), set())  # the probe does not wait for the time zone
+    assert got["Fw"] == (set(), {"ports"})  # no change under a probe that reads it
+    assert got["Route"] == (set(), set())  # the route and the firewall at once
+    assert got["ping"] == ({"Fw", "Route"}, {"Fw", "Route"})
+    assert got["User"] == (set(), set())  # the database beside the network
+    assert got["login"] == ({"Fw", "User"}, {"Fw", "User"})
+    # a proof's declared writes count for nothing: it changes nothing
+    assert plan_of(("a", T, T), ("B", T, T)) == [(set(), set()), (set(), {"a"})]
+    assert plan_of(("a", NONE, None), ("B", T, T)) == [(set(), set()), (set(), set())]
+
+
+def test_the_pages_waits() -> None:
+    """On the real catalogue: every step of the page declares what it reads, every change
+    what it changes, except the restart and the proofs after it (they wait for, and hold
+    back, everything); the overlaps issue 21 counts on are there, and the orders the page
+    needs are kept."""
     steps = [s for section in SECTIONS for s in steps_for(section)]
-    got = apply_windows(steps, lambda s: s.has_apply)
-    assert [s for w in got for s in w] == steps
-    for window in got:
-        assert not any(s.has_apply for s in window[:-1]), [s.id for s in window]
-    ids = [[s.id for s in w] for w in got]
-    assert ["preflight.ssh", "preflight.om-installed", "preflight.timezone"] in ids
-    assert ["verify.restart"] in ids  # a change right after a change: alone
-    assert ids[-1] == ["verify.members", "verify.health", "verify.shared-files",
-                       "verify.db-login", "verify.ports"]
+    ids = [s.id for s in steps]
+    undeclared = [s.id for s in steps if s.reads is None or (s.has_apply and s.writes is None)]
+    assert undeclared == [i for i in ids if i.startswith("verify.")]
+    got = waits(steps, reads=lambda s: s.reads, writes=lambda s: s.writes,
+                changes=lambda s: s.has_apply)
+    at = {i: ({ids[j] for j in w.check}, {ids[j] for j in w.change})
+          for i, w in zip(ids, got, strict=True)}
+    assert at["preflight.ports"] == (set(), set())
+    assert "preflight.ports" in at["network.firewall"][1]
+    assert at["network.multicast-ping"][0] == {"network.firewall", "network.multicast-route"}
+    assert at["network.route-persistent"][1] == set()  # beside the multicast proof
+    assert at["database.remote-user"] == (set(), set())
+    assert at["database.db-login"][0] >= {"database.remote-user", "network.firewall",
+                                          "database.persistence-connection",
+                                          "database.remote-commit-provider"}
+    assert at["database.remote-commit-provider"][1] >= {"database.persistence-connection"}
+    assert "database.openjpa-serialization" in at["storage.data-dir"][1]  # both JAVA_OPTS
+    assert at["storage.shared"][0] >= {"storage.data-dir", "storage.nfs-server",
+                                       "storage.nfs-client"}
+    assert "storage.data-dir" not in at["nodes.hazelcast-xml"][1]
+    before = set(ids[:ids.index("verify.restart")]) - {"preflight.ssh"}  # (reads nothing)
+    assert at["verify.restart"][1] == before  # the restart after every change and proof
+    for later in ids[ids.index("verify.restart") + 1:]:
+        assert "verify.restart" in at[later][0]
 
 
 # -- the engine, with this machine's shell as the nodes ------------------------------------------
