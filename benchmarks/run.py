@@ -64,6 +64,7 @@ from omwizard.engine.events import Event, StepStarted  # noqa: E402
 from omwizard.engine.session import Session  # noqa: E402
 from omwizard.facts.network import parse_listener_ready, parse_pid  # noqa: E402
 from omwizard.lab import Lab, build_lab  # noqa: E402
+from omwizard.lab.hazelcast import log_path  # noqa: E402
 from omwizard.lab.lab import LabBusy  # noqa: E402
 from omwizard.plan.model import Node, Plan, load_plan  # noqa: E402
 from omwizard.remote.ssh import Remote, RemotePool, RunResult  # noqa: E402
@@ -113,7 +114,6 @@ LAB_WAIT_S = 900  # how long to wait for another engineer's lab to go away
 DB_PASSWORD = "bench-throwaway-1"
 RTT_S = 0.1  # the slow link's round trip (the relay holds RTT_S / 2 each way)
 RESTART_STEP = "verify.restart"  # the step that waits on the nodes for the members' starts
-MEMBER_LOG = "/opt/om/logs/openmeetings.log"  # the lab's stand-in member logs here
 STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) ")
 
 
@@ -534,12 +534,10 @@ class ApplyPair:
 
 
 def member_log_sizes(lab: Lab) -> dict[str, int]:
-    """Each OM node's member log size now (where this apply's lines will start)."""
-    sizes = {}
-    for name, node in lab.nodes.items():
-        out = node.run(["stat", "-c", "%s", MEMBER_LOG]).stdout.strip()
-        sizes[name] = int(out) if out.isdigit() else 0
-    return sizes
+    """Each OM node's member log size now (where this apply's lines will start), read from
+    the host (the lab's node folders), not by a command in each node."""
+    return {name: path.stat().st_size if path.is_file() else 0
+            for name, path in ((name, log_path(node)) for name, node in lab.nodes.items())}
 
 
 def member_starts_s(lab: Lab, since: dict[str, int]) -> float:
@@ -550,7 +548,9 @@ def member_starts_s(lab: Lab, since: dict[str, int]) -> float:
     after another, so these are all on the apply's critical path, and none of it is the link."""
     total = 0.0
     for name, node in lab.nodes.items():
-        text = node.run(["tail", "-c", f"+{since.get(name, 0) + 1}", MEMBER_LOG]).stdout
+        path = log_path(node)
+        raw = path.read_bytes() if path.is_file() else b""
+        text = raw[since.get(name, 0):].decode(errors="replace")
         began: float | None = None
         for line in text.splitlines():
             stamp = STAMP.match(line)

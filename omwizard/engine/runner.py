@@ -23,6 +23,7 @@ from omwizard.engine.step import (
     FOUND,
     NEEDS_CHANGE,
     OK,
+    READ_BY,
     ROLLED_BACK,
     WOULD_CHANGE,
     Finding,
@@ -30,6 +31,7 @@ from omwizard.engine.step import (
     Step,
     StepContext,
     _fault_point,
+    read_by,
     unified_diff,
 )
 from omwizard.facts.base import StepData
@@ -100,7 +102,8 @@ class Engine:
         self.force = force
         self.redact = redact or redactor_for(plan)
         self._gate = asyncio.Semaphore(NODES_AT_ONCE)
-        self.shared: dict[str, Any] = {}
+        self.shared: dict[str, Any] = {
+            READ_BY: read_by([s for section in SECTIONS for s in steps_for(section)], plan)}
         # node -> "section.step" whose result carries the node's connection error: the
         # node's later steps refer to it instead of repeating it (once per node, not per step)
         self.unreached: dict[str, str] = {}

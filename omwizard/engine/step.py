@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from omwizard.engine.events import CommandRun, EventBus, OutputLine
 from omwizard.engine.node_guard import NodeGuard
 from omwizard.engine.redact import Redactor
-from omwizard.engine.schedule import Resource
+from omwizard.engine.schedule import EVERYTHING, Resource
 from omwizard.facts.base import Fact, Files, StepData
 from omwizard.remote.parts import part_results, parts_script
 from omwizard.remote.results import RemoteError, RunResult, quote_argv, sha256
@@ -57,6 +57,10 @@ STATUS_SYMBOLS = {
 BACKUP_DIR = "/var/backups/omwizard"
 CHECKING = "_checking"  # shared: step id -> done when its check in this run is over
 FOUND = "_found"  # shared: step id -> {node: Finding} of its check in this run
+# shared: ("fact", name) / ("file", path) -> what the steps declaring that read read
+# (Step.reads, everything for one that declares none): a change forgets only the cached reads
+# its declared writes can alter (StepContext._alters); set by the engine (read_by)
+READ_BY = "_read_by"
 NOT_OM = "not an OpenMeetings node (role om)"
 
 D = TypeVar("D", bound=StepData)
@@ -417,9 +421,24 @@ class StepContext:
         return guards.setdefault(node.name, NodeGuard(node.name))
 
     def forget_files(self, node: Node) -> None:
-        """After a change the wizard cannot see into (a command), read files afresh."""
-        self.shared.setdefault("_files", {}).pop(node.name, None)
+        """After a change the wizard cannot see into (a command), read files afresh (those
+        it can alter: _alters)."""
+        files = self._file_cache(node)
+        for path in [p for p in files if self._alters("file", p)]:
+            del files[path]
         self._forget_facts(node)
+
+    def _alters(self, kind: str, key: str) -> bool:
+        """Whether this step's change can alter a read of that kind ("fact" name, "file"
+        path): its declared `writes` meet what the steps that declare the read read
+        (READ_BY, the run's catalogue: engine/schedule.py); a read no step declares, or a
+        step that declares no writes, can alter anything. So a change leaves the cached
+        reads of what it does not touch, which steps running beside it go on using."""
+        writes = None if self.step is None else self.step.writes
+        if writes is None:
+            return True
+        read_by = self.shared.get(READ_BY, {}).get((kind, key))
+        return read_by is None or bool(read_by & writes)
 
     # -- facts ------------------------------------------------------------------------------
 
@@ -427,9 +446,10 @@ class StepContext:
         return self.shared.setdefault("_facts", {}).setdefault(node.name, {})
 
     def _forget_facts(self, node: Node) -> None:
-        """A change was made on the node: every fact a change can alter is read again."""
+        """A change was made on the node: every fact it can alter is read again."""
         cache = self._fact_cache(node)
-        for name in [n for n, known in cache.items() if not known.stable]:
+        for name in [n for n, known in cache.items()
+                     if not known.stable and self._alters("fact", n)]:
             del cache[name]
 
     async def run_parts(
@@ -446,6 +466,7 @@ class StepContext:
         alter (and any not known), and every file (one the batch writes is read back too:
         the proof that it is as written, not the copy the wizard meant to write).
 
+        Only what the step's change can alter (_alters): the rest stays cached as it was.
         A fact declared sudo=False goes only when the batch runs as the login user itself
         (as_login: the node's sudo mode is "none"). Else the batch runs as root, whose view
         is not the login user's (HOME, `id`, PATH, a user's D-Bus), and running it as that
@@ -453,8 +474,9 @@ class StepContext:
         is left to the re-check's own command, as it is read without a batch."""
         cache = self._fact_cache(node)
         chosen = tuple({f.name: f for f in facts if (f.sudo or as_login)
-                        and not (f.stable and f.name in cache)}.values())
-        files = tuple(dict.fromkeys(paths))
+                        and not (f.stable and f.name in cache)
+                        and self._alters("fact", f.name)}.values())
+        files = tuple(p for p in dict.fromkeys(paths) if self._alters("file", p))
         return Refresh(chosen, files) if chosen or files else None
 
     def take_refresh(self, node: Node, refresh: Refresh, result: RunResult) -> None:
@@ -581,16 +603,22 @@ class StepContext:
 
     async def fact(self, node: Node, fact: Fact[T]) -> T:
         """The fact's parsed value for this node; gathered once per run (cached)."""
-        async with self.node_guard(node).reading():  # no change drops it between the two
-            await self.gather(node, [fact])
-            value: T = self._fact_cache(node)[fact.name].value
+        known = self._fact_cache(node).get(fact.name)
+        if known is None:
+            async with self.node_guard(node).reading():  # no change drops it between the two
+                await self.gather(node, [fact])
+                known = self._fact_cache(node)[fact.name]
+        value: T = known.value
         return value
 
     async def fact_evidence(self, node: Node, fact: Fact[Any]) -> str:
         """The command and output the fact was read from, for a finding's evidence."""
-        async with self.node_guard(node).reading():
-            await self.gather(node, [fact])
-            return self._fact_cache(node)[fact.name].result.evidence()
+        known = self._fact_cache(node).get(fact.name)
+        if known is None:
+            async with self.node_guard(node).reading():
+                await self.gather(node, [fact])
+                known = self._fact_cache(node)[fact.name]
+        return known.result.evidence()
 
     async def read_text(self, node: Node, path: str) -> str | None:
         """The file's text or None; read once per engine run (later reads come from memory).
@@ -846,3 +874,15 @@ def parse_file_dump(output: str, paths: list[str]) -> dict[str, str | None]:
     return found
 
 
+def read_by(steps: Iterable[Step], plan: Plan) -> dict[tuple[str, str], frozenset[Resource]]:
+    """READ_BY for these steps (the whole catalogue: a fact one step declares may be read by
+    another as it goes): each declared fact and file path (on any node of the plan) with
+    the union of what its declaring steps read."""
+    out: dict[tuple[str, str], frozenset[Resource]] = {}
+    for step in steps:
+        reads = EVERYTHING if step.reads is None else step.reads
+        keys = [("fact", f.name) for f in step.facts] + [
+            ("file", p) for f in step.files for node in plan.nodes for p in f.paths(plan, node)]
+        for key in keys:
+            out[key] = out.get(key, frozenset()) | reads
+    return out

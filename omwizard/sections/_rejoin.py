@@ -20,7 +20,9 @@ from omwizard.plan.model import Node
 from omwizard.remote.results import RemoteError
 
 PENDING = "verify.restart.pending"  # ctx.shared: nodes this run still has to restart
-BACK = "verify.restart.back"  # ctx.shared: nodes this run restarted and saw back as members
+# ctx.shared: every node this run restarts; those no longer pending are back as members (one
+# that does not come back sets HALTED, and every later restart is refused)
+RESTARTING = "verify.restart.restarting"
 HALTED = "verify.restart.halted"  # ctx.shared: the node that did not come back
 MEMBER_WAIT = 120  # seconds a restarted node has to show up in its cluster's members list
 POLL_S = 2.0  # a members read waits at most this long on the node for the log to grow
@@ -38,7 +40,7 @@ def order_restarts(ctx: StepContext, nodes: list[Node], found: dict[str, Finding
         serving[node.name] = running and member
     names = restart_order([n.name for n in nodes], serving)
     ctx.shared[PENDING] = set(names)
-    ctx.shared[BACK] = set()
+    ctx.shared[RESTARTING] = set(names)
     by_name = {n.name: n for n in nodes}
     return [by_name[name] for name in names]
 
@@ -82,12 +84,12 @@ async def wait_member(ctx: StepContext, node: Node, log: str, said: str = "") ->
     costs no read (the step's re-check reads every node's process at once afterwards)."""
     pending = ctx.shared.setdefault(PENDING, set())
     pending.discard(node.name)
-    back = ctx.shared.setdefault(BACK, set())
+    restarting = ctx.shared.get(RESTARTING, set())
     expected = {node.address}
     for peer in ctx.plan.om_nodes:
         if peer.name == node.name or peer.name in pending:
             continue
-        if peer.name in back:  # restarted by this run and seen back as a member
+        if peer.name in restarting:  # restarted by this run and seen back as a member
             expected.add(peer.address)
             continue
         try:
@@ -95,11 +97,13 @@ async def wait_member(ctx: StepContext, node: Node, log: str, said: str = "") ->
                 expected.add(peer.address)
         except RemoteError:
             continue  # an unreachable peer is not waited for
-    if said:
-        facts = verifyfacts.read_log(said)
-        if facts.standalone or seen_as_member(facts, expected):
-            back.add(node.name)
-            return
+
+    def back(text: str) -> bool:  # alone by configuration: verify.members says so
+        facts = verifyfacts.read_log(text)
+        return facts.standalone or seen_as_member(facts, expected)
+
+    if said and back(said):
+        return
     deadline = time.monotonic() + MEMBER_WAIT
     home = ctx.plan.cluster.om_home
     # Not seen back in what the restart printed: the first read is the step's declared facts
@@ -108,14 +112,11 @@ async def wait_member(ctx: StepContext, node: Node, log: str, said: str = "") ->
     first = await ctx.fact(node, MEMBERS_LOG)
     tail, sizes = first.text, first.sizes
     parts = {"sizes": log_sizes(home, log), **members_parts(home, log)}
-    while True:
-        facts = verifyfacts.read_log(tail)
-        if facts.standalone or seen_as_member(facts, expected):
-            back.add(node.name)
-            return  # alone by configuration: verify.members says so; nothing to wait for
+    while not back(tail):
         if time.monotonic() > deadline:
             ctx.shared[HALTED] = node.name
-            seen = ", ".join(a for a, _ in facts.block.members) if facts.block else "no one"
+            block = verifyfacts.read_log(tail).block
+            seen = ", ".join(a for a, _ in block.members) if block else "no one"
             raise RemoteError(
                 node.name,
                 f"{node.name} started but is not back in the cluster after {MEMBER_WAIT} s: "

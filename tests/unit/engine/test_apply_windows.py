@@ -83,6 +83,9 @@ def test_the_pages_waits() -> None:
     ids = [s.id for s in steps]
     undeclared = [s.id for s in steps if s.reads is None or (s.has_apply and s.writes is None)]
     assert undeclared == [i for i in ids if i.startswith("verify.")]
+    # a step's re-check reads what its change made (its change forgets what it reads)
+    assert [s.id for s in steps if s.has_apply and s.writes is not None and s.reads is not None
+            and not s.writes <= s.reads] == []
     got = waits(steps, reads=lambda s: s.reads, writes=lambda s: s.writes,
                 changes=lambda s: s.has_apply)
     at = {i: ({ids[j] for j in w.check}, {ids[j] for j in w.change})
