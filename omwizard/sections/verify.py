@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from omwizard.engine.catalog import find_step
+from omwizard.engine.schedule import Resource as R
 from omwizard.engine.step import CHECKING, Finding, Step, StepContext
 from omwizard.facts import verify as verifyfacts
 from omwizard.facts.preflight import OM_INSTALL
@@ -83,6 +84,10 @@ class RestartStep(VerifyStep):
     serial = True
     only_om = True
     facts = (OM_INSTALL, OM_PROCESS)
+    # it reads every change made before it (whether OM runs the configuration now), and a
+    # restart changes only the running OpenMeetings: a proof of something else (the shared
+    # folder's probe) need not be over first
+    writes = frozenset({R.OM_PROCESS})
 
     async def check(self, ctx: StepContext, node: Node) -> Finding:
         facts = await ctx.fact(node, OM_PROCESS)
