@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +186,8 @@ def the_steps(root: Path) -> list[Step]:
 
 
 def run(tmp_path: Path, name: str, *, windowed: bool, down: tuple[str, ...] = (),
-        dry_run: bool = False) -> tuple[list[Result], list[tuple[str, ...]], Pool]:
+        dry_run: bool = False, make: Callable[[Path], list[Step]] = the_steps,
+        ) -> tuple[list[Result], list[tuple[str, ...]], Pool]:
     """An apply of the_steps on a fresh flag folder: through Engine.apply (windowed) or
     as one step after another (apply_step, the way apply ran before). Also returns what
     was seen: every event and resume point, in order."""
@@ -203,7 +205,7 @@ def run(tmp_path: Path, name: str, *, windowed: bool, down: tuple[str, ...] = ()
     pool = Pool(down)
     engine = Engine(make_plan(root / "om"), pool=pool, state=store,  # type: ignore[arg-type]
                     dry_run=dry_run)
-    steps = the_steps(root)
+    steps = make(root)
     engine.steps = lambda section=None: list(steps)  # type: ignore[method-assign]
 
     def event(e: Event) -> None:
@@ -313,3 +315,42 @@ def test_only_a_check_puts_up_checking(tmp_path: Path) -> None:
     assert proofs(applied) == {f"{s} on {n}: live" for s in "ab" for n in nodes}
     assert proofs(checked) == {f"{s} on {n}: a check run" for s in "ab" for n in nodes}
     assert CHECKING not in engine.shared  # taken down: a later apply of this engine reads live
+
+
+# -- declared steps: each as soon as the steps before it allow ------------------------------------
+
+class FirewallProof(Timed):
+    reads = frozenset({Resource.FIREWALL})
+
+
+class ZoneProof(Timed):
+    reads = frozenset({Resource.TIMEZONE})
+
+
+class ZoneFlag(Flag):
+    reads = writes = frozenset({Resource.TIMEZONE})
+
+
+class FirewallFlag(Flag):
+    reads = writes = frozenset({Resource.FIREWALL})
+
+
+def declared_steps(root: Path) -> list[Step]:
+    """p proves the firewall (slowly); c changes the time zone, which p does not read; d
+    changes the firewall, which p reads; q proves the time zone, which c changes."""
+    return [FirewallProof("p", 0.4), ZoneFlag("c", root), FirewallFlag("d", root),
+            ZoneProof("q", 0.05)]
+
+
+def test_declared_steps_run_as_soon_as_the_steps_before_them_allow(tmp_path: Path) -> None:
+    before, seen_before, _ = run(tmp_path, "seq", windowed=False, make=declared_steps)
+    now, seen_now, _ = run(tmp_path, "dag", windowed=True, make=declared_steps)
+    assert when("c", "apply") < when("p", "end")  # the time zone changed under p's proof
+    assert when("d", "apply") >= when("p", "end", last=True)  # the firewall only after it
+    assert when("q", "start") >= when("c", "checked", last=True)  # q sees c's change
+    assert when("q", "start") < when("p", "end", last=True)  # and does not wait for p
+    assert said(now) == said(before)  # reported as one step after another reports it
+    assert {(r.step, r.status) for r in now if r.step in "cd"} == {("c", "changed"),
+                                                                  ("d", "changed")}
+    assert reports(seen_now) == reports(seen_before)
+    assert per_step(seen_now) == per_step(seen_before)
