@@ -341,10 +341,10 @@ class Engine:
                            at_once: bool = False,
                            over: asyncio.Future[None] | None = None) -> _Checked:
         """The step's check on some nodes, once the steps it runs `after` are checked, not
-        yet reported. Checked one step after another (the nodes whose connect failed), or at
-        once in a check (`over`: its CHECKING future), its results are made and its nodes
-        found unreachable noted as it ends, so a later step refers to them; checked at once
-        in an apply (no `over`), they are made and noted once the step is applied."""
+        yet reported. Checked one step after another (the nodes whose connect failed, in a
+        check or an apply), or at once in a check (`over`: its CHECKING future), its results
+        are made and its nodes found unreachable noted as it ends, so a later step refers to
+        them."""
         try:
             if deps:
                 await asyncio.wait(deps)
@@ -352,8 +352,6 @@ class Engine:
             found = await self._check(step, ctx, runnable, at_once=at_once)
             if over is not None:
                 self.shared.setdefault(FOUND, {})[step.id] = found
-            elif at_once:
-                return _Checked(runnable, found, skipped, [])
             made = skipped + [self._result(step, n, found[n.name]) for n in runnable]
             self._note_unreached(step, made)
             return _Checked(runnable, found, skipped, made)
